@@ -1,0 +1,65 @@
+"""How Models Learn: one real model, three ways of learning, side by side.
+
+This file only builds the Blocks and launches them; each tab lives in `modes/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import gradio as gr
+
+from modes import finetune, incontext, pretrain, ui
+from modes.loader import ModelLoader
+
+
+def build_app(loader: ModelLoader) -> gr.Blocks:
+    """Lay out the page: model status, the three tabs, licences. The model loads elsewhere."""
+    with gr.Blocks(title="How Models Learn") as demo:
+        gr.Markdown(ui.t("app_title"))
+        gr.Markdown(ui.t("app_intro"))
+        status = gr.Markdown(loader.status_markdown(), elem_id="model-status")
+        timer = gr.Timer(1.0)
+
+        def poll():
+            # Keep polling while loading; stop the timer once the model is ready or failed.
+            done = loader.status.state in ("ready", "error")
+            return loader.status_markdown(), gr.Timer(active=not done)
+
+        timer.tick(poll, None, [status, timer], show_progress="hidden", queue=False)
+
+        def model_status() -> dict:
+            """The shared model's status: state, name, source, device, parameter count, load time."""
+            return loader.status.as_dict()
+
+        gr.api(model_status, api_name="model_status", queue=False)
+        with gr.Tabs():
+            with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
+                pretrain.build(loader)
+            with gr.Tab(ui.t("tab_finetune"), id="finetune"):
+                finetune.build(loader)
+            with gr.Tab(ui.t("tab_incontext"), id="incontext"):
+                incontext.build(loader)
+        with gr.Accordion(ui.t("licences_title"), open=False):
+            gr.Markdown(ui.t("licences_body"))
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo
+
+
+def launch(demo: gr.Blocks, **kwargs):
+    """Launch with the app's i18n table and CSS (Gradio 6 takes them at launch)."""
+    return demo.launch(i18n=ui.I18N(), css=ui.css(), **kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="How Models Learn")
+    parser.add_argument("--model", default=os.environ.get("MODEL_ID"), help="Hub id or local HF directory (default: embedded Gemma 3 270M)")
+    args = parser.parse_args(argv)
+    loader = ModelLoader(args.model)
+    loader.start_background()
+    launch(build_app(loader))
+
+
+if __name__ == "__main__":
+    main()

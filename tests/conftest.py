@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny random models for fast tests, one real embedded model for the few real tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE tokenizer trained on a few lines: handles English and Korean, ~300 entries."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    lines = [
+        "English: Where is the station?\nKorean: 역은 어디에 있어요?",
+        "English: I would like a cup of coffee, please.\nKorean: 커피 한 잔 주세요.",
+        "English: The weather is nice today.\nKorean: 오늘 날씨가 좋네요.",
+        "Now, fair Hippolyta, our nuptial hour draws on apace.",
+    ] * 4
+    bpe.train_from_iterator(lines, vocab_size=400, min_frequency=2, special_tokens=["<pad>", "<eos>", "<bos>"])
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+
+
+def make_tiny_model(vocab_size: int, seed: int = 0):
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16,
+        max_position_embeddings=512, sliding_window=64, layer_types=["sliding_attention", "full_attention"],
+        pad_token_id=0, eos_token_id=1, bos_token_id=2,
+    )
+    return Gemma3ForCausalLM(cfg).eval()
+
+
+@pytest.fixture()
+def tiny_loader(tiny_tokenizer):
+    """A ModelLoader around a fresh tiny random Gemma 3 (same family, ~40k parameters)."""
+    from modes.loader import ModelLoader
+
+    return ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+
+
+@pytest.fixture(scope="session")
+def real_loader():
+    """The real embedded model, converted once into HOW_MODELS_LEARN_CACHE (or the user cache) and shared."""
+    from modes.loader import ModelLoader
+
+    loader = ModelLoader()
+    loader.get()
+    return loader

@@ -1,0 +1,47 @@
+"""The app shell: builds, launches on a free port, answers HTTP, lists its API through gradio_client."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+import app
+from tests.conftest import free_port
+
+
+@pytest.fixture()
+def launched(tiny_loader):
+    demo = app.build_app(tiny_loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    yield demo, url
+    demo.close()
+
+
+def test_app_launches_and_answers(launched):
+    from gradio_client import Client
+
+    demo, url = launched
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+    # The page shows the model status and the three tabs (checked in the served config).
+    with urllib.request.urlopen(url + "config", timeout=10) as r:
+        cfg = r.read().decode()
+    for key in ("tab_pretrain", "tab_finetune", "tab_incontext", "i18n_translations"):
+        assert key in cfg
+    assert "tiny random gemma3" in cfg
+    info = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert isinstance(info["named_endpoints"], dict)
+
+
+def test_queue_is_configured(launched):
+    demo, _ = launched
+    assert demo._queue is not None and demo._queue.max_size == 64
+
+
+def test_main_parses_model_flag(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.setdefault("launched", True))
+    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self: seen.setdefault("model", self.model_id))
+    app.main(["--model", "/some/dir"])
+    assert seen == {"model": "/some/dir", "launched": True}
