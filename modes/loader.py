@@ -281,7 +281,7 @@ class ModelLoader:
         cfg = Gemma3TextConfig(
             vocab_size=vocab_size,
             hidden_size=n_embd,
-            intermediate_size=4 * n_embd,
+            intermediate_size=((8 * n_embd // 3 + 7) // 8) * 8,  # gated MLP at nanoGPT's 4x parameter budget
             num_hidden_layers=n_layer,
             num_attention_heads=n_head,
             num_key_value_heads=n_head,

@@ -1,0 +1,182 @@
+"""The translation task shared by the fine-tune and in-context tabs: data, split, prompt template.
+
+The built-in set is the project's own English/Korean pairs (assets/data/en_ko_pairs.jsonl), with a
+fixed train/test split stored in the file. Both tabs use the same template, so "fine-tuned" and
+"k-shot" are scored on exactly the same held-out pairs with exactly the same prompt format.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PAIRS_FILE = Path(__file__).resolve().parent.parent / "assets" / "data" / "en_ko_pairs.jsonl"
+DIRECTIONS = {"en-ko": ("English", "Korean", "en", "ko"), "ko-en": ("Korean", "English", "ko", "en")}
+DEFAULT_TEMPLATE = "{src_lang}: {source}\n{tgt_lang}: {target}"
+EXAMPLE_SEPARATOR = "\n\n"
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # 2 MB of sentence pairs is ~20k rows: more than a CPU can train on
+MAX_ROWS = 5_000  # rows kept from an upload or Hub dataset
+MAX_SIDE_CHARS = 500  # a single sentence longer than this is not a sentence
+
+
+class DataError(ValueError):
+    """Bad task data; `key` names the UI string that explains it, `fmt` fills it in."""
+
+    def __init__(self, key: str, **fmt):
+        super().__init__(f"{key} {fmt}")
+        self.key, self.fmt = key, fmt
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: str
+    target: str
+
+
+# ---- the built-in set -----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _builtin():
+    from datasets import load_dataset
+
+    # keep_in_memory: a read-only asset needs no Arrow cache files on disk.
+    return load_dataset("json", data_files=str(PAIRS_FILE), split="train", keep_in_memory=True)
+
+
+def load_pairs(split: str | None = None) -> list[dict]:
+    """Rows {id, en, ko, topic, split} of the built-in set, optionally one split ('train'/'test')."""
+    ds = _builtin()
+    if split is not None:
+        ds = ds.filter(lambda r: r["split"] == split, keep_in_memory=True)
+    return ds.to_list()
+
+
+def pairs_for(direction: str, split: str) -> list[Pair]:
+    src, tgt = _langs(direction)[2:]
+    return [Pair(r[src], r[tgt]) for r in load_pairs(split)]
+
+
+def _langs(direction: str):
+    if direction not in DIRECTIONS:
+        raise DataError("err_direction", name=direction, choices=", ".join(DIRECTIONS))
+    return DIRECTIONS[direction]
+
+
+# ---- the template ---------------------------------------------------------------------------------
+def check_template(template: str) -> str:
+    if not isinstance(template, str) or "{source}" not in template:
+        raise DataError("err_template_source")
+    if "{target}" not in template:
+        raise DataError("err_template_target")
+    try:
+        template.format(src_lang="", tgt_lang="", source="", target="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DataError("err_template_format", why=str(exc)) from None
+    return template
+
+
+def render_prompt(template: str, direction: str, source: str) -> str:
+    """The query part: everything before {target}, trailing spaces removed (the target starts with them)."""
+    src_lang, tgt_lang = _langs(direction)[:2]
+    head = check_template(template).split("{target}", 1)[0]
+    return head.format(src_lang=src_lang, tgt_lang=tgt_lang, source=source).rstrip(" ")
+
+
+def render_target(template: str, direction: str, source: str, target: str) -> str:
+    """The continuation the model should produce after render_prompt(): ' <target>' plus a stop newline."""
+    src_lang, tgt_lang = _langs(direction)[:2]
+    head = template.split("{target}", 1)[0].format(src_lang=src_lang, tgt_lang=tgt_lang, source=source)
+    return head[len(head.rstrip(" ")):] + target + "\n"
+
+
+def render_example(template: str, direction: str, pair: Pair) -> str:
+    return render_prompt(template, direction, pair.source) + render_target(template, direction, pair.source, pair.target).rstrip("\n")
+
+
+def build_fewshot_prompt(template: str, direction: str, examples: list[Pair], source: str) -> str:
+    """k worked examples, a blank line between each, then the query. k = 0 gives the bare query."""
+    parts = [render_example(template, direction, p) for p in examples]
+    parts.append(render_prompt(template, direction, source))
+    return EXAMPLE_SEPARATOR.join(parts)
+
+
+# ---- uploads and the Hub --------------------------------------------------------------------------
+def _clean_rows(rows: list[dict], source_col: str = "source", target_col: str = "target") -> list[Pair]:
+    if not rows:
+        raise DataError("err_data_no_rows")
+    cols = set(rows[0])
+    missing = [c for c in (source_col, target_col) if c not in cols]
+    if missing:
+        raise DataError("err_data_columns", missing=", ".join(missing), found=", ".join(sorted(map(str, cols))) or "—")
+    out = []
+    for i, r in enumerate(rows[:MAX_ROWS], start=1):
+        s, t = str(r.get(source_col) or "").strip(), str(r.get(target_col) or "").strip()
+        if not s or not t:
+            raise DataError("err_data_empty_side", row=i)
+        if len(s) > MAX_SIDE_CHARS or len(t) > MAX_SIDE_CHARS:
+            raise DataError("err_data_long_row", row=i, cap=MAX_SIDE_CHARS)
+        out.append(Pair(s, t))
+    return out
+
+
+def from_upload(path: str | Path) -> list[Pair]:
+    """A CSV or JSONL file with `source` and `target` columns, validated row by row."""
+    p = Path(path)
+    size = p.stat().st_size
+    if size == 0:
+        raise DataError("err_upload_empty")
+    if size > MAX_UPLOAD_BYTES:
+        raise DataError("err_upload_too_big", mb=round(size / 2**20, 1), cap=round(MAX_UPLOAD_BYTES / 2**20, 1))
+    raw = p.read_bytes()
+    if b"\x00" in raw:
+        raise DataError("err_upload_binary")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError("err_upload_not_utf8") from None
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise DataError("err_data_bad_line", line=n) from None
+            if not isinstance(row, dict):
+                raise DataError("err_data_bad_line", line=n)
+            rows.append(row)
+        return _clean_rows(rows)
+    if suffix in (".csv", ".tsv"):
+        import csv
+        import io
+
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+        try:
+            rows = [dict(r) for r in reader]
+        except csv.Error as exc:
+            raise DataError("err_data_bad_csv", why=str(exc)) from None
+        if reader.fieldnames is None:
+            raise DataError("err_data_no_rows")
+        if any(None in r for r in rows):
+            bad = next(i for i, r in enumerate(rows, start=2) if None in r)
+            raise DataError("err_data_bad_line", line=bad)
+        return _clean_rows(rows)
+    raise DataError("err_data_format", name=p.name)
+
+
+def from_hub(dataset_id: str, source_col: str, target_col: str) -> list[Pair]:
+    """A Hub dataset's two columns (needs the Hub; refused at once when offline)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise DataError("err_hub_offline", name=dataset_id)
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(dataset_id, split="train", streaming=True)
+        rows = [r for _, r in zip(range(MAX_ROWS), ds)]
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot use this dataset"
+        raise DataError("err_hub_dataset", name=dataset_id, why=str(exc).splitlines()[0][:160]) from exc
+    return _clean_rows(rows, source_col, target_col)

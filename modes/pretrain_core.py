@@ -1,0 +1,338 @@
+"""Pre-training compute: what the objective is (per-token next-token loss) and a tiny model learning it.
+
+Pure functions on plain values and tensors; no Gradio. Training is a generator of progress events,
+so the UI (or a benchmark, or a test) decides what to show and when to stop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+LN2 = math.log(2.0)
+MAX_TEXT_CHARS = 2_000  # /token_loss input cap: one forward pass of the 270M model stays under ~2 s
+TOP_K = 5
+
+
+# ---- Part 1: what does pre-training optimise? ---------------------------------------------------
+@dataclass
+class TokenLossResult:
+    tokens: list[dict]  # {token, loss, top: [[token, prob], ...]} for every token after <bos>
+    mean_loss: float  # nats per token
+    perplexity: float
+    bits_per_char: float
+    n_chars: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bits_per_char(total_nats: float, n_chars: int) -> float:
+    """Total next-token loss (nats) over a text, in bits per character of that text."""
+    if n_chars <= 0:
+        raise ValueError("n_chars must be positive")
+    return total_nats / LN2 / n_chars
+
+
+@torch.no_grad()
+def token_losses(model, tokenizer, text: str, top_k: int = TOP_K) -> TokenLossResult:
+    """Next-token loss of every token of `text` under `model`, with the model's top-k guesses."""
+    enc = tokenizer(text, return_tensors="pt", add_special_tokens=True)
+    ids = enc["input_ids"].to(model.device)  # [1, n]; ids[0, 0] is <bos> for Gemma
+    if ids.shape[1] < 2:
+        raise ValueError("text has no tokens after the start token")
+    logits = model(input_ids=ids).logits[0, :-1].float()  # [n-1, vocab]: position i predicts token i+1
+    logp = torch.log_softmax(logits, dim=-1)
+    target = ids[0, 1:]
+    losses = -logp.gather(1, target[:, None])[:, 0]  # [n-1]
+    top_p, top_i = logp.exp().topk(top_k, dim=-1)
+    rows = []
+    for j in range(target.shape[0]):
+        rows.append(
+            {
+                "token": tokenizer.decode([int(target[j])]),
+                "loss": round(float(losses[j]), 4),
+                "top": [[tokenizer.decode([int(i)]), round(float(p), 4)] for p, i in zip(top_p[j], top_i[j])],
+            }
+        )
+    total = float(losses.sum())
+    mean = total / len(rows)
+    return TokenLossResult(rows, round(mean, 4), round(math.exp(mean), 3), round(bits_per_char(total, len(text)), 4), len(text))
+
+
+@torch.no_grad()
+def pretrained_bpc(model, tokenizer, text: str, window: int = 512) -> float:
+    """The pretrained model's bits/char on `text`, in windows of `window` tokens (each with <bos>)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    total = 0.0
+    for s in range(0, len(ids), window):
+        chunk = torch.tensor([[bos, *ids[s : s + window]]], device=model.device)
+        logits = model(input_ids=chunk).logits[0, :-1].float()
+        total += float(F.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
+    return bits_per_char(total, len(text))
+
+
+# ---- Part 2: a tiny model from scratch ----------------------------------------------------------
+@dataclass(frozen=True)
+class SizePreset:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    batch_size: int
+    lr: float
+
+
+PRESETS: dict[str, SizePreset] = {
+    "tiny": SizePreset(n_layer=4, n_head=4, n_embd=64, block_size=64, batch_size=16, lr=2e-3),  # ~0.2M
+    "baby": SizePreset(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3),  # nanoGPT's CPU config
+    "small": SizePreset(n_layer=6, n_head=8, n_embd=256, block_size=128, batch_size=16, lr=6e-4),  # ~4.8M
+}
+MAX_STEPS = 5_000  # about 4 minutes at `baby` on 2 cores; more belongs in a script, not a shared Space
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of one from-scratch run. Widget defaults come from here."""
+
+    size: str = "baby"  # which SizePreset: model shape, block, batch and peak learning rate
+    steps: int = 2000  # optimizer steps; nanoGPT's baby config reaches ~1.9 nats/char at 2000
+    seed: int = 1337  # fixes init, batches and samples, so a run is reproducible
+    warmup: int = 100  # linear warmup steps before cosine decay (stabilises the first updates)
+    min_lr_ratio: float = 0.1  # cosine decays to this fraction of the peak, as nanoGPT does
+    weight_decay: float = 0.1  # AdamW decoupled decay on matrices only
+    eval_every: int = 100  # steps between validation estimates on the fixed val batches
+    eval_batches: int = 8  # val batches per estimate: enough for a smooth curve, cheap on CPU
+    sample_every: int = 250  # steps between generated samples (gibberish -> words -> names)
+    sample_chars: int = 160  # characters per sample
+
+    def __post_init__(self):
+        if self.size not in PRESETS:
+            raise ValueError(f"size: unknown preset '{self.size}' (choose one of {', '.join(PRESETS)})")
+        for name in ("steps", "eval_every", "eval_batches", "sample_every", "sample_chars"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name}: must be a positive whole number, got {v!r}")
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps: at most {MAX_STEPS}, got {self.steps}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup: must be a whole number >= 0, got {self.warmup!r}")
+
+    @property
+    def preset(self) -> SizePreset:
+        return PRESETS[self.size]
+
+
+class CharVocab:
+    """Character-level vocabulary: one id per distinct character of the corpus."""
+
+    def __init__(self, text: str):
+        self.chars = sorted(set(text))
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        unk = self.stoi.get(" ", 0)
+        return torch.tensor([self.stoi.get(c, unk) for c in text], dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    train_loss: float
+    val_loss: float | None
+    tokens_per_s: float
+    elapsed: float
+    eta: float
+    sample: str | None = None
+
+
+@dataclass
+class PretrainResult:
+    steps: int
+    params: int
+    train_loss: float
+    val_loss: float
+    val_bpc: float
+    pretrained_val_bpc: float | None
+    tokens_per_s: float
+    seconds: float
+    samples: list[dict] = field(default_factory=list)
+    params_updated_fraction: float = 1.0
+    curve: list[dict] = field(default_factory=list)
+    stopped: bool = False
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("curve")
+        return d
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup then cosine decay to min_lr_ratio of the peak."""
+    peak = cfg.preset.lr
+    warmup = min(cfg.warmup, cfg.steps // 10)  # short runs (a 30-step demo) warm up for a tenth
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    frac = (step - warmup) / max(1, cfg.steps - warmup)
+    return peak * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # [B, T] -> hidden [B, T, C] -> logits [B, T, V]; the char vocabulary is tiny, so all positions count.
+    h = model.model(input_ids=x).last_hidden_state
+    logits = model.lm_head(h)
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+
+
+@torch.no_grad()
+def sample_text(model, vocab: CharVocab, n_chars: int, block: int, gen: torch.Generator, prompt: str = "\n", temperature: float = 0.8) -> str:
+    """Sample characters one at a time from the scratch model (context cropped to its block)."""
+    ids = vocab.encode(prompt).to(model.device)[None]
+    for _ in range(n_chars):
+        logits = model.lm_head(model.model(input_ids=ids[:, -block:]).last_hidden_state[:, -1])
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        nxt = torch.multinomial(probs.cpu(), 1, generator=gen).to(ids.device)
+        ids = torch.cat([ids, nxt], dim=1)
+    return vocab.decode(ids[0, len(prompt):].tolist())
+
+
+@torch.no_grad()
+def _eval(model, val: torch.Tensor, starts: torch.Tensor, block: int, batch: int) -> float:
+    model.eval()
+    losses = []
+    for i in range(0, len(starts), batch):
+        s = starts[i : i + batch]
+        x = torch.stack([val[j : j + block] for j in s]).to(model.device)
+        y = torch.stack([val[j + 1 : j + 1 + block] for j in s]).to(model.device)
+        losses.append(float(_loss(model, x, y)))
+    model.train()
+    return sum(losses) / len(losses)
+
+
+VAL_SNIPPET_CHARS = 4_000  # the val text both models are scored on (the 270M model reads it in ~2 s)
+
+
+def train_scratch(
+    loader,
+    corpus,
+    cfg: PretrainConfig,
+    should_stop: Callable[[], bool] = lambda: False,
+    reference_bpc: Callable[[str], float] | None = None,
+) -> Iterator[Progress | PretrainResult]:
+    """Pre-train a fresh small Gemma 3 on characters. Yields Progress every step, then one PretrainResult.
+
+    `reference_bpc(text)` scores the same val snippet with a pretrained model, for the scale comparison.
+    """
+    p = cfg.preset
+    vocab = CharVocab(corpus.train + corpus.val)
+    train, val = vocab.encode(corpus.train), vocab.encode(corpus.val)
+    if len(train) <= p.block_size + 1 or len(val) <= p.block_size + 1:
+        raise ValueError("corpus: too short for this model's block size")
+    model = loader.scratch_model(len(vocab), p.n_layer, p.n_head, p.n_embd, p.block_size, seed=cfg.seed)
+    model.train()
+    params = sum(q.numel() for q in model.parameters())
+    before = [q.detach().clone() for q in model.parameters()]
+    decay = [q for q in model.parameters() if q.dim() >= 2]
+    no_decay = [q for q in model.parameters() if q.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=p.lr, betas=(0.9, 0.99), **_fast_adam_kwargs(model),
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    val_starts = torch.randint(len(val) - p.block_size - 1, (cfg.eval_batches * p.batch_size,), generator=val_gen)
+    sample_gen = torch.Generator().manual_seed(cfg.seed + 2)
+    # Batches as [B, T] views into the encoded text: index math once per step, no Python loop.
+    offs = torch.arange(p.block_size)
+    tokens_per_step = p.batch_size * p.block_size
+    samples, curve = [], []
+    t0 = time.perf_counter()
+    train_loss = val_loss = float("nan")
+    step = 0
+    stopped = False
+    for step in range(1, cfg.steps + 1):
+        if should_stop():
+            step -= 1
+            stopped = True
+            break
+        ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
+        x = train[ix[:, None] + offs].to(model.device)
+        y = train[ix[:, None] + offs + 1].to(model.device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step - 1, cfg)
+        loss = _loss(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        train_loss = loss.item()
+        elapsed = time.perf_counter() - t0
+        vl = sample = None
+        if step % cfg.eval_every == 0 or step == cfg.steps or step == 1:
+            vl = val_loss = _eval(model, val, val_starts, p.block_size, p.batch_size)
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            sample = sample_text(model, vocab, cfg.sample_chars, p.block_size, sample_gen)
+            samples.append({"step": step, "text": sample})
+        curve.append({"step": step, "train_loss": train_loss, "val_loss": vl})
+        tps = step * tokens_per_step / max(elapsed, 1e-9)
+        yield Progress(step, cfg.steps, train_loss, vl, tps, elapsed, (cfg.steps - step) * elapsed / step, sample)
+    seconds = time.perf_counter() - t0
+    if step > 0 and (not curve or curve[-1]["val_loss"] is None):
+        val_loss = _eval(model, val, val_starts, p.block_size, p.batch_size)
+        curve[-1]["val_loss"] = val_loss
+    changed = sum(int((a != b).any()) * a.numel() for a, b in zip(before, model.parameters()))
+    snippet = corpus.val[:VAL_SNIPPET_CHARS]
+    val_bpc = scratch_bpc(model, vocab, snippet, p.block_size)
+    ref = reference_bpc(snippet) if reference_bpc is not None else None
+    yield PretrainResult(
+        steps=step, params=params, train_loss=round(train_loss, 4), val_loss=round(val_loss, 4),
+        val_bpc=round(val_bpc, 4), pretrained_val_bpc=None if ref is None else round(ref, 4),
+        tokens_per_s=round(step * tokens_per_step / max(seconds, 1e-9), 1), seconds=round(seconds, 2),
+        samples=samples, params_updated_fraction=round(changed / params, 4), curve=curve, stopped=stopped,
+    )
+
+
+def _fast_adam_kwargs(model) -> dict:
+    """The fused AdamW kernel where this torch has it (CPU and CUDA in torch >= 2.4), else foreach."""
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, device=model.device))], fused=True)
+        return {"fused": True}
+    except (RuntimeError, TypeError):
+        return {"foreach": True}
+
+
+@torch.no_grad()
+def scratch_bpc(model, vocab: CharVocab, text: str, block: int) -> float:
+    """The scratch model's bits/char on `text`: windows of `block` chars with half-block overlap,
+    each character scored once, with at least half a block of context after the first window."""
+    ids = vocab.encode(text).to(model.device)
+    model.eval()
+    total, counted, half = 0.0, 0, block // 2
+    start = 0
+    while True:
+        chunk = ids[start : start + block + 1]
+        if len(chunk) < 2:
+            break
+        logits = model.lm_head(model.model(input_ids=chunk[None, :-1]).last_hidden_state)[0].float()
+        losses = F.cross_entropy(logits, chunk[1:], reduction="none")
+        skip = 0 if start == 0 else half  # the first half was already scored by the previous window
+        total += float(losses[skip:].sum())
+        counted += len(losses) - skip
+        if start + block + 1 >= len(ids):
+            break
+        start += half
+    # The first character has no context: it is not predicted by either model, so both skip it.
+    return total / LN2 / max(counted, 1)

@@ -1,0 +1,162 @@
+"""Pre-training: corpus and split, the objective's arithmetic, a short scratch run, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import pytest
+
+from modes import corpus, pretrain, pretrain_core as pc
+
+
+def test_shakespeare_corpus_loads_and_split_is_stable():
+    a = corpus.shakespeare()
+    corpus.shakespeare.cache_clear()
+    b = corpus.shakespeare()
+    assert a == b
+    assert len(a.train) > 4_000_000 and 0.09 < len(a.val) / (len(a.train) + len(a.val)) < 0.11
+    assert "ROMEO:" in a.train + a.val and "**" not in a.train and "#" not in a.train[:10_000]
+
+
+def test_clean_play_turns_markdown_into_dialogue():
+    md = "# Title\n\n## ACT I\n\n_Enter A_\n\n**HAMLET**  \nTo be, or not to be,  \nthat is the question.\n"
+    assert pc and corpus.clean_play(md) == "HAMLET:\nTo be, or not to be,\nthat is the question.\n"
+
+
+def test_bits_per_char_hand_computed():
+    # 4 tokens at ln(2) nats each over 2 characters = 4 bits / 2 chars = 2 bits/char.
+    assert pc.bits_per_char(4 * math.log(2), 2) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        pc.bits_per_char(1.0, 0)
+
+
+def test_token_losses_match_bits_per_char(tiny_loader):
+    model, tok = tiny_loader.get()
+    r = pc.token_losses(model, tok, "Where is the station?")
+    total = sum(t["loss"] for t in r.tokens)
+    assert r.bits_per_char == pytest.approx(total / math.log(2) / len("Where is the station?"), rel=1e-3)
+    assert r.perplexity == pytest.approx(math.exp(r.mean_loss), rel=1e-3)
+    assert all(len(t["top"]) == 5 and t["top"][0][1] >= t["top"][-1][1] for t in r.tokens)
+
+
+def test_thirty_tiny_steps_lower_loss_from_ln_vocab(tiny_loader):
+    c = corpus.shakespeare()
+    cfg = pc.PretrainConfig(size="tiny", steps=30, eval_every=10, sample_every=30)
+    events = list(pc.train_scratch(tiny_loader, c, cfg))
+    first, res = events[0], events[-1]
+    vocab = len(pc.CharVocab(c.train + c.val))
+    assert abs(first.val_loss - math.log(vocab)) < 0.5  # starts near uniform guessing
+    assert res.val_loss < first.val_loss - 0.5
+    assert res.params_updated_fraction == 1.0 and 150_000 < res.params < 260_000
+    assert res.samples and res.samples[-1]["step"] == 30
+
+
+def test_scratch_run_is_deterministic_for_a_seed(tiny_loader):
+    c = corpus.from_text("t", "abcdefgh ijklmnop\n" * 300)
+    cfg = pc.PretrainConfig(size="tiny", steps=8, eval_every=4, sample_every=8, seed=7)
+    a = list(pc.train_scratch(tiny_loader, c, cfg))[-1]
+    b = list(pc.train_scratch(tiny_loader, c, cfg))[-1]
+    assert a.train_loss == b.train_loss and a.samples == b.samples
+
+
+def test_stop_flag_ends_run_and_keeps_result(tiny_loader):
+    from modes.jobs import StopFlag
+
+    flag = StopFlag()
+    c = corpus.from_text("t", "hello world\n" * 500)
+    cfg = pc.PretrainConfig(size="tiny", steps=1000, eval_every=50, sample_every=500)
+    res = None
+    for ev in pc.train_scratch(tiny_loader, c, cfg, should_stop=flag.is_set):
+        if isinstance(ev, pc.Progress) and ev.step == 5:
+            flag.set()
+        res = ev
+    assert res.stopped and res.steps == 5 and not math.isnan(res.val_loss)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [("", "err_text_empty"), ("   \n ", "err_text_empty"), (None, "err_text_empty"), ("x" * 2001, "err_text_too_long")],
+)
+def test_token_loss_rejects_bad_text(text, key):
+    with pytest.raises(gr.Error) as e:
+        pretrain.validate_text(text, "en")
+    assert str(e.value.message) == pretrain.ui.msg(key, "en", n=len(text or ""), cap=2000)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary" * 100, "binary"),
+        ("caf\u00e9 ".encode("latin-1") * 1000, "UTF-8"),
+        (b"short text", "at least"),
+        (b"a" * (5 * 1024 * 1024 + 1), "limit"),
+    ],
+)
+def test_bad_uploads_are_rejected(tmp_path, content, fragment):
+    f = tmp_path / "up.txt"
+    f.write_bytes(content)
+    with pytest.raises(gr.Error, match=fragment):
+        pretrain.resolve_corpus("upload", str(f), "en")
+
+
+def test_upload_missing_and_hub_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(gr.Error, match="no file"):
+        pretrain.resolve_corpus("upload", None, "en")
+    with pytest.raises(gr.Error, match="offline"):
+        pretrain.resolve_corpus("someone/some-dataset", None, "en")
+
+
+def test_korean_error_messages(tmp_path):
+    with pytest.raises(gr.Error, match="텍스트"):
+        pretrain.validate_text("", "ko")
+
+
+@pytest.mark.parametrize("steps", [0, -5, 10**9, 2.5, float("nan"), "many"])
+def test_bad_steps_are_rejected(steps):
+    with pytest.raises(gr.Error, match="Steps"):
+        pretrain.parse_config("tiny", steps, 1, "en")
+
+
+def test_unknown_preset_is_rejected():
+    with pytest.raises(gr.Error, match="Unknown model size"):
+        pretrain.parse_config("huge", 10, 1, "en")
+    with pytest.raises(ValueError, match="size"):
+        pc.PretrainConfig(size="huge")
+
+
+def test_pretrain_api_end_to_end(tiny_loader):
+    """/token_loss and /pretrain through gradio_client against the launched app (tiny model)."""
+    from gradio_client import Client
+
+    import app
+    from tests.conftest import free_port
+
+    demo = app.build_app(tiny_loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    try:
+        c = Client(url, verbose=False)
+        out = c.predict(text="Where is the station?", api_name="/token_loss")
+        assert set(out[-1]) >= {"tokens", "mean_loss", "perplexity", "bits_per_char"}
+        out = c.predict(corpus="shakespeare", size="tiny", steps=12, seed=3, api_name="/pretrain")
+        s = out[-1]
+        assert s["steps"] == 12 and s["params_updated_fraction"] == 1.0 and s["pretrained_val_bpc"] > 0
+        assert set(s) >= {"steps", "params", "train_loss", "val_loss", "val_bpc", "pretrained_val_bpc",
+                          "tokens_per_s", "seconds", "samples", "params_updated_fraction"}
+        with pytest.raises(Exception, match="Steps must be|less than minimum"):
+            c.predict(corpus="shakespeare", size="tiny", steps=0, seed=3, api_name="/pretrain")
+    finally:
+        demo.close()
+
+
+@pytest.mark.real
+def test_repeated_phrase_second_copy_is_cheaper(real_loader):
+    model, tok = real_loader.get()
+    phrase = "The quick brown fox jumps over the lazy dog."
+    r = pc.token_losses(model, tok, phrase + " " + phrase)
+    n = len(tok(phrase, add_special_tokens=False)["input_ids"])
+    first = [t["loss"] for t in r.tokens[:n]]
+    second = [t["loss"] for t in r.tokens[-n:]]
+    assert sum(second) / n < 0.5 * sum(first) / n
