@@ -34,13 +34,15 @@ def build_app(loader: ModelLoader) -> gr.Blocks:
             return loader.status.as_dict()
 
         gr.api(model_status, api_name="model_status", queue=False)
+        # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
+        adapter_state = gr.State(None, time_to_live=3 * 3600)
         with gr.Tabs():
             with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
                 pretrain.build(loader)
             with gr.Tab(ui.t("tab_finetune"), id="finetune"):
-                finetune.build(loader)
+                finetune.build(loader, adapter_state)
             with gr.Tab(ui.t("tab_incontext"), id="incontext"):
-                incontext.build(loader)
+                incontext.build(loader, adapter_state)
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
     demo.queue(default_concurrency_limit=4, max_size=64)

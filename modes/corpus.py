@@ -12,17 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from modes.uploads import InputError, read_utf8
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an upload larger than Shakespeare's complete plays is refused
 MIN_CHARS = 2_000  # fewer characters than this cannot fill train and val batches
 VAL_FRACTION = 0.1
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A corpus could not be used; `key` names the UI string that explains why."""
-
-    def __init__(self, key: str, **fmt):
-        super().__init__(key)
-        self.key, self.fmt = key, fmt
 
 
 @dataclass(frozen=True)
@@ -78,20 +76,7 @@ def split_text(name: str, text: str) -> Corpus:
 
 def from_upload(path: str | Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Corpus:
     """Validate an uploaded .txt file: size, emptiness, binary content, UTF-8."""
-    p = Path(path)
-    size = p.stat().st_size
-    if size == 0:
-        raise CorpusError("err_upload_empty")
-    if size > max_bytes:
-        raise CorpusError("err_upload_too_big", mb=round(size / 2**20, 1), cap=round(max_bytes / 2**20, 1))
-    data = p.read_bytes()
-    if b"\x00" in data:
-        raise CorpusError("err_upload_binary")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CorpusError("err_upload_not_utf8") from None
-    return from_text(p.name, text)
+    return from_text(Path(path).name, read_utf8(path, max_bytes))
 
 
 def from_text(name: str, text: str) -> Corpus:

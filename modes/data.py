@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from modes.uploads import InputError, read_utf8
+
 PAIRS_FILE = Path(__file__).resolve().parent.parent / "assets" / "data" / "en_ko_pairs.jsonl"
 DIRECTIONS = {"en-ko": ("English", "Korean", "en", "ko"), "ko-en": ("Korean", "English", "ko", "en")}
 DEFAULT_TEMPLATE = "{src_lang}: {source}\n{tgt_lang}: {target}"
@@ -22,12 +24,8 @@ MAX_ROWS = 5_000  # rows kept from an upload or Hub dataset
 MAX_SIDE_CHARS = 500  # a single sentence longer than this is not a sentence
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad task data; `key` names the UI string that explains it, `fmt` fills it in."""
-
-    def __init__(self, key: str, **fmt):
-        super().__init__(f"{key} {fmt}")
-        self.key, self.fmt = key, fmt
 
 
 @dataclass(frozen=True)
@@ -39,18 +37,18 @@ class Pair:
 # ---- the built-in set -----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _builtin():
-    from datasets import load_dataset
+    import transformers  # noqa: F401 - waits for the loader thread's import; datasets' hashing inspects it
+    from datasets import Dataset
 
-    # keep_in_memory: a read-only asset needs no Arrow cache files on disk.
-    return load_dataset("json", data_files=str(PAIRS_FILE), split="train", keep_in_memory=True)
+    # Dataset.from_list: no Arrow cache files on disk for a read-only asset.
+    lines = PAIRS_FILE.read_text(encoding="utf-8").splitlines()
+    return Dataset.from_list([json.loads(line) for line in lines if line.strip()])
 
 
 def load_pairs(split: str | None = None) -> list[dict]:
     """Rows {id, en, ko, topic, split} of the built-in set, optionally one split ('train'/'test')."""
-    ds = _builtin()
-    if split is not None:
-        ds = ds.filter(lambda r: r["split"] == split, keep_in_memory=True)
-    return ds.to_list()
+    rows = _builtin().to_list()
+    return rows if split is None else [r for r in rows if r["split"] == split]
 
 
 def pairs_for(direction: str, split: str) -> list[Pair]:
@@ -124,18 +122,7 @@ def _clean_rows(rows: list[dict], source_col: str = "source", target_col: str = 
 def from_upload(path: str | Path) -> list[Pair]:
     """A CSV or JSONL file with `source` and `target` columns, validated row by row."""
     p = Path(path)
-    size = p.stat().st_size
-    if size == 0:
-        raise DataError("err_upload_empty")
-    if size > MAX_UPLOAD_BYTES:
-        raise DataError("err_upload_too_big", mb=round(size / 2**20, 1), cap=round(MAX_UPLOAD_BYTES / 2**20, 1))
-    raw = p.read_bytes()
-    if b"\x00" in raw:
-        raise DataError("err_upload_binary")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError("err_upload_not_utf8") from None
+    text = read_utf8(p, MAX_UPLOAD_BYTES)
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".json"):
         rows = []

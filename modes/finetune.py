@@ -1,9 +1,223 @@
-"""The finetune tab (coming next: see its issue)."""
+"""The fine-tune tab: one button teaches the model English↔Korean with a LoRA adapter, with proof.
+
+Compute lives in modes/finetune_core.py and modes/adapters.py (imported lazily); this module lays
+out the tab and wires its events. The adapter lives in the learner's session (gr.State).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
+from modes import data as task
 from modes import ui
+from modes.jobs import StopFlag, Throttle, fmt_eta
+from modes.loader import gpu
+from modes.uploads import InputError
+
+PAGE = 10  # preview rows per page
 
 
-def build(loader) -> None:
-    gr.Markdown(ui.t("coming_next"))
+def preview_page(pairs: list, page: int) -> tuple[pd.DataFrame, str]:
+    pages = max(1, math.ceil(len(pairs) / PAGE))
+    page = min(max(1, int(page)), pages)
+    rows = pairs[(page - 1) * PAGE : page * PAGE]
+    df = pd.DataFrame([{"source": p.source, "target": p.target} for p in rows], columns=["source", "target"])
+    return df, f"{page} / {pages} · {len(pairs)}"
+
+
+def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, direction: str, lang: str):
+    """(train pairs, held-out pairs). Held-out is always the built-in test split, so scores compare."""
+    try:
+        test = task.pairs_for(direction, "test")
+        if source == "built-in":
+            return task.pairs_for(direction, "train"), test
+        if source == "upload":
+            if upload is None:
+                raise InputError("err_upload_missing")
+            return task.from_upload(upload), test
+        if source == "hub":
+            return task.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target"), test
+        raise InputError("err_data_source", name=source)
+    except InputError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+
+
+def make_config(lang: str, **kw):
+    from modes.finetune_core import FinetuneConfig
+
+    try:
+        for k in ("steps", "r", "alpha", "batch_size", "max_length", "seed"):
+            v = kw[k]
+            if isinstance(v, float):
+                if not math.isfinite(v) or v != int(v):
+                    raise ValueError(f"{k}: must be a whole number, got {v!r}")
+                kw[k] = int(v)
+        return FinetuneConfig(**kw)
+    except (ValueError, TypeError) as exc:
+        raise gr.Error(ui.msg("err_ft_setting", lang, why=str(exc))) from None
+
+
+def build(loader, adapter_state: gr.State) -> None:
+    from modes.finetune_core import MAX_STEPS, FinetuneConfig
+
+    d = FinetuneConfig()
+    gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
+
+    # ---- data ----
+    gr.Markdown(ui.t("ft_data_title"))
+    with gr.Row():
+        data_source = gr.Radio(["built-in", "upload", "hub"], value="built-in", label=ui.t("ft_data_source"))
+        upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
+    with gr.Row():
+        hub_id = gr.Textbox(value="", label=ui.t("ft_hub_id"), placeholder="org/dataset")
+        hub_src = gr.Textbox(value="source", label=ui.t("ft_hub_src"))
+        hub_tgt = gr.Textbox(value="target", label=ui.t("ft_hub_tgt"))
+    preview = gr.Dataframe(headers=["source", "target"], label=ui.t("ft_preview"), interactive=False, wrap=True)
+    with gr.Row():
+        prev_btn = gr.Button("◀", size="sm")
+        page = gr.Number(value=1, precision=0, label=ui.t("ft_page"), minimum=1)
+        next_btn = gr.Button("▶", size="sm")
+        page_info = gr.Markdown()
+
+    # ---- settings ----
+    with gr.Accordion(ui.t("ft_advanced"), open=False):
+        with gr.Row():
+            direction = gr.Radio(list(task.DIRECTIONS), value=d.direction, label=ui.t("direction_label"))
+            target = gr.Radio(["attention", "all-linear"], value=d.target, label=ui.t("ft_target"))
+        with gr.Row():
+            r = gr.Slider(1, 64, value=d.r, step=1, label="r", info=ui.t("ft_r_info"))
+            alpha = gr.Slider(1, 128, value=d.alpha, step=1, label="alpha", info=ui.t("ft_alpha_info"))
+            dropout = gr.Slider(0, 0.5, value=d.dropout, step=0.01, label="dropout")
+        with gr.Row():
+            learning_rate = gr.Number(value=d.learning_rate, label=ui.t("ft_lr"))
+            steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label=ui.t("ft_steps"))
+            batch_size = gr.Slider(1, 32, value=d.batch_size, step=1, label=ui.t("ft_batch"))
+            max_length = gr.Slider(16, 256, value=d.max_length, step=8, label=ui.t("ft_maxlen"))
+            seed = gr.Number(value=d.seed, precision=0, label=ui.t("seed_label"))
+    with gr.Row():
+        train_btn = gr.Button(ui.t("ft_train_btn"), variant="primary")
+        stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
+        export_btn = gr.Button(ui.t("ft_export_btn"))
+    progress_md = gr.Markdown()
+    plot = gr.LinePlot(pd.DataFrame({"step": [], "loss": [], "split": []}), x="step", y="loss", color="split",
+                       label=ui.t("ft_plot_label"), height=260)
+    result_md = gr.Markdown()
+    table = gr.Dataframe(headers=["source", "base model", "fine-tuned", "reference"], label=ui.t("ft_table"), wrap=True)
+    with gr.Row():
+        adapter_file = gr.File(label=ui.t("ft_download"), interactive=False)
+        script_file = gr.File(label=ui.t("ft_script"), interactive=False)
+    with gr.Row():
+        adapter_upload = gr.File(label=ui.t("ft_adapter_upload"), file_types=[".zip"], type="filepath")
+        adapter_msg = gr.Markdown()
+    summary = gr.JSON(label=ui.t("summary_json"))
+    stop_flag = gr.State(StopFlag())
+
+    # ---- events ----
+    def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request: gr.Request = None):
+        lang = ui.lang_of(request)
+        try:
+            pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+        except gr.Error as exc:
+            return pd.DataFrame(columns=["source", "target"]), f"⚠️ {exc.message}"
+        return preview_page(pairs, page)
+
+    data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
+    for comp in (data_source, upload, direction, page):
+        comp.change(show_page, data_inputs + [page], [preview, page_info], api_name=False, queue=False)
+    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page, page, api_name=False, queue=False)
+    next_btn.click(lambda p: int(p or 1) + 1, page, page, api_name=False, queue=False)
+    gr.on([hub_id.submit], show_page, data_inputs + [page], [preview, page_info], api_name=False)
+
+    @gpu(duration=600)
+    def finetune(steps: int = d.steps, r: int = d.r, learning_rate: float = d.learning_rate, seed: int = d.seed,
+                 alpha: int = d.alpha, dropout: float = d.dropout, target: str = d.target, batch_size: int = d.batch_size,
+                 max_length: int = d.max_length, direction: str = d.direction, data_source: str = "built-in",
+                 upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target",
+                 adapter=None, stop: StopFlag | None = None, request: gr.Request = None):
+        """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof."""
+        from modes.finetune_core import FtResult, finetune as run
+
+        lang = ui.lang_of(request)
+        cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                          batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+        cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
+        train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+        stop = stop if stop is not None else StopFlag()
+        stop.clear()
+        memo = loader.memo.setdefault("chrf_base", {})
+        key = (direction, task.DEFAULT_TEMPLATE, len(test))
+        throttle = Throttle(0.5)
+        rows: list[dict] = []
+        yield ui.msg("ft_preparing", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+        try:
+            for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
+                          fail_at_step=loader.memo.get("fail_at_step")):
+                if isinstance(ev, FtResult):
+                    break
+                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                if ev.eval_loss is not None:
+                    rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
+                if throttle(force=ev.eval_loss is not None):
+                    md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                                loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+                    yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+        except RuntimeError as exc:
+            raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
+        finally:
+            stop.clear()
+        res = ev
+        memo[key] = res.chrf_before
+        rows = [c for c in res.curve]
+        path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
+        path.write_bytes(res.adapter.zip_bytes)
+        md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=len(test),
+                    el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
+                    trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",
+                    h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
+                    same="✅" if res.base_weights_unchanged else "❌", changed=f"{res.adapter_params_changed:,}",
+                    steps=res.steps, secs=f"{res.seconds:.0f}")
+        if res.stopped:
+            md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
+        df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
+                          columns=["source", "base model", "fine-tuned", "reference"])
+        done = ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}")
+        yield done, pd.DataFrame(rows), md, df, str(path), res.adapter, res.summary()
+
+    settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
+    train_btn.click(
+        finetune, settings + data_inputs[:5] + [adapter_state, stop_flag],
+        [progress_md, plot, result_md, table, adapter_file, adapter_state, summary],
+        api_name="finetune", concurrency_id="train", concurrency_limit=1,
+    )
+    stop_btn.click(lambda f: f.set(), [stop_flag], None, queue=False, api_name=False)
+
+    def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
+        from modes.export import render_script
+
+        lang = ui.lang_of(request)
+        cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                          batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+        path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
+        path.write_text(render_script(cfg, task.DEFAULT_TEMPLATE), encoding="utf-8")
+        return str(path)
+
+    export_btn.click(export, settings, script_file, api_name="export_script")
+
+    def load_adapter(path, direction, request: gr.Request = None):
+        from modes.adapters import adapter_from_upload
+
+        lang = ui.lang_of(request)
+        if not path:
+            return gr.skip(), gr.skip()
+        try:
+            a = adapter_from_upload(path, loader.get()[0], direction, task.DEFAULT_TEMPLATE)
+        except InputError as exc:
+            raise ui.error(exc.key, lang, **exc.fmt) from None
+        return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
+
+    adapter_upload.upload(load_adapter, [adapter_upload, direction], [adapter_state, adapter_msg], api_name="load_adapter")

@@ -5,5 +5,5 @@ import gradio as gr
 from modes import ui
 
 
-def build(loader) -> None:
+def build(loader, adapter_state) -> None:
     gr.Markdown(ui.t("coming_next"))

@@ -13,6 +13,7 @@ from modes import corpus as corpus_mod
 from modes import ui
 from modes.jobs import StopFlag, Throttle, fmt_eta
 from modes.loader import gpu
+from modes.uploads import InputError
 
 # Loss buckets for the colour legend (nats): low = the model saw it coming.
 BUCKETS = [(1.0, "loss < 1"), (3.0, "1–3"), (6.0, "3–6"), (float("inf"), "≥ 6")]
@@ -51,7 +52,7 @@ def resolve_corpus(name: str | None, upload, lang: str):
                 raise ui.error("err_upload_missing", lang)
             return corpus_mod.from_upload(upload if isinstance(upload, str) else upload.name)
         return corpus_mod.from_hub(name)
-    except corpus_mod.CorpusError as exc:
+    except InputError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
 
 

@@ -1,0 +1,345 @@
+"""LoRA fine-tuning compute: labelled pairs in, a small adapter out, with proof that only it changed.
+
+Pure functions; no Gradio. Training runs on a private copy of the shared base model (so other
+learners' requests never see a half-trained adapter) and yields progress events.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from modes import data as task
+from modes.adapters import Adapter, adapter_zip
+from modes.data import Pair
+
+TARGETS = {
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+MAX_STEPS = 1_000  # ~30 min on 2 CPU cores; longer runs belong in the exported script
+MAX_LEN_CAP = 256  # tokens per example: the built-in pairs need < 80
+MAX_BATCH = 64
+MAX_R = 256
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one LoRA run. The widget defaults come from here."""
+
+    steps: int = 60  # optimizer steps: ~2 min on 2 CPU cores with the defaults below
+    r: int = 16  # adapter rank: the size of the low-rank update per weight matrix
+    alpha: int = 32  # LoRA scaling numerator (update scaled by alpha / r)
+    dropout: float = 0.05  # dropout on the adapter input: mild regularisation for a small data set
+    target: str = "attention"  # which linear layers get adapters: 'attention' or 'all-linear'
+    learning_rate: float = 1e-3  # LoRA tolerates a high rate; the base weights never move
+    batch_size: int = 8  # pairs per step
+    max_length: int = 96  # tokens per pair (prompt + target); longer pairs are truncated
+    seed: int = 0  # fixes adapter init, batch order and dropout
+    direction: str = "en-ko"  # which way to translate: 'en-ko' or 'ko-en'
+    eval_every: int = 20  # steps between held-out eval-loss points
+    warmup: int = 5  # linear warmup steps
+
+    def __post_init__(self):
+        def whole(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name}: must be a whole number from {lo} to {hi}, got {v!r}")
+
+        whole("steps", 1, MAX_STEPS)
+        whole("r", 1, MAX_R)
+        whole("alpha", 1, 4 * MAX_R)
+        whole("batch_size", 1, MAX_BATCH)
+        whole("max_length", 16, MAX_LEN_CAP)
+        whole("eval_every", 1, MAX_STEPS)
+        whole("warmup", 0, MAX_STEPS)
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed: must be a whole number, got {self.seed!r}")
+        lr = self.learning_rate
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or not 0 < lr <= 0.1:
+            raise ValueError(f"learning_rate: must be a number in (0, 0.1], got {lr!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout: must lie in [0, 1), got {self.dropout!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target: must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.direction not in task.DIRECTIONS:
+            raise ValueError(f"direction: must be one of {', '.join(task.DIRECTIONS)}, got {self.direction!r}")
+
+    def lora_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=TARGETS[self.target], task_type="CAUSAL_LM", bias="none")
+
+
+# ---- tokenisation with a loss mask ---------------------------------------------------------------
+def encode_pair(tok, template: str, direction: str, pair: Pair, max_length: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one pair: the prompt part is labelled -100, only the target is learned."""
+    prompt = tok(task.render_prompt(template, direction, pair.source), add_special_tokens=True)["input_ids"]
+    target = tok(task.render_target(template, direction, pair.source, pair.target), add_special_tokens=False)["input_ids"]
+    ids = (prompt + target)[:max_length]
+    labels = ([-100] * len(prompt) + target)[:max_length]
+    return ids, labels
+
+
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
+    """Right-pad to the longest item of this batch only: [B, T] ids, mask and labels."""
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, mask, labels
+
+
+def length_grouped_batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Shuffle, then sort within windows of 8 batches by length: little padding, still random order."""
+    order = examples[:]
+    rng.shuffle(order)
+    window = batch_size * 8
+    batches = []
+    for s in range(0, len(order), window):
+        chunk = sorted(order[s : s + window], key=lambda e: len(e[0]))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def masked_lm_loss(model, ids, mask, labels) -> torch.Tensor:
+    """Cross-entropy on target tokens only, computing logits only where a label exists.
+
+    hidden [B, T, H] -> the N labelled positions [N, H] -> lm_head [N, V]. With V = 262,144, the
+    full [B, T, V] logits would dominate the step; the prompt positions never need them.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, H]
+    tgt = labels[:, 1:]  # position t predicts token t+1
+    keep = tgt != -100  # [B, T-1]
+    h = hidden[:, :-1][keep]  # [N, H]
+    logits = base.lm_head(h).float()  # [N, V]
+    return F.cross_entropy(logits, tgt[keep])
+
+
+@torch.no_grad()
+def eval_loss(model, examples: list, pad_id: int, batch_size: int = 16) -> float:
+    """Mean target-token loss over `examples` (weighted by target tokens)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for s in range(0, len(examples), batch_size):
+        ids, mask, labels = collate(examples[s : s + batch_size], pad_id)
+        n = int((labels[:, 1:] != -100).sum())
+        total += float(masked_lm_loss(model, ids.to(model.device), mask.to(model.device), labels.to(model.device))) * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+# ---- generation and scoring ------------------------------------------------------------------------
+@torch.no_grad()
+def translate_batch(model, tok, prompts: list[str], max_new_tokens: int = 48, batch_size: int = 8) -> list[str]:
+    """Greedy translations for many prompts: left-padded batches, stop at the first newline."""
+    outs: list[str] = []
+    newline = tok("\n", add_special_tokens=False)["input_ids"][-1]
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        for s in range(0, len(prompts), batch_size):
+            enc = tok(prompts[s : s + batch_size], return_tensors="pt", padding=True).to(model.device)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=[newline, tok.eos_token_id], pad_token_id=tok.pad_token_id)
+            for row in gen[:, enc["input_ids"].shape[1]:]:
+                outs.append(tok.decode(row, skip_special_tokens=True).split("\n")[0].strip())
+    finally:
+        tok.padding_side = side
+    return outs
+
+
+def chrf(hyps: list[str], refs: list[str]) -> float:
+    import sacrebleu
+
+    return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
+
+
+# ---- proof of what changed ----------------------------------------------------------------------
+def weights_hash(model, include: Callable[[str], bool] = lambda n: True) -> str:
+    """xxh3-128 over every included parameter's bytes, in name order: any changed value changes it."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        if include(name):
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes() if p.dtype == torch.bfloat16
+                     else p.detach().cpu().contiguous().numpy().data)
+    return h.hexdigest()
+
+
+def is_lora(name: str) -> bool:
+    return "lora_" in name
+
+
+def base_name(peft_name: str) -> str:
+    """'base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight' -> the base model's name."""
+    return peft_name.removeprefix("base_model.model.").replace(".base_layer", "")
+
+
+# ---- training -------------------------------------------------------------------------------------
+@dataclass
+class FtProgress:
+    step: int
+    steps: int
+    train_loss: float
+    eval_loss: float | None
+    elapsed: float
+    eta: float
+    samples_per_s: float
+
+
+@dataclass
+class FtResult:
+    steps: int
+    seconds: float
+    train_loss_first: float
+    train_loss_last: float
+    eval_loss_before: float
+    eval_loss_after: float
+    chrf_before: float | None
+    chrf_after: float | None
+    trainable_params: int
+    trainable_fraction: float
+    base_weights_unchanged: bool
+    base_hash_before: str
+    base_hash_after: str
+    adapter_params_changed: int
+    samples_per_s: float
+    stopped: bool = False
+    examples: list[dict] = field(default_factory=list)  # source, base, finetuned, reference
+    curve: list[dict] = field(default_factory=list)
+    adapter: Adapter | None = None
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        for k in ("curve", "adapter", "examples"):
+            d.pop(k)
+        return d
+
+
+def lr_lambda(cfg: FinetuneConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        return max(0.0, 1 - (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)) * 0.9 + 0.1
+
+    return f
+
+
+def finetune(
+    loader,
+    cfg: FinetuneConfig,
+    train_pairs: list[Pair],
+    test_pairs: list[Pair],
+    template: str = task.DEFAULT_TEMPLATE,
+    should_stop: Callable[[], bool] = lambda: False,
+    chrf_before: float | None = None,
+    n_examples: int = 6,
+    fail_at_step: int | None = None,
+) -> Iterator[FtProgress | FtResult]:
+    """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
+
+    `chrf_before` skips re-scoring the base model when the caller already knows it.
+    `fail_at_step` is a test hook: raise inside that training step.
+    """
+    from peft import get_peft_model
+
+    base, tok = loader.get()
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    base_hash = weights_hash(base)
+    model = get_peft_model(copy.deepcopy(base), cfg.lora_config())  # private copy: the shared model never changes
+    pad = tok.pad_token_id
+    train = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in train_pairs]
+    test = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in test_pairs]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    eval_before = eval_loss(model, test, pad)
+    curve = [{"step": 0, "loss": eval_before, "split": "held-out eval"}]
+    batches: list = []
+    t0 = time.perf_counter()
+    first = last = float("nan")
+    step, seen, stopped = 0, 0, False
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        if should_stop():
+            step, stopped = step - 1, True
+            break
+        if not batches:
+            batches = length_grouped_batches(train, cfg.batch_size, rng)
+        ids, mask, labels = (t.to(model.device) for t in collate(batches.pop(), pad))
+        if fail_at_step == step:
+            raise RuntimeError(f"injected failure at step {step}")
+        loss = masked_lm_loss(model, ids, mask, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        sched.step()
+        last = loss.item()
+        first = last if step == 1 else first
+        seen += ids.shape[0]
+        curve.append({"step": step, "loss": last, "split": "train"})
+        ev = None
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            ev = eval_loss(model, test, pad)
+            curve.append({"step": step, "loss": ev, "split": "held-out eval"})
+        elapsed = time.perf_counter() - t0
+        yield FtProgress(step, cfg.steps, last, ev, elapsed, (cfg.steps - step) * elapsed / step, seen / elapsed)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    eval_after = curve[-1]["loss"] if curve[-1]["split"] == "held-out eval" and step else eval_loss(model, test, pad)
+    # Scores on the whole held-out split, same greedy decoding for both.
+    prompts = [task.render_prompt(template, cfg.direction, p.source) for p in test_pairs]
+    refs = [p.target for p in test_pairs]
+    after = translate_batch(model, tok, prompts)
+    shown = list(range(min(n_examples, len(prompts))))
+    with model.disable_adapter():
+        base_outs = translate_batch(model, tok, [prompts[i] for i in shown]) if chrf_before is not None else translate_batch(model, tok, prompts)
+    if chrf_before is None:
+        chrf_before = chrf(base_outs, refs)
+    examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
+    base_after = _hash_renamed(model)  # the frozen base inside the adapter model, under base names
+    changed = sum(int(not torch.equal(lora_before[n], p)) * p.numel() for n, p in model.named_parameters() if n in lora_before)
+    zip_bytes = adapter_zip(model)
+    score_after = chrf(after, refs)
+    res = FtResult(
+        steps=step, seconds=round(seconds, 2), train_loss_first=round(first, 4), train_loss_last=round(last, 4),
+        eval_loss_before=round(eval_before, 4), eval_loss_after=round(eval_after, 4),
+        chrf_before=chrf_before, chrf_after=score_after, trainable_params=trainable,
+        trainable_fraction=round(trainable / total, 6), base_weights_unchanged=base_after == base_hash,
+        base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
+        samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, examples=examples, curve=curve,
+        adapter=Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1)),
+    )
+    del model
+    yield res
+
+
+def _hash_renamed(peft_model) -> str:
+    """weights_hash of the frozen base inside a PeftModel, under the base model's parameter names."""
+
+    class _View:
+        def named_parameters(self):
+            return ((base_name(n), p) for n, p in peft_model.named_parameters() if not is_lora(n))
+
+    return weights_hash(_View())
