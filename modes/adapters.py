@@ -99,16 +99,16 @@ def validate_adapter_zip(raw: bytes, base_model) -> tuple[dict, dict]:
         # 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'
         parts = key.removeprefix("base_model.model.").split(".")
         if "lora_A" not in parts and "lora_B" not in parts:
-            raise InputError("err_adapter_shape", key=key, why="not a LoRA tensor")
+            raise InputError("err_adapter_shape", tensor=key, why="not a LoRA tensor")
         kind = "lora_A" if "lora_A" in parts else "lora_B"
         mod_name = ".".join(parts[: parts.index(kind)])
         mod = modules.get(mod_name)
         if mod is None or not hasattr(mod, "in_features"):
-            raise InputError("err_adapter_shape", key=key, why="no such layer in this model")
+            raise InputError("err_adapter_shape", tensor=key, why="no such layer in this model")
         r = int(config.get("r", 0))
         want = (r, mod.in_features) if kind == "lora_A" else (mod.out_features, r)
         if tuple(t.shape) != want:
-            raise InputError("err_adapter_shape", key=key, why=f"shape {tuple(t.shape)}, expected {want}")
+            raise InputError("err_adapter_shape", tensor=key, why=f"shape {tuple(t.shape)}, expected {want}")
     if not tensors:
         raise InputError("err_adapter_weights")
     return config, tensors

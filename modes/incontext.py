@@ -1,9 +1,258 @@
-"""The incontext tab (coming next: see its issue)."""
+"""The in-context tab: a few-shot translation playground and a "how many examples?" sweep.
+
+Compute lives in modes/incontext_core.py (imported lazily); this module lays out the tab and wires
+its events. The weights never change here, and the panel proves it with a hash before and after.
+"""
+
+from __future__ import annotations
+
+import math
+import time
 
 import gradio as gr
+import pandas as pd
 
+from modes import data as task
 from modes import ui
+from modes.data import Pair
+from modes.loader import gpu
+
+DEFAULT_KS = "0,1,2,4,8"
+
+
+def pool_from_table(table, lang: str) -> list[Pair]:
+    """The editable pool -> pairs, refusing empty sides (an empty table is an empty pool)."""
+    if table is None:
+        return []
+    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table.get("data", []) if isinstance(table, dict) else table)
+    pairs = []
+    for i, row in enumerate(df.itertuples(index=False), start=1):
+        vals = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).strip() for v in list(row)[:2]]
+        if not any(vals):
+            continue  # a fully blank row is just an unused line of the table
+        if len(vals) < 2 or not all(vals):
+            raise ui.error("err_pool_empty_side", lang, row=i)
+        pairs.append(Pair(*vals))
+    return pairs
+
+
+def default_pool(direction: str) -> pd.DataFrame:
+    pairs = task.pairs_for(direction, "train")
+    return pd.DataFrame([[p.source, p.target] for p in pairs], columns=["source", "target"])
+
+
+def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
+    from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS
+
+    if direction not in task.DIRECTIONS:
+        raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
+    if text is None or not str(text).strip():
+        raise ui.error("err_text_empty", lang)
+    if len(text) > MAX_TEXT_CHARS:
+        raise ui.error("err_text_too_long", lang, n=len(text), cap=MAX_TEXT_CHARS)
+    try:
+        task.check_template(template)
+    except task.DataError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+    if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k != int(k) or not 0 <= k <= MAX_K:
+        raise ui.error("err_k_range", lang, k=k, max=MAX_K)
+    if not pool and k > 0:
+        raise ui.error("err_pool_empty", lang)
+    if k > len(pool):
+        raise ui.error("err_k_pool", lang, k=int(k), n=len(pool))
+    if not isinstance(max_new_tokens, (int, float)) or not math.isfinite(max_new_tokens) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise ui.error("err_max_new", lang, max=MAX_NEW_TOKENS)
+    return str(text).strip().replace("\n", " "), int(k), int(max_new_tokens)
+
+
+def parse_ks(ks: str, lang: str) -> list[int]:
+    from modes.incontext_core import MAX_K
+
+    try:
+        out = sorted({int(x) for x in str(ks).replace(" ", "").split(",") if x != ""})
+    except ValueError:
+        raise ui.error("err_ks", lang, max=MAX_K) from None
+    if not out or any(not 0 <= k <= MAX_K for k in out):
+        raise ui.error("err_ks", lang, max=MAX_K)
+    return out
 
 
 def build(loader, adapter_state) -> None:
-    gr.Markdown(ui.t("coming_next"))
+    from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, SELECTIONS, PrefixCache
+
+    prefix_cache = PrefixCache()
+    gr.Markdown(ui.t("ic_card"), elem_classes=["card"])
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(value="Where can I buy a ticket for the museum?", label=ui.t("ic_text"), lines=2)
+            with gr.Row():
+                direction = gr.Radio(list(task.DIRECTIONS), value="en-ko", label=ui.t("direction_label"))
+                k = gr.Slider(0, MAX_K, value=4, step=1, label=ui.t("ic_k"))
+                selection = gr.Radio(list(SELECTIONS), value="random", label=ui.t("ic_selection"))
+                seed = gr.Number(value=0, precision=0, label=ui.t("seed_label"))
+            with gr.Accordion(ui.t("ic_decoding"), open=False):
+                template = gr.Textbox(value=task.DEFAULT_TEMPLATE, lines=2, label=ui.t("ic_template"), info=ui.t("ic_template_info"))
+                with gr.Row():
+                    temperature = gr.Slider(0, 2, value=0, step=0.05, label=ui.t("ic_temperature"))
+                    top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="top-p")
+                    max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=64, step=1, label=ui.t("ic_max_new"))
+            use_adapter = gr.Checkbox(value=False, label=ui.t("ic_use_adapter"))
+            translate_btn = gr.Button(ui.t("ic_translate_btn"), variant="primary")
+            output = gr.Textbox(label=ui.t("ic_output"), lines=2, interactive=False)
+            weights_md = gr.Markdown()
+        with gr.Column(scale=2):
+            prompt_box = gr.Textbox(label=ui.t("ic_prompt"), lines=14, interactive=False, max_lines=30)
+            prompt_info = gr.Markdown()
+    with gr.Accordion(ui.t("ic_pool"), open=False):
+        pool = gr.Dataframe(value=default_pool("en-ko"), headers=["source", "target"], interactive=True, wrap=True,
+                            label=ui.t("ic_pool_label"), max_height=320)
+    summary = gr.JSON(label=ui.t("summary_json"))
+
+    def prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang):
+        from modes.incontext_core import select_examples, split_prompt
+
+        pool_pairs = pool_from_table(pool_df, lang)
+        text, k, max_new = check_inputs(text, direction, k, template, max_new_tokens, pool_pairs, lang)
+        if selection not in SELECTIONS:
+            raise ui.error("err_selection", lang, name=selection, choices=", ".join(SELECTIONS))
+        examples = select_examples(pool_pairs, k, selection, text, int(seed or 0))
+        prefix, query = split_prompt(template, direction, examples, text)
+        return prefix, query, max_new
+
+    def preview(text, direction, k, selection, seed, template, max_new_tokens, pool_df, request: gr.Request = None):
+        """Show the exact prompt and its token count; warm the prefix cache so the run starts fast."""
+        lang = ui.lang_of(request)
+        try:
+            prefix, query, _ = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang)
+        except gr.Error as exc:
+            return "", f"⚠️ {exc.message}"
+        if not loader.ready:
+            return prefix + query, ui.msg("ic_model_loading", lang)
+        model, tok = loader.get()
+        n = len(tok(prefix + query)["input_ids"])
+        prefix_cache.get(model, tok, prefix)
+        return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n)
+
+    inputs = [text, direction, k, selection, seed, template, max_new_tokens, pool]
+    for comp in (text, direction, k, selection, seed, template, pool):
+        comp.change(preview, inputs, [prompt_box, prompt_info], api_name=False, trigger_mode="always_last",
+                    concurrency_id="preview", concurrency_limit=1, show_progress="hidden")
+    direction.change(lambda d: default_pool(d), direction, pool, api_name=False, queue=False)
+
+    @gpu
+    def translate(text: str, direction: str = "en-ko", k: int = 4, selection: str = "random", seed: int = 0,
+                  use_adapter: bool = False, template: str = task.DEFAULT_TEMPLATE, temperature: float = 0.0,
+                  top_p: float = 1.0, max_new_tokens: int = 64, pool=None, adapter=None, request: gr.Request = None):
+        """Translate with k in-context examples (optionally through the session's LoRA adapter), streaming."""
+        from modes.finetune_core import weights_hash
+        from modes.incontext_core import prefill, stream_generate
+
+        lang = ui.lang_of(request)
+        pool = default_pool(direction) if pool is None else pool
+        prefix, query, max_new = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool, lang)
+        if use_adapter and adapter is None:
+            raise ui.error("err_no_adapter", lang)
+        model, tok = loader.get()
+        t0 = time.perf_counter()
+        before = weights_hash(model)
+        t_gen = time.perf_counter()  # time to first token counts from here: prefill (unless cached) + first step
+        run_model = model
+        if use_adapter:
+            from modes.adapters import apply_adapter
+
+            run_model = apply_adapter(model, adapter)
+            pc = prefill(run_model, tok, prefix)
+        else:
+            pc = prefix_cache.get(model, tok, prefix)
+        ev, ttft = None, None
+        for ev in stream_generate(run_model, tok, prefix, query, max_new_tokens=max_new, temperature=float(temperature),
+                                  top_p=float(top_p), seed=int(seed or 0), prefix_cache=pc):
+            if ttft is None and ev.ttft is not None:
+                ttft = time.perf_counter() - t_gen
+            if not ev.done:
+                yield ev.text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        after = weights_hash(model)
+        seconds = time.perf_counter() - t0
+        n_tokens = len(tok(prefix + query)["input_ids"])
+        same = before == after
+        md = ui.msg("ic_weights", lang, h1=before[:16], h2=after[:16], same="✅" if same else "❌",
+                    ttft=f"{ttft or 0:.2f}", secs=f"{seconds:.1f}",
+                    via=ui.msg("ic_via_adapter", lang) if use_adapter else "")
+        res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
+               "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
+               "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction}
+        yield ev.text, md, prefix + query, ui.msg("ic_prompt_tokens", lang, n=n_tokens), res
+
+    translate_btn.click(
+        translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
+        [output, weights_md, prompt_box, prompt_info, summary], api_name="translate",
+    )
+    text.submit(
+        translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
+        [output, weights_md, prompt_box, prompt_info, summary], api_name=False,
+    )
+
+    # ---- sweep ----
+    gr.Markdown(ui.t("ic_sweep_title"))
+    with gr.Row():
+        ks = gr.Textbox(value=DEFAULT_KS, label=ui.t("ic_ks"))
+        n = gr.Slider(1, len(task.load_pairs("test")), value=len(task.load_pairs("test")), step=1, label=ui.t("ic_n"))
+        sweep_btn = gr.Button(ui.t("ic_sweep_btn"), variant="primary")
+    sweep_plot = gr.LinePlot(pd.DataFrame({"k": [], "chrF": [], "method": []}), x="k", y="chrF", color="method",
+                             label=ui.t("ic_sweep_plot"), height=280)
+    sweep_table = gr.Dataframe(headers=["k", "chrF", "method"], label=ui.t("ic_sweep_table"))
+    sweep_md = gr.Markdown()
+    sweep_json = gr.JSON(label=ui.t("summary_json"))
+
+    @gpu(duration=600)
+    def icl_sweep(direction: str = "en-ko", ks: str = DEFAULT_KS, n: int = 69, seed: int = 0, adapter=None,
+                  request: gr.Request = None, progress=gr.Progress()):
+        """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched)."""
+        from modes.finetune_core import chrf
+        from modes.incontext_core import generate_batch, select_examples, split_prompt
+
+        lang = ui.lang_of(request)
+        if direction not in task.DIRECTIONS:
+            raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
+        k_list = parse_ks(ks, lang)
+        test = task.pairs_for(direction, "test")
+        if not isinstance(n, (int, float)) or not math.isfinite(n) or not 1 <= n <= len(test):
+            raise ui.error("err_n_range", lang, max=len(test))
+        test = test[: int(n)]
+        pool = task.pairs_for(direction, "train")
+        model, tok = loader.get()
+        refs = [p.target for p in test]
+        t0 = time.perf_counter()
+        rows, scores = [], {}
+        steps = len(k_list) + (1 if adapter is not None else 0)
+        for i, kk in enumerate(k_list):
+            progress(i / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))
+            ex = select_examples(pool, kk, "random", seed=int(seed or 0))
+            prefix, _ = split_prompt(task.DEFAULT_TEMPLATE, direction, ex, test[0].source)
+            queries = [task.render_prompt(task.DEFAULT_TEMPLATE, direction, p.source) for p in test]
+            hyps = generate_batch(model, tok, prefix, queries, prefix_cache=prefix_cache.get(model, tok, prefix))
+            scores[kk] = chrf(hyps, refs)
+            rows.append({"k": kk, "chrF": scores[kk], "method": "in-context (base model)"})
+        lora = None
+        if adapter is not None:
+            progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
+            from modes.adapters import apply_adapter
+
+            tuned = apply_adapter(model, adapter)
+            queries = [task.render_prompt(adapter.template, direction, p.source) for p in test]
+            hyps = generate_batch(tuned, tok, "", queries)
+            del tuned
+            lora = chrf(hyps, refs)
+            rows += [{"k": kk, "chrF": lora, "method": "LoRA fine-tuned (k=0)"} for kk in (min(k_list), max(k_list))]
+        seconds = round(time.perf_counter() - t0, 2)
+        best = max(scores, key=scores.get)
+        md = ui.msg("ic_sweep_result", lang, best=best, score=scores[best], n=len(test), secs=f"{seconds:.0f}")
+        if lora is not None:
+            md += "\n\n" + ui.msg("ic_sweep_lora", lang, score=lora)
+        df = pd.DataFrame(rows)
+        out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
+               "best_k": best, "lora_chrf": lora}
+        return df, df, md, out
+
+    sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state], [sweep_plot, sweep_table, sweep_md, sweep_json],
+                    api_name="icl_sweep", concurrency_id="train", concurrency_limit=1)

@@ -1,0 +1,183 @@
+"""Fine-tuning: loss mask, sliced logits, LoRA changes only the adapter, adapter zips, uploads, export."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+
+from modes import adapters, data as task, finetune_core as fc
+from modes.data import Pair
+from modes.uploads import InputError
+
+TEMPLATE = task.DEFAULT_TEMPLATE
+
+
+def small_run(loader, steps=3, **kw):
+    cfg = fc.FinetuneConfig(steps=steps, batch_size=4, eval_every=2, r=4, alpha=8, **kw)
+    train = task.pairs_for("en-ko", "train")[:24]
+    test = task.pairs_for("en-ko", "test")[:6]
+    return list(fc.finetune(loader, cfg, train, test))[-1]
+
+
+def test_builtin_split_sizes_and_disjoint():
+    train, test = task.load_pairs("train"), task.load_pairs("test")
+    assert len(train) >= 400 and len(test) >= 60
+    assert not {r["en"] for r in train} & {r["en"] for r in test}
+    assert all(r["en"].strip() and r["ko"].strip() for r in train + test)
+
+
+def test_loss_mask_covers_only_target_tokens(tiny_tokenizer):
+    pair = Pair("Where is the station?", "역은 어디에 있어요?")
+    ids, labels = fc.encode_pair(tiny_tokenizer, TEMPLATE, "en-ko", pair, 96)
+    n_prompt = len(tiny_tokenizer(task.render_prompt(TEMPLATE, "en-ko", pair.source))["input_ids"])
+    assert labels[:n_prompt] == [-100] * n_prompt
+    assert labels[n_prompt:] == ids[n_prompt:] and all(x != -100 for x in labels[n_prompt:])
+    assert tiny_tokenizer.decode(ids[n_prompt:]) == " 역은 어디에 있어요?\n"
+
+
+def test_sliced_logits_loss_equals_full_loss(tiny_loader):
+    model, tok = tiny_loader.get()
+    pairs = task.pairs_for("en-ko", "train")[:5]
+    ex = [fc.encode_pair(tok, TEMPLATE, "en-ko", p, 96) for p in pairs]
+    ids, mask, labels = fc.collate(ex, tok.pad_token_id)
+    sliced = fc.masked_lm_loss(model, ids, mask, labels)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    full = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert torch.allclose(sliced, full, atol=1e-5)
+
+
+def test_lora_steps_change_only_adapter(tiny_loader):
+    model, _ = tiny_loader.get()
+    before = fc.weights_hash(model)
+    res = small_run(tiny_loader)
+    assert res.base_weights_unchanged and res.base_hash_after == before == fc.weights_hash(model)
+    assert res.adapter_params_changed == res.trainable_params > 0
+    assert 0 < res.trainable_fraction < 0.2
+    assert res.chrf_before is not None and res.chrf_after is not None
+
+
+def test_adapter_zip_round_trips(tiny_loader):
+    model, tok = tiny_loader.get()
+    res = small_run(tiny_loader)
+    names = zipfile.ZipFile(io.BytesIO(res.adapter.zip_bytes)).namelist()
+    assert sorted(names) == ["adapter_config.json", "adapter_model.safetensors"]
+    loaded = adapters.apply_adapter(model, res.adapter)
+    assert any("lora_A" in n for n, _ in loaded.named_parameters())
+    ids = torch.tensor([[2, 10, 11, 12]])
+    with torch.no_grad():
+        with loaded.disable_adapter():
+            base_out = loaded(input_ids=ids).logits
+        assert torch.allclose(base_out, model(input_ids=ids).logits, atol=1e-6)
+        assert not torch.allclose(loaded(input_ids=ids).logits, base_out)  # B was trained away from 0
+
+
+def _zip(files: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+    return buf.getvalue()
+
+
+def test_bad_adapter_zips_are_rejected(tiny_loader, tmp_path):
+    model, _ = tiny_loader.get()
+    good = small_run(tiny_loader, steps=1).adapter.zip_bytes
+    members = {n: zipfile.ZipFile(io.BytesIO(good)).read(n) for n in adapters.ALLOWED}
+    other = fc.FinetuneConfig(r=4)  # a shape mismatch: claim r=8 with r=4 tensors
+    cfg = json.loads(members["adapter_config.json"])
+    cfg["r"] = other.r * 2
+    cases = {
+        "err_adapter_not_zip": b"not a zip at all",
+        "err_adapter_empty": _zip({}),
+        "err_adapter_pickle": _zip({"adapter_model.bin": b"x", **members}),
+        "err_adapter_traversal": _zip({"../../etc/adapter_config.json": b"{}"}),
+        "err_adapter_unexpected": _zip({"run.py": b"print(1)"}),
+        "err_adapter_missing": _zip({"adapter_config.json": members["adapter_config.json"]}),
+        "err_adapter_shape": _zip({"adapter_config.json": json.dumps(cfg), "adapter_model.safetensors": members["adapter_model.safetensors"]}),
+        "err_adapter_config": _zip({"adapter_config.json": b"[1,2]", "adapter_model.safetensors": members["adapter_model.safetensors"]}),
+    }
+    for key, raw in cases.items():
+        with pytest.raises(InputError) as e:
+            adapters.validate_adapter_zip(raw, model)
+        assert e.value.key == key, key
+    f = tmp_path / "a.zip"
+    f.write_bytes(b"")
+    with pytest.raises(InputError, match="err_adapter_empty"):
+        adapters.adapter_from_upload(f, model, "en-ko", TEMPLATE)
+
+
+@pytest.mark.parametrize(
+    "name, content, key",
+    [
+        ("a.csv", "src,tgt\nhello,안녕\n", "err_data_columns"),
+        ("a.csv", "source,target\nhello,\n", "err_data_empty_side"),
+        ("a.jsonl", '{"source": "a", "target": "b"}\n{broken\n', "err_data_bad_line"),
+        ("a.jsonl", "", "err_upload_empty"),
+        ("a.csv", "source,target\n" + "a,b\n" * 600_000, "err_upload_too_big"),
+        ("a.csv", b"source,target\n\xff\xfe,x\n", "err_upload_not_utf8"),
+        ("a.csv", b"\x00\x01\x02", "err_upload_binary"),
+        ("a.csv", "source,target\na,b,c\n", "err_data_bad_line"),
+        ("a.txt", "source,target\na,b\n", "err_data_format"),
+    ],
+)
+def test_bad_pair_uploads_are_rejected(tmp_path, name, content, key):
+    f = tmp_path / name
+    f.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    with pytest.raises(InputError) as e:
+        task.from_upload(f)
+    assert e.value.key == key
+
+
+def test_good_uploads_load(tmp_path):
+    f = tmp_path / "p.csv"
+    f.write_text("source,target\nHello,안녕하세요\n\"Yes, really\",네\n", encoding="utf-8")
+    assert task.from_upload(f) == [Pair("Hello", "안녕하세요"), Pair("Yes, really", "네")]
+    g = tmp_path / "p.jsonl"
+    g.write_text('{"source": "Hi", "target": "안녕"}\n\n', encoding="utf-8")
+    assert task.from_upload(g) == [Pair("Hi", "안녕")]
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [({"steps": 0}, "steps"), ({"r": -1}, "r"), ({"learning_rate": float("nan")}, "learning_rate"),
+     ({"learning_rate": 0}, "learning_rate"), ({"steps": 10**7}, "steps"), ({"target": "mlp"}, "target")],
+)
+def test_config_errors_name_the_field(kw, field):
+    with pytest.raises(ValueError, match=field):
+        fc.FinetuneConfig(**kw)
+
+
+def test_exported_script_runs_two_steps(tiny_loader, tmp_path):
+    from modes.export import render_script
+
+    model, tok = tiny_loader.get()
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    script = tmp_path / "train_lora.py"
+    script.write_text(render_script(fc.FinetuneConfig(steps=2, batch_size=2), TEMPLATE))
+    out = subprocess.run(
+        [sys.executable, str(script), "--model", str(tmp_path / "model"), "--data", str(task.PAIRS_FILE),
+         "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+
+def test_injected_failure_is_reported(tiny_loader):
+    cfg = fc.FinetuneConfig(steps=3, batch_size=2)
+    with pytest.raises(RuntimeError, match="injected"):
+        list(fc.finetune(tiny_loader, cfg, task.pairs_for("en-ko", "train")[:8], task.pairs_for("en-ko", "test")[:2], fail_at_step=2))
+
+
+@pytest.mark.real
+def test_real_short_run_lowers_heldout_loss(real_loader):
+    cfg = fc.FinetuneConfig(steps=6, batch_size=4, eval_every=6)
+    res = list(fc.finetune(real_loader, cfg, task.pairs_for("en-ko", "train"), task.pairs_for("en-ko", "test")[:12]))[-1]
+    assert res.eval_loss_after < res.eval_loss_before - 0.2
+    assert res.base_weights_unchanged and res.trainable_fraction < 0.01
