@@ -37,7 +37,14 @@ def msg(key: str, lang: str = "en", **fmt) -> str:
     """A translated plain string, for errors and results that Python returns."""
     table = strings(lang if lang in LANGS else "en")
     text = table.get(key) or strings("en")[key]
-    return text.format(**fmt) if fmt else text
+    return text.format_map(_Keep(fmt)) if fmt else text
+
+
+class _Keep(dict):
+    """format_map helper: unknown {slots} stay as written (strings may mention {source} literally)."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
 
 
 def lang_of(request: gr.Request | None) -> str:

@@ -1,0 +1,118 @@
+"""In-context learning: prompt builder, pool hygiene, prefix reuse equals plain greedy, no weight change."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+import pytest
+import torch
+
+from modes import data as task, incontext, incontext_core as ic
+from modes.data import DataError, Pair
+
+T = task.DEFAULT_TEMPLATE
+
+
+def test_prompt_builder_on_plain_strings():
+    ex = [Pair("Hello.", "안녕하세요."), Pair("Thanks.", "고마워요.")]
+    p = task.build_fewshot_prompt(T, "en-ko", ex, "Good night.")
+    assert p == ("English: Hello.\nKorean: 안녕하세요.\n\nEnglish: Thanks.\nKorean: 고마워요.\n\n"
+                 "English: Good night.\nKorean:")
+    assert task.build_fewshot_prompt(T, "ko-en", [], "안녕") == "Korean: 안녕\nEnglish:"
+    assert task.render_target(T, "en-ko", "Hi", "안녕") == " 안녕\n"
+    prefix, query = ic.split_prompt(T, "en-ko", ex, "Good night.")
+    assert prefix + query == p and query == "English: Good night.\nKorean:"
+    custom = "Q: {source}\nA ({tgt_lang}):{target}"
+    assert task.build_fewshot_prompt(custom, "en-ko", ex[:1], "Hi") == "Q: Hello.\nA (Korean):안녕하세요.\n\nQ: Hi\nA (Korean):"
+
+
+@pytest.mark.parametrize("template, key", [("no slots", "err_template_source"), ("{source} only", "err_template_target"),
+                                           ("{source} {target} {oops}", "err_template_format")])
+def test_template_without_slots_is_rejected(template, key):
+    with pytest.raises(DataError) as e:
+        task.check_template(template)
+    assert e.value.key == key
+
+
+def test_pool_never_contains_a_heldout_pair():
+    for d in task.DIRECTIONS:
+        pool = incontext.default_pool(d)
+        test = {p.source for p in task.pairs_for(d, "test")}
+        assert len(pool) >= 400 and not set(pool["source"]) & test
+
+
+def test_selection_modes():
+    pool = [Pair(f"sentence number {i}", f"문장 {i}") for i in range(20)] + [Pair("Where is the station?", "역은 어디에 있어요?")]
+    assert ic.select_examples(pool, 3, "first") == pool[:3]
+    assert ic.select_examples(pool, 3, "random", seed=1) == ic.select_examples(pool, 3, "random", seed=1)
+    assert ic.select_examples(pool, 2, "similar", "Where is the bus station?")[-1] == pool[-1]
+    with pytest.raises(ValueError, match="k"):
+        ic.select_examples(pool, 22, "first")
+
+
+def test_greedy_same_with_and_without_prefix_reuse(tiny_loader):
+    model, tok = tiny_loader.get()
+    ex = task.pairs_for("en-ko", "train")[:3]
+    queries = [task.render_prompt(T, "en-ko", p.source) for p in task.pairs_for("en-ko", "test")[:5]]
+    prefix, _ = ic.split_prompt(T, "en-ko", ex, "x")
+    fast = ic.generate_batch(model, tok, prefix, queries, max_new_tokens=12, batch_size=4)
+    slow = []
+    for q in queries:
+        ids = torch.tensor([tok(prefix)["input_ids"] + tok(q, add_special_tokens=False)["input_ids"]])
+        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                           eos_token_id=ic.stop_ids(tok), pad_token_id=tok.pad_token_id)
+        slow.append(tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True).split("\n")[0].strip())
+    assert fast == slow
+    streamed = list(ic.stream_generate(model, tok, prefix, queries[0], max_new_tokens=12))[-1]
+    assert streamed.done and streamed.text == slow[0]
+
+
+def test_weights_unchanged_after_translation(tiny_loader):
+    from modes.finetune_core import weights_hash
+
+    model, tok = tiny_loader.get()
+    before = weights_hash(model)
+    list(ic.stream_generate(model, tok, "English: Hi\nKorean: 안녕\n\n", "English: Bye\nKorean:", max_new_tokens=8))
+    assert weights_hash(model) == before
+
+
+POOL = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "잘 가요."]], columns=["source", "target"])
+
+
+@pytest.mark.parametrize(
+    "kw, key",
+    [
+        ({"text": ""}, "err_text_empty"),
+        ({"text": "   "}, "err_text_empty"),
+        ({"text": "x" * 501}, "err_text_too_long"),
+        ({"k": 3}, "err_k_pool"),
+        ({"k": 17}, "err_k_range"),
+        ({"template": "{target} only"}, "err_template_source"),
+        ({"max_new_tokens": 0}, "err_max_new"),
+        ({"max_new_tokens": 10_000}, "err_max_new"),
+        ({"direction": "fr-de"}, "err_direction"),
+        ({"pool": []}, "err_pool_empty"),
+    ],
+)
+def test_bad_translate_inputs_are_rejected(kw, key):
+    args = dict(text="Hello", direction="en-ko", k=1, template=T, max_new_tokens=32, pool=POOL)
+    args.update(kw)
+    pool = incontext.pool_from_table(args.pop("pool"), "en")
+    with pytest.raises(gr.Error) as e:
+        incontext.check_inputs(pool=pool, lang="en", **args)
+    assert e.value.message.startswith(incontext.ui.strings("en")[key].split("{")[0][:20])
+
+
+def test_pool_row_with_empty_side_is_rejected():
+    bad = pd.DataFrame([["Hi.", "안녕."], ["Bye.", ""]], columns=["source", "target"])
+    with pytest.raises(gr.Error, match="row 2"):
+        incontext.pool_from_table(bad, "en")
+    blank_rows_ok = pd.DataFrame([["Hi.", "안녕."], ["", ""]], columns=["source", "target"])
+    assert incontext.pool_from_table(blank_rows_ok, "en") == [Pair("Hi.", "안녕.")]
+
+
+def test_parse_ks():
+    assert incontext.parse_ks("8, 0,2,2", "en") == [0, 2, 8]
+    for bad in ("", "a,b", "0,99", "-1"):
+        with pytest.raises(gr.Error):
+            incontext.parse_ks(bad, "en")
