@@ -10,7 +10,7 @@ import os
 
 import gradio as gr
 
-from modes import finetune, incontext, pretrain, ui
+from modes import finetune, incontext, pretrain, scoreboard, ui
 from modes.loader import ModelLoader
 
 
@@ -36,13 +36,17 @@ def build_app(loader: ModelLoader) -> gr.Blocks:
         gr.api(model_status, api_name="model_status", queue=False)
         # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
         adapter_state = gr.State(None, time_to_live=3 * 3600)
+        runs = gr.State(scoreboard.new_runs())  # this session's results, for the scoreboard
         with gr.Tabs():
             with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
-                pretrain.build(loader)
+                pretrain.build(loader, runs)
             with gr.Tab(ui.t("tab_finetune"), id="finetune"):
-                finetune.build(loader, adapter_state)
+                finetune.build(loader, adapter_state, runs)
             with gr.Tab(ui.t("tab_incontext"), id="incontext"):
-                incontext.build(loader, adapter_state)
+                incontext.build(loader, adapter_state, runs)
+            with gr.Tab(ui.t("tab_scoreboard"), id="scoreboard") as board_tab:
+                board = scoreboard.build(runs)
+        board_tab.select(scoreboard.show, runs, board, api_name=False, queue=False)
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
     demo.queue(default_concurrency_limit=4, max_size=64)

@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from modes import data as task
-from modes import ui
+from modes import scoreboard, ui
 from modes.jobs import StopFlag, Throttle, fmt_eta
 from modes.loader import gpu
 from modes.uploads import InputError
@@ -62,7 +62,7 @@ def make_config(lang: str, **kw):
         raise gr.Error(ui.msg("err_ft_setting", lang, why=str(exc))) from None
 
 
-def build(loader, adapter_state: gr.State) -> None:
+def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     from modes.finetune_core import MAX_STEPS, FinetuneConfig
 
     d = FinetuneConfig()
@@ -138,7 +138,7 @@ def build(loader, adapter_state: gr.State) -> None:
                  alpha: int = d.alpha, dropout: float = d.dropout, target: str = d.target, batch_size: int = d.batch_size,
                  max_length: int = d.max_length, direction: str = d.direction, data_source: str = "built-in",
                  upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target",
-                 adapter=None, stop: StopFlag | None = None, request: gr.Request = None):
+                 adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
         """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof."""
         from modes.finetune_core import FtResult, finetune as run
 
@@ -185,12 +185,13 @@ def build(loader, adapter_state: gr.State) -> None:
             md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
         df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                           columns=["source", "base model", "fine-tuned", "reference"])
+        scoreboard.record_finetune(runs, res.summary(), len(train), len(test))
         done = ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}")
         yield done, pd.DataFrame(rows), md, df, str(path), res.adapter, res.summary()
 
     settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
     train_btn.click(
-        finetune, settings + data_inputs[:5] + [adapter_state, stop_flag],
+        finetune, settings + data_inputs[:5] + [adapter_state, stop_flag, runs],
         [progress_md, plot, result_md, table, adapter_file, adapter_state, summary],
         api_name="finetune", concurrency_id="train", concurrency_limit=1,
     )

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from modes import data as task
-from modes import ui
+from modes import scoreboard, ui
 from modes.data import Pair
 from modes.loader import gpu
 
@@ -77,7 +77,7 @@ def parse_ks(ks: str, lang: str) -> list[int]:
     return out
 
 
-def build(loader, adapter_state) -> None:
+def build(loader, adapter_state, runs) -> None:
     from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, SELECTIONS, PrefixCache
 
     prefix_cache = PrefixCache()
@@ -206,7 +206,7 @@ def build(loader, adapter_state) -> None:
 
     @gpu(duration=600)
     def icl_sweep(direction: str = "en-ko", ks: str = DEFAULT_KS, n: int = 69, seed: int = 0, adapter=None,
-                  request: gr.Request = None, progress=gr.Progress()):
+                  runs: dict | None = None, request: gr.Request = None, progress=gr.Progress()):
         """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched)."""
         from modes.finetune_core import chrf
         from modes.incontext_core import generate_batch, select_examples, split_prompt
@@ -252,7 +252,8 @@ def build(loader, adapter_state) -> None:
         df = pd.DataFrame(rows)
         out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
                "best_k": best, "lora_chrf": lora}
+        scoreboard.record_sweep(runs, out)
         return df, df, md, out
 
-    sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state], [sweep_plot, sweep_table, sweep_md, sweep_json],
+    sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state, runs], [sweep_plot, sweep_table, sweep_md, sweep_json],
                     api_name="icl_sweep", concurrency_id="train", concurrency_limit=1)

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from modes import corpus as corpus_mod
-from modes import ui
+from modes import scoreboard, ui
 from modes.jobs import StopFlag, Throttle, fmt_eta
 from modes.loader import gpu
 from modes.uploads import InputError
@@ -76,7 +76,7 @@ def parse_config(size, steps, seed, lang: str):
     return cfg
 
 
-def build(loader) -> None:
+def build(loader, runs: gr.State) -> None:
     from modes.pretrain_core import MAX_STEPS, PretrainConfig
 
     defaults = PretrainConfig()
@@ -143,7 +143,7 @@ def build(loader) -> None:
 
     @gpu(duration=300)
     def pretrain(corpus: str = "shakespeare", size: str = "baby", steps: int = 2000, seed: int = 1337,
-                 upload=None, stop: StopFlag | None = None, request: gr.Request = None):
+                 upload=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
         """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples."""
         from modes.pretrain_core import PretrainResult, pretrained_bpc, train_scratch
 
@@ -180,10 +180,11 @@ def build(loader) -> None:
         md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=ref,
                     secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
         done = ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}")
+        scoreboard.record_pretrain(runs, res.summary(), data.name, len(data.train) + len(data.val))
         yield done, pd.DataFrame(rows), "\n\n".join(samples), md, res.summary()
 
     train_ev = train_btn.click(
-        pretrain, [corpus_dd, size, steps, seed, upload, stop_flag], [progress_md, plot, samples_box, result_md, summary],
+        pretrain, [corpus_dd, size, steps, seed, upload, stop_flag, runs], [progress_md, plot, samples_box, result_md, summary],
         api_name="pretrain", concurrency_id="train", concurrency_limit=1,
     )
     stop_btn.click(lambda flag: flag.set(), [stop_flag], None, queue=False, api_name=False)

@@ -1,0 +1,109 @@
+"""Fine-tune benchmark on the built-in pairs: samples/s against plain PEFT + Trainer, chrF, wall time.
+
+Throughput: both recipes train the same LoRA (same r, alpha, targets, lr, batch, data, max length)
+for the same number of steps; the figure is batch / median step time (warm-up step excluded).
+Ours computes logits only at target positions and pads each batch only to its own longest pair;
+the baseline is the textbook recipe: Trainer on a PEFT model with full-sequence logits.
+Then the app's default run end to end (chrF before/after on all held-out pairs, wall time), and the
+best k-shot chrF on the same held-out pairs, which the fine-tune should beat.
+Usage: python bench/finetune.py [--speed-steps 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from modes import data as task  # noqa: E402
+from modes import finetune_core as fc  # noqa: E402
+from modes.loader import ModelLoader  # noqa: E402
+
+T = task.DEFAULT_TEMPLATE
+
+
+def baseline_step_times(base, tok, cfg: fc.FinetuneConfig, steps: int) -> list[float]:
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    model = get_peft_model(copy.deepcopy(base), cfg.lora_config())
+    rows = [fc.encode_pair(tok, T, cfg.direction, p, cfg.max_length) for p in task.pairs_for(cfg.direction, "train")]
+    ds = Dataset.from_list([{"input_ids": i, "labels": l, "attention_mask": [1] * len(i)} for i, l in rows])
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+    args = TrainingArguments(output_dir="/tmp/hml-bench-trainer", max_steps=steps, per_device_train_batch_size=cfg.batch_size,
+                             learning_rate=cfg.learning_rate, logging_steps=1000, save_strategy="no", report_to=[],
+                             seed=cfg.seed, use_cpu=True, dataloader_num_workers=0)
+    Trainer(model=model, args=args, train_dataset=ds, callbacks=[Clock()],
+            data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)).train()
+    return times
+
+
+def ours_step_times(loader, cfg: fc.FinetuneConfig) -> list[float]:
+    times, last = [], 0.0
+    test = task.pairs_for(cfg.direction, "test")[:4]
+    for ev in fc.finetune(loader, cfg, task.pairs_for(cfg.direction, "train"), test, chrf_before=0.0, n_examples=0):
+        if isinstance(ev, fc.FtProgress):
+            if ev.eval_loss is None:
+                times.append(ev.elapsed - last)
+            last = ev.elapsed
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--speed-steps", type=int, default=15)
+    args = ap.parse_args()
+    loader = ModelLoader()
+    base, tok = loader.get()
+    d = fc.FinetuneConfig()
+    print(f"threads {torch.get_num_threads()}, defaults: steps {d.steps}, r {d.r}, alpha {d.alpha}, {d.target}, "
+          f"lr {d.learning_rate}, batch {d.batch_size}, max_length {d.max_length}")
+
+    n = args.speed_steps
+    speed_cfg = fc.FinetuneConfig(steps=n, eval_every=10**3)
+    t_ours = ours_step_times(loader, speed_cfg)[1:]
+    t_base = baseline_step_times(base, tok, speed_cfg, n)[1:]
+    sps_ours, sps_base = d.batch_size / statistics.median(t_ours), d.batch_size / statistics.median(t_base)
+    print(f"samples/s (median step over {n - 1} steps): ours {sps_ours:.2f}, PEFT + Trainer {sps_base:.2f}, "
+          f"ratio {sps_ours / sps_base:.2f}x (target >= 1.5x)")
+
+    t = time.perf_counter()
+    res = list(fc.finetune(loader, d, task.pairs_for(d.direction, "train"), task.pairs_for(d.direction, "test")))[-1]
+    wall = time.perf_counter() - t
+    print(f"default run: {res.steps} steps, training {res.seconds:.0f} s, wall {wall:.0f} s (with before/after scoring)")
+    print(f"chrF on {len(task.pairs_for(d.direction, 'test'))} held-out pairs: before {res.chrf_before}, after {res.chrf_after}")
+    print(f"eval loss: before {res.eval_loss_before:.3f}, after {res.eval_loss_after:.3f}; "
+          f"trainable {res.trainable_params:,} ({100 * res.trainable_fraction:.2f}%); base unchanged: {res.base_weights_unchanged}")
+
+    from modes import incontext_core as ic
+
+    test = task.pairs_for(d.direction, "test")
+    pool = task.pairs_for(d.direction, "train")
+    icl = {}
+    for k in (0, 1, 2, 4, 8):
+        prefix, _ = ic.split_prompt(T, d.direction, ic.select_examples(pool, k, "random", seed=0), test[0].source)
+        hyps = ic.generate_batch(base, tok, prefix, [task.render_prompt(T, d.direction, p.source) for p in test])
+        icl[k] = fc.chrf(hyps, [p.target for p in test])
+    best = max(icl, key=icl.get)
+    print(f"in-context chrF on the same pairs: {icl}; best k={best}: {icl[best]}")
+    print(f"fine-tuned minus best in-context: {res.chrf_after - icl[best]:+.2f} chrF (target > 0)")
+
+
+if __name__ == "__main__":
+    main()
