@@ -10,7 +10,7 @@ import os
 
 import gradio as gr
 
-from modes import finetune, incontext, pretrain, scoreboard, ui
+from modes import adapters, finetune, incontext, pretrain, scoreboard, ui
 from modes.loader import ModelLoader
 
 
@@ -35,7 +35,7 @@ def build_app(loader: ModelLoader) -> gr.Blocks:
 
         gr.api(model_status, api_name="model_status", queue=False)
         # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
-        adapter_state = gr.State(None, time_to_live=3 * 3600)
+        adapter_state = gr.State(None, time_to_live=3 * 3600, delete_callback=adapters.cleanup)
         runs = gr.State(scoreboard.new_runs())  # this session's results, for the scoreboard
         with gr.Tabs():
             with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
@@ -53,8 +53,12 @@ def build_app(loader: ModelLoader) -> gr.Blocks:
     return demo
 
 
+MAX_FILE_SIZE = "60mb"  # Gradio refuses larger uploads outright; each tab applies its own smaller cap
+
+
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's i18n table and CSS (Gradio 6 takes them at launch)."""
+    kwargs.setdefault("max_file_size", MAX_FILE_SIZE)
     return demo.launch(i18n=ui.I18N(), css=ui.css(), **kwargs)
 
 

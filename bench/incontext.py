@@ -4,7 +4,7 @@ Optimised = the app's path: the few-shot prefix's KV cache computed once and cop
 queries batched (left-padded after the prefix), generation stopping at the newline.
 Naive = one `generate` per sentence on the full prompt, no prefix reuse, no early stop.
 Both run in this process on the same model, sentences and examples.
-Usage: python bench/incontext.py [--n 12] [--ks 0,1,2,4,8] [--repeats 5]
+Usage: python bench/incontext.py [--n 6] [--ks 0,1,2,4,8] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def sweep_naive(model, tok, pool, test, ks, max_new_tokens=48):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--n", type=int, default=6)
     ap.add_argument("--ks", default="0,1,2,4,8")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()

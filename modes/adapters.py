@@ -35,6 +35,19 @@ class Adapter:
     chrf: float | None = None
     n_train: int = 0
     seconds: float = 0.0
+    path: str | None = None  # the downloadable zip on disk, removed when the session ends
+
+
+def cleanup(adapter: "Adapter | None") -> None:
+    """gr.State delete_callback: remove the session's adapter file (and its temp folder) from disk."""
+    if adapter is None or not getattr(adapter, "path", None):
+        return
+    p = Path(adapter.path)
+    p.unlink(missing_ok=True)
+    try:
+        p.parent.rmdir()  # the per-run temp folder, if now empty
+    except OSError:
+        pass
 
 
 def adapter_zip(peft_model) -> bytes:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from modes import data as task
 from modes import scoreboard, ui
-from modes.jobs import StopFlag, Throttle, fmt_eta
+from modes.jobs import Gauge, StopFlag, Throttle, fmt_eta
 from modes.loader import gpu
 from modes.uploads import InputError
 
@@ -154,7 +154,9 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         throttle = Throttle(0.5)
         rows: list[dict] = []
         yield ui.msg("ft_preparing", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+        gauge = loader.memo.setdefault("training_gauge", Gauge())
         try:
+            gauge.__enter__()
             for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
                           fail_at_step=loader.memo.get("fail_at_step")):
                 if isinstance(ev, FtResult):
@@ -169,12 +171,18 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         except RuntimeError as exc:
             raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
         finally:
+            gauge.__exit__(None, None, None)
             stop.clear()
         res = ev
         memo[key] = res.chrf_before
         rows = [c for c in res.curve]
         path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
         path.write_bytes(res.adapter.zip_bytes)
+        res.adapter.path = str(path)
+        if adapter is not None and adapter is not res.adapter:
+            from modes.adapters import cleanup
+
+            cleanup(adapter)  # the session's previous adapter file is replaced
         md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=len(test),
                     el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
                     trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",

@@ -81,7 +81,10 @@ def prefill(model, tok, prefix: str):
     """Run the prefix once: ([1, P] ids, its DynamicCache)."""
     from transformers import DynamicCache
 
-    ids = torch.tensor([tok(prefix, add_special_tokens=True)["input_ids"]], device=model.device)
+    raw = tok(prefix, add_special_tokens=True)["input_ids"]
+    if not raw:  # k = 0 with a tokenizer that adds no <bos>: the cache still needs one position
+        raw = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+    ids = torch.tensor([raw], dtype=torch.long, device=model.device)
     cache = DynamicCache(config=model.config)
     cache = model(input_ids=ids, cache=cache, use_cache=True).cache
     return ids, cache

@@ -38,3 +38,25 @@ class Throttle:
 def fmt_eta(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Gauge:
+    """Counts jobs running at once (and the most ever seen): proof that trainings never overlap."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+
+    def __enter__(self):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.now -= 1
+        return False

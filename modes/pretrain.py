@@ -11,7 +11,7 @@ import pandas as pd
 
 from modes import corpus as corpus_mod
 from modes import scoreboard, ui
-from modes.jobs import StopFlag, Throttle, fmt_eta
+from modes.jobs import Gauge, StopFlag, Throttle, fmt_eta
 from modes.loader import gpu
 from modes.uploads import InputError
 
@@ -159,7 +159,9 @@ def build(loader, runs: gr.State) -> None:
         def reference(text: str) -> float:
             return pretrained_bpc(*loader.get(), text)
 
+        gauge = loader.memo.setdefault("training_gauge", Gauge())
         try:
+            gauge.__enter__()
             for ev in train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference):
                 if isinstance(ev, PretrainResult):
                     break
@@ -173,6 +175,7 @@ def build(loader, runs: gr.State) -> None:
                                 eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
                     yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip()
         finally:
+            gauge.__exit__(None, None, None)
             stop.clear()
         res = ev
         key = "pt_result_stopped" if res.stopped else "pt_result"

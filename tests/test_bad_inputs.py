@@ -1,0 +1,154 @@
+"""The bad-input catalogue: one table of strange inputs across every endpoint, through gradio_client.
+
+Each case must end in a clear message (never a traceback or a generic error) or, where the input is
+merely unusual (control characters, mixed scripts), in a normal answer; and the app must keep
+serving afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+import app
+from tests.conftest import free_port, make_tiny_model
+
+GENERIC = "has not enabled verbose error reporting"
+
+
+@pytest.fixture(scope="module")
+def served(tiny_tokenizer, tmp_path_factory):
+    from gradio_client import Client
+
+    from modes.loader import ModelLoader
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")  # this machine has no Hub: Hub ids must fail at once, clearly
+    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    yield Client(url, verbose=False), loader, tmp_path_factory.mktemp("bad")
+    demo.close()
+    mp.undo()
+
+
+def _file(d, name, content: bytes | str):
+    p = d / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return str(p)
+
+
+def _zip(d, name, files: dict):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, c in files.items():
+            z.writestr(n, c)
+    return _file(d, name, buf.getvalue())
+
+
+def _foreign_adapter(d, tokenizer):
+    """A real PEFT adapter zip, made for a differently shaped model (hidden 48, not 32)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    cfg = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=24, query_pre_attn_scalar=24,
+                           layer_types=["sliding_attention", "full_attention"], sliding_window=64)
+    m = get_peft_model(Gemma3ForCausalLM(cfg), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    from modes.adapters import adapter_zip
+
+    return _file(d, "foreign.zip", adapter_zip(m))
+
+
+def upload(path):
+    from gradio_client import handle_file
+
+    return handle_file(path)
+
+
+# (case id, endpoint, kwargs builder (tmp dir, tokenizer) -> kwargs, expected message regex or None for "answers normally")
+CASES = [
+    ("tl-empty", "/token_loss", lambda d, t: {"text": ""}, r"enter some text"),
+    ("tl-whitespace", "/token_loss", lambda d, t: {"text": "  \n\t "}, r"enter some text"),
+    ("tl-too-long", "/token_loss", lambda d, t: {"text": "x" * 5000}, r"5000 characters long; the limit is 2000"),
+    ("tl-control-chars", "/token_loss", lambda d, t: {"text": "a\x00b\x07c\x1bd"}, None),
+    ("tl-mixed-scripts", "/token_loss", lambda d, t: {"text": "Hello 안녕하세요 こんにちは Привет 🙂"}, None),
+    ("pt-steps-zero", "/pretrain", lambda d, t: {"size": "tiny", "steps": 0}, r"less than minimum|Steps must be"),
+    ("pt-steps-negative", "/pretrain", lambda d, t: {"size": "tiny", "steps": -5}, r"less than minimum|Steps must be"),
+    ("pt-steps-huge", "/pretrain", lambda d, t: {"size": "tiny", "steps": 10**9}, r"greater than maximum|Steps must be"),
+    ("pt-unknown-preset", "/pretrain", lambda d, t: {"size": "gigantic", "steps": 5}, r"not in the list of choices|Unknown model size"),
+    ("pt-upload-missing", "/pretrain", lambda d, t: {"corpus": "upload", "size": "tiny", "steps": 5}, r"no file was uploaded"),
+    ("pt-upload-binary", "/pretrain", lambda d, t: {"corpus": "upload", "size": "tiny", "steps": 5,
+                                                   "upload": upload(_file(d, "b.txt", bytes(range(256)) * 50))}, r"binary"),
+    ("pt-upload-latin1", "/pretrain", lambda d, t: {"corpus": "upload", "size": "tiny", "steps": 5,
+                                                   "upload": upload(_file(d, "l.txt", "café naïve ".encode("latin-1") * 500))}, r"not valid UTF-8"),
+    ("pt-upload-zero-bytes", "/pretrain", lambda d, t: {"corpus": "upload", "size": "tiny", "steps": 5,
+                                                       "upload": upload(_file(d, "z.txt", b""))}, r"empty"),
+    ("pt-upload-50mb", "/pretrain", lambda d, t: {"corpus": "upload", "size": "tiny", "steps": 5,
+                                                 "upload": upload(_file(d, "big.txt", b"a" * (50 * 1024 * 1024)))}, r"limit is 5.0 MB|too large|exceeds"),
+    ("pt-hub-offline", "/pretrain", lambda d, t: {"corpus": "someone/some-dataset", "size": "tiny", "steps": 5}, r"offline"),
+    ("ft-steps-zero", "/finetune", lambda d, t: {"steps": 0}, r"less than minimum|steps"),
+    ("ft-r-zero", "/finetune", lambda d, t: {"steps": 2, "r": 0}, r"less than minimum|r: must"),
+    ("ft-lr-negative", "/finetune", lambda d, t: {"steps": 2, "learning_rate": -1}, r"learning_rate: must be a number"),
+    ("ft-lr-huge", "/finetune", lambda d, t: {"steps": 2, "learning_rate": 1e9}, r"learning_rate: must be a number"),
+    ("ft-lr-zero", "/finetune", lambda d, t: {"steps": 2, "learning_rate": 0}, r"learning_rate: must be a number"),
+    ("ft-csv-missing-columns", "/finetune", lambda d, t: {"steps": 2, "data_source": "upload",
+                                                         "upload": upload(_file(d, "m.csv", "english,korean\nhi,안녕\n"))}, r"Missing column"),
+    ("ft-csv-renamed-column", "/finetune", lambda d, t: {"steps": 2, "data_source": "upload",
+                                                        "upload": upload(_file(d, "r.csv", "source,translation\nhi,안녕\n"))}, r"Missing column\(s\): target"),
+    ("ft-jsonl-broken-line", "/finetune", lambda d, t: {"steps": 2, "data_source": "upload",
+                                                       "upload": upload(_file(d, "b.jsonl", '{"source": "a", "target": "b"}\n{"source": \n'))}, r"Line 2 is malformed"),
+    ("ft-empty-side", "/finetune", lambda d, t: {"steps": 2, "data_source": "upload",
+                                                "upload": upload(_file(d, "e.csv", "source,target\nhi,\n"))}, r"empty source or target"),
+    ("ft-upload-non-utf8", "/finetune", lambda d, t: {"steps": 2, "data_source": "upload",
+                                                     "upload": upload(_file(d, "n.csv", "source,target\n".encode() + "é,è\n".encode("cp1252")))}, r"not valid UTF-8"),
+    ("ad-empty-zip", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "empty.zip", {}))}, r"zip is empty"),
+    ("ad-pickle", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "bin.zip", {"adapter_model.bin": b"x", "adapter_config.json": "{}"}))}, r"pickle"),
+    ("ad-pkl", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "pkl.zip", {"weights.pkl": b"x"}))}, r"pickle"),
+    ("ad-traversal", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "dots.zip", {"../../adapter_config.json": "{}"}))}, r"outside its folder"),
+    ("ad-other-model", "/load_adapter", lambda d, t: {"path": upload(_foreign_adapter(d, t))}, r"another model"),
+    ("ad-not-a-zip", "/load_adapter", lambda d, t: {"path": upload(_file(d, "fake.zip", b"hello"))}, r"not a valid zip"),
+    ("tr-empty", "/translate", lambda d, t: {"text": ""}, r"enter some text"),
+    ("tr-too-long", "/translate", lambda d, t: {"text": "word " * 200}, r"limit is 500"),
+    ("tr-k-too-big", "/translate", lambda d, t: {"text": "Hello", "k": 17}, r"greater than maximum|k must be"),
+    ("tr-unknown-direction", "/translate", lambda d, t: {"text": "Hello", "direction": "fr-de"}, r"not in the list of choices|Unknown direction"),
+    ("tr-template-no-slot", "/translate", lambda d, t: {"text": "Hello", "template": "Translate please: {target}"}, r"\{source\} slot"),
+    ("tr-max-new-zero", "/translate", lambda d, t: {"text": "Hello", "max_new_tokens": 0}, r"less than minimum|Max new tokens"),
+    ("tr-no-adapter", "/translate", lambda d, t: {"text": "Hello", "use_adapter": True}, r"no LoRA adapter in this session"),
+    ("tr-mixed-scripts", "/translate", lambda d, t: {"text": "Hello 안녕 Привет", "k": 1, "max_new_tokens": 4}, None),
+    ("sw-bad-ks", "/icl_sweep", lambda d, t: {"ks": "a,b"}, r"k values must be whole numbers"),
+    ("sw-k-out-of-range", "/icl_sweep", lambda d, t: {"ks": "0,99"}, r"k values must be whole numbers"),
+    ("sw-n-zero", "/icl_sweep", lambda d, t: {"n": 0}, r"less than minimum|number of held-out pairs"),
+]
+
+
+@pytest.mark.parametrize("case, endpoint, build, expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(served, tiny_tokenizer, case, endpoint, build, expect):
+    client, _, tmp = served
+    kwargs = build(tmp, tiny_tokenizer)
+    if expect is None:
+        out = client.predict(api_name=endpoint, **kwargs)
+        assert out[-1]
+    else:
+        with pytest.raises(Exception) as err:
+            client.predict(api_name=endpoint, **kwargs)
+        msg = str(err.value)
+        assert GENERIC not in msg and "Traceback" not in msg, msg
+        assert __import__("re").search(expect, msg), msg
+    assert client.predict(api_name="/model_status")["state"] == "ready"  # still serving
+
+
+def test_unknown_model_id_offline_falls_back(monkeypatch, tmp_path):
+    from modes.loader import ModelLoader, ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="no-such/model.*offline"):
+        ModelLoader("no-such/model", cache_dir=tmp_path)._load_pretrained("no-such/model")
+
+
+def test_catalogue_is_big_enough():
+    assert len(CASES) + 1 >= 25
+    assert {c[1] for c in CASES} >= {"/token_loss", "/pretrain", "/finetune", "/translate", "/icl_sweep", "/load_adapter"}

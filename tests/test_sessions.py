@@ -1,0 +1,98 @@
+"""Many users at once: trainings queue instead of overlapping, adapters stay private, stops free the
+slot, cleanup runs when a session ends, and an exception in one training leaves the app serving."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import app
+from tests.conftest import free_port, make_tiny_model
+
+
+@pytest.fixture()
+def served(tiny_tokenizer):
+    from gradio_client import Client
+
+    from modes.loader import ModelLoader
+
+    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    yield (lambda: Client(url, verbose=False)), loader, demo
+    demo.close()
+
+
+def test_two_trainings_run_one_after_the_other(served):
+    from gradio_client.utils import Status
+
+    new_client, loader, _ = served
+    a, b = new_client(), new_client()
+    j1 = a.submit(corpus="shakespeare", size="tiny", steps=60, seed=1, api_name="/pretrain")
+    time.sleep(1.0)
+    j2 = b.submit(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
+    seen_queued = False
+    while not j1.done():
+        st = j2.status()
+        if st.code == Status.IN_QUEUE and st.rank is not None:
+            seen_queued = True
+        time.sleep(0.25)
+    j1.result(), j2.result()
+    assert seen_queued, "the second training never reported a queue position"
+    assert loader.memo["training_gauge"].peak == 1
+
+
+def test_adapters_are_private_to_their_session(served):
+    new_client, _, _ = served
+    a, b = new_client(), new_client()
+    a.predict(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
+    out = a.predict(text="Hello", k=1, use_adapter=True, max_new_tokens=4, api_name="/translate")[-1]
+    assert out["used_adapter"] is True
+    with pytest.raises(Exception, match="no LoRA adapter in this session"):
+        b.predict(text="Hello", k=1, use_adapter=True, max_new_tokens=4, api_name="/translate")
+
+
+def test_cancel_stops_training_and_frees_the_slot(served):
+    new_client, loader, _ = served
+    a, b = new_client(), new_client()
+    t = time.perf_counter()
+    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
+    alone = time.perf_counter() - t
+    job = a.submit(corpus="shakespeare", size="baby", steps=5000, seed=1, api_name="/pretrain")
+    while not job.outputs():
+        time.sleep(0.1)
+    job.cancel()
+    t = time.perf_counter()
+    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
+    after_cancel = time.perf_counter() - t
+    assert after_cancel < alone + 2.0, (alone, after_cancel)
+    assert loader.memo["training_gauge"].now == 0
+
+
+def test_injected_exception_is_reported_and_app_keeps_serving(served):
+    new_client, loader, _ = served
+    a, b = new_client(), new_client()
+    loader.memo["fail_at_step"] = 2
+    try:
+        with pytest.raises(Exception, match="Training failed: injected failure at step 2"):
+            a.predict(steps=4, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
+    finally:
+        loader.memo.pop("fail_at_step")
+    assert b.predict(text="Hello", k=0, max_new_tokens=3, api_name="/translate")[-1]["weights_unchanged"]
+    assert a.predict(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")[-1]["steps"] == 2
+
+
+def test_session_cleanup_removes_adapter_files(served, tmp_path):
+    """The adapter state's delete_callback removes the session's adapter zip from disk."""
+    from modes import adapters
+
+    _, _, demo = served
+    path = tmp_path / "lora-adapter.zip"
+    path.write_bytes(b"zip")
+    a = adapters.Adapter(b"zip", "en-ko", "t", 1, 2, path=str(path))
+    adapters.cleanup(a)
+    assert not path.exists()
+    adapters.cleanup(None)  # nothing to clean is fine
+    states = [b for b in demo.blocks.values() if type(b).__name__ == "State" and getattr(b, "delete_callback", None)]
+    assert any(s.delete_callback is adapters.cleanup for s in states)
