@@ -145,8 +145,12 @@ def eval_loss(model, examples: list, pad_id: int, batch_size: int = 16) -> float
 
 # ---- generation and scoring ------------------------------------------------------------------------
 @torch.no_grad()
-def translate_batch(model, tok, prompts: list[str], max_new_tokens: int = 48, batch_size: int = 8) -> list[str]:
-    """Greedy translations for many prompts: left-padded batches, stop at the first newline."""
+def translate_batch(model, tok, prompts: list[str], max_new_tokens: int = 40, batch_size: int = 24) -> list[str]:
+    """Greedy translations for many prompts: left-padded batches, stop at the first newline.
+
+    On a CPU one decoding step costs about the same for 1 row or 24 (reading 1 GB of weights
+    dominates), so big batches are nearly free; 40 new tokens covers the longest reference.
+    """
     outs: list[str] = []
     newline = tok("\n", add_special_tokens=False)["input_ids"][-1]
     side = tok.padding_side

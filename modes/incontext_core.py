@@ -95,7 +95,7 @@ def stop_ids(tok) -> list[int]:
 
 
 @torch.no_grad()
-def generate_batch(model, tok, prefix: str, queries: list[str], max_new_tokens: int = 48, batch_size: int = 8,
+def generate_batch(model, tok, prefix: str, queries: list[str], max_new_tokens: int = 40, batch_size: int = 24,
                    prefix_cache: tuple | None = None) -> list[str]:
     """Greedy continuations of prefix+query for many queries, reusing the prefix's KV cache.
 

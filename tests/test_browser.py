@@ -42,6 +42,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 1800}).new_page()
             page.set_default_timeout(240_000)
+            expect.set_options(timeout=240_000)
             page.goto(url)
             expect(page.get_by_text("모델은 어떻게 배우는가").first).to_be_visible()
             expect(page.get_by_text("사전학습: 다음 토큰 맞히기").first).to_be_visible()
@@ -60,7 +61,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_text("고급 설정").click()
             set_number(page, "스텝 수", 3)
             page.get_by_role("button", name="LoRA로 파인튜닝").click()
-            expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=480_000)
             page.screenshot(path=str(SHOTS / "2-finetune.png"), full_page=True)
 
             # Tab 3: one translation.
