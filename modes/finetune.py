@@ -71,7 +71,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     # ---- data ----
     gr.Markdown(ui.t("ft_data_title"))
     with gr.Row():
-        data_source = gr.Radio(["built-in", "upload", "hub"], value="built-in", label=ui.t("ft_data_source"))
+        data_source = gr.Radio([(ui.t("ft_src_builtin"), "built-in"), (ui.t("ft_src_upload"), "upload"), (ui.t("ft_src_hub"), "hub")],
+                               value="built-in", label=ui.t("ft_data_source"))
         upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
     with gr.Row():
         hub_id = gr.Textbox(value="", label=ui.t("ft_hub_id"), placeholder="org/dataset")

@@ -88,7 +88,7 @@ def build(loader, adapter_state, runs) -> None:
             with gr.Row():
                 direction = gr.Radio(list(task.DIRECTIONS), value="en-ko", label=ui.t("direction_label"))
                 k = gr.Slider(0, MAX_K, value=4, step=1, label=ui.t("ic_k"))
-                selection = gr.Radio(list(SELECTIONS), value="random", label=ui.t("ic_selection"))
+                selection = gr.Radio([(ui.t(f"ic_sel_{x}"), x) for x in SELECTIONS], value="random", label=ui.t("ic_selection"))
                 seed = gr.Number(value=0, precision=0, label=ui.t("seed_label"))
             with gr.Accordion(ui.t("ic_decoding"), open=False):
                 template = gr.Textbox(value=task.DEFAULT_TEMPLATE, lines=2, label=ui.t("ic_template"), info=ui.t("ic_template_info"))

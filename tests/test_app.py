@@ -45,3 +45,14 @@ def test_main_parses_model_flag(monkeypatch):
     monkeypatch.setattr(app.ModelLoader, "start_background", lambda self: seen.setdefault("model", self.model_id))
     app.main(["--model", "/some/dir"])
     assert seen == {"model": "/some/dir", "launched": True}
+
+
+def test_strings_exist_in_both_languages():
+    from modes import ui
+
+    en, ko = ui.strings("en"), ui.strings("ko")
+    assert set(en) == set(ko)
+    assert all(v.strip() for v in list(en.values()) + list(ko.values()))
+    # Korean strings are really Korean: every card and button has Hangul in it.
+    for key in ("pt_card", "ft_card", "ic_card", "ft_train_btn", "ic_translate_btn", "pt_train_btn", "sb_intro"):
+        assert any("\uac00" <= ch <= "\ud7a3" for ch in ko[key]), key
