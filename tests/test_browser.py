@@ -79,3 +79,32 @@ def test_korean_walkthrough_all_tabs(real_loader):
             browser.close()
     finally:
         demo.close()
+
+
+def test_closing_the_tab_stops_its_training(tiny_loader):
+    """A learner closes the tab mid-training: the run is cancelled and the training slot is free again."""
+    import time
+
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    demo = app.build_app(tiny_loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_context(locale="en-US").new_page()
+            page.goto(url)
+            page.get_by_label("baby").check()
+            set_number(page, "Training steps", 5000)
+            page.get_by_role("button", name="Pre-train from scratch").click()
+            page.get_by_text(re.compile(r"Step \*?\*?\d+/5000|Step \d+/5000")).first.wait_for(timeout=60_000)
+            page.close()
+            browser.close()
+        t = time.perf_counter()
+        out = Client(url, verbose=False).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
+        assert out[-1]["steps"] == 5
+        assert time.perf_counter() - t < 30, "the closed tab's 5000-step training still held the slot"
+        assert tiny_loader.memo["training_gauge"].now == 0
+    finally:
+        demo.close()
