@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.real,
 
 
 def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_role("spinbutton", name=label).first
+    # Exact name: "스텝 수" must not match the pre-training tab's "학습 스텝 수".
+    box = page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
     box.fill(str(value))
     box.press("Enter")
 
