@@ -157,22 +157,21 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         yield ui.msg("ft_preparing", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
         gauge = loader.memo.setdefault("training_gauge", Gauge())
         try:
-            gauge.__enter__()
-            for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
-                          fail_at_step=loader.memo.get("fail_at_step")):
-                if isinstance(ev, FtResult):
-                    break
-                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                if ev.eval_loss is not None:
-                    rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
-                if throttle(force=ev.eval_loss is not None):
-                    md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
-                                loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-                    yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+            with gauge:  # counts trainings running at once; exits on stop, error or cancel
+                for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
+                              fail_at_step=loader.memo.get("fail_at_step")):
+                    if isinstance(ev, FtResult):
+                        break
+                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                    if ev.eval_loss is not None:
+                        rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
+                    if throttle(force=ev.eval_loss is not None):
+                        md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                                    loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+                        yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
         except RuntimeError as exc:
             raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
         finally:
-            gauge.__exit__(None, None, None)
             stop.clear()
         res = ev
         memo[key] = res.chrf_before

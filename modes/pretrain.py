@@ -161,21 +161,20 @@ def build(loader, runs: gr.State) -> None:
 
         gauge = loader.memo.setdefault("training_gauge", Gauge())
         try:
-            gauge.__enter__()
-            for ev in train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference):
-                if isinstance(ev, PretrainResult):
-                    break
-                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                if ev.val_loss is not None:
-                    rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
-                if ev.sample is not None:
-                    samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
-                if throttle(force=ev.sample is not None):
-                    md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                                eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
-                    yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip()
+            with gauge:  # counts trainings running at once; exits on stop, error or cancel
+                for ev in train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference):
+                    if isinstance(ev, PretrainResult):
+                        break
+                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                    if ev.val_loss is not None:
+                        rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
+                    if ev.sample is not None:
+                        samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
+                    if throttle(force=ev.sample is not None):
+                        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                                    eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+                        yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip()
         finally:
-            gauge.__exit__(None, None, None)
             stop.clear()
         res = ev
         key = "pt_result_stopped" if res.stopped else "pt_result"
