@@ -42,8 +42,8 @@ def build_app(loader: ModelLoader) -> gr.Blocks:
                 pretrain.build(loader, runs)
             with gr.Tab(ui.t("tab_finetune"), id="finetune"):
                 finetune.build(loader, adapter_state, runs)
-            with gr.Tab(ui.t("tab_incontext"), id="incontext"):
-                incontext.build(loader, adapter_state, runs)
+            with gr.Tab(ui.t("tab_incontext"), id="incontext") as incontext_tab:
+                incontext.build(loader, adapter_state, runs, tab=incontext_tab)
             with gr.Tab(ui.t("tab_scoreboard"), id="scoreboard") as board_tab:
                 board = scoreboard.build(runs)
         board_tab.select(scoreboard.show, runs, board, api_name=False, queue=False)

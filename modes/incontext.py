@@ -77,7 +77,7 @@ def parse_ks(ks: str, lang: str) -> list[int]:
     return out
 
 
-def build(loader, adapter_state, runs) -> None:
+def build(loader, adapter_state, runs, tab=None) -> None:
     from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, SELECTIONS, PrefixCache
 
     prefix_cache = PrefixCache()
@@ -137,6 +137,9 @@ def build(loader, adapter_state, runs) -> None:
     for comp in (text, direction, k, selection, seed, template, pool):
         comp.change(preview, inputs, [prompt_box, prompt_info], api_name=False, trigger_mode="always_last",
                     concurrency_id="preview", concurrency_limit=1, show_progress="hidden")
+    if tab is not None:  # opening the tab shows the prompt and warms its prefix cache before the first run
+        tab.select(preview, inputs, [prompt_box, prompt_info], api_name=False, concurrency_id="preview",
+                   concurrency_limit=1, show_progress="hidden")
     direction.change(lambda d: default_pool(d), direction, pool, api_name=False, queue=False)
 
     @gpu
