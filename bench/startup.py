@@ -2,7 +2,10 @@
 
 Runs `python app.py` as a user would, with a fresh cache directory (cold) and then the same one
 (warm). The baseline is the cold start: the warm/cold ratio is what the safetensors cache buys.
-Usage: python bench/startup.py [--runs 3]   (the cold start runs once; warm starts --runs times)
+Usage: python bench/startup.py [--runs 3] [--python PATH]
+  The cold start runs once; warm starts --runs times. --python runs app.py with another interpreter:
+  a fresh venv made with `pip install -r requirements.txt` is what a new user has (this machine's
+  global site-packages also hold scipy, IPython and more, which Gradio and transformers import).
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_start(cache: str, timeout: float = 300) -> dict:
+def one_start(cache: str, python: str = sys.executable, timeout: float = 300) -> dict:
     port = free_port()
     env = dict(os.environ, HOW_MODELS_LEARN_CACHE=cache, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([python, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = [0]
     stop = threading.Event()
 
@@ -80,11 +83,13 @@ def one_start(cache: str, timeout: float = 300) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--python", default=sys.executable, help="interpreter for app.py (default: this one)")
     args = ap.parse_args()
+    print(f"app.py runs with {args.python}")
     with tempfile.TemporaryDirectory() as cache:
-        cold = one_start(cache)
+        cold = one_start(cache, args.python)
         print(f"cold: page {cold['page_s']:.1f}s, model-ready {cold['ready_s']:.1f}s, peak RSS {cold['peak_rss_gb']:.2f} GB")
-        warm = [one_start(cache) for _ in range(args.runs)]
+        warm = [one_start(cache, args.python) for _ in range(args.runs)]
     for i, w in enumerate(warm):
         print(f"warm {i + 1}: page {w['page_s']:.1f}s, model-ready {w['ready_s']:.1f}s, peak RSS {w['peak_rss_gb']:.2f} GB")
     med = {k: statistics.median(w[k] for w in warm) for k in warm[0]}

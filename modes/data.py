@@ -36,18 +36,16 @@ class Pair:
 
 # ---- the built-in set -----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
-def _builtin():
-    import transformers  # noqa: F401 - waits for the loader thread's import; datasets' hashing inspects it
-    from datasets import Dataset
-
-    # Dataset.from_list: no Arrow cache files on disk for a read-only asset.
+def _builtin() -> tuple[dict, ...]:
+    # 485 short JSON lines: parsed directly, so building the UI needs neither `datasets` nor
+    # `transformers` (they load in the model thread); `datasets` reads uploads and Hub sets below.
     lines = PAIRS_FILE.read_text(encoding="utf-8").splitlines()
-    return Dataset.from_list([json.loads(line) for line in lines if line.strip()])
+    return tuple(json.loads(line) for line in lines if line.strip())
 
 
 def load_pairs(split: str | None = None) -> list[dict]:
     """Rows {id, en, ko, topic, split} of the built-in set, optionally one split ('train'/'test')."""
-    rows = _builtin().to_list()
+    rows = [dict(r) for r in _builtin()]  # copies: callers may not change the cached set
     return rows if split is None else [r for r in rows if r["split"] == split]
 
 

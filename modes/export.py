@@ -91,7 +91,7 @@ if __name__ == "__main__":
 
 def render_script(cfg, template: str) -> str:
     """The script text for a FinetuneConfig and prompt template."""
-    from modes.finetune_core import TARGETS
+    from modes.finetune_config import TARGETS
 
     text = SCRIPT.format(
         direction=cfg.direction, template=template, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout,

@@ -48,7 +48,7 @@ def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, d
 
 
 def make_config(lang: str, **kw):
-    from modes.finetune_core import FinetuneConfig
+    from modes.finetune_config import FinetuneConfig
 
     try:
         for k in ("steps", "r", "alpha", "batch_size", "max_length", "seed"):
@@ -63,7 +63,7 @@ def make_config(lang: str, **kw):
 
 
 def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
-    from modes.finetune_core import MAX_STEPS, FinetuneConfig
+    from modes.finetune_config import MAX_STEPS, FinetuneConfig
 
     d = FinetuneConfig()
     gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
@@ -105,8 +105,7 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
         export_btn = gr.Button(ui.t("ft_export_btn"))
     progress_md = gr.Markdown()
-    plot = gr.LinePlot(pd.DataFrame({"step": [], "loss": [], "split": []}), x="step", y="loss", color="split",
-                       label=ui.t("ft_plot_label"), height=260)
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot")  # no initial value: see pretrain.py
     result_md = gr.Markdown()
     table = gr.Dataframe(headers=["source", "base model", "fine-tuned", "reference"], label=ui.t("ft_table"), wrap=True)
     with gr.Row():

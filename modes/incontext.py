@@ -7,6 +7,7 @@ its events. The weights never change here, and the panel proves it with a hash b
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import gradio as gr
@@ -42,7 +43,7 @@ def default_pool(direction: str) -> pd.DataFrame:
 
 
 def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
-    from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS
+    from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS
 
     if direction not in task.DIRECTIONS:
         raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
@@ -66,7 +67,7 @@ def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
 
 
 def parse_ks(ks: str, lang: str) -> list[int]:
-    from modes.incontext_core import MAX_K
+    from modes.incontext_config import MAX_K
 
     try:
         out = sorted({int(x) for x in str(ks).replace(" ", "").split(",") if x != ""})
@@ -77,10 +78,25 @@ def parse_ks(ks: str, lang: str) -> list[int]:
     return out
 
 
-def build(loader, adapter_state, runs, tab=None) -> None:
-    from modes.incontext_core import MAX_K, MAX_NEW_TOKENS, SELECTIONS, PrefixCache
+class _SharedPrefixCache:
+    """The tab's PrefixCache, made on first use: building the page must not wait for torch."""
 
-    prefix_cache = PrefixCache()
+    def __init__(self):
+        self._cache, self._lock = None, threading.Lock()
+
+    def get(self, model, tok, prefix: str):
+        with self._lock:
+            if self._cache is None:
+                from modes.incontext_core import PrefixCache
+
+                self._cache = PrefixCache()
+        return self._cache.get(model, tok, prefix)
+
+
+def build(loader, adapter_state, runs, tab=None) -> None:
+    from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, SELECTIONS
+
+    prefix_cache = _SharedPrefixCache()
     gr.Markdown(ui.t("ic_card"), elem_classes=["card"])
     with gr.Row():
         with gr.Column(scale=3):
@@ -201,8 +217,8 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         ks = gr.Textbox(value=DEFAULT_KS, label=ui.t("ic_ks"))
         n = gr.Slider(1, len(task.load_pairs("test")), value=len(task.load_pairs("test")), step=1, label=ui.t("ic_n"))
         sweep_btn = gr.Button(ui.t("ic_sweep_btn"), variant="primary")
-    sweep_plot = gr.LinePlot(pd.DataFrame({"k": [], "chrF": [], "method": []}), x="k", y="chrF", color="method",
-                             label=ui.t("ic_sweep_plot"), height=280)
+    sweep_plot = gr.LinePlot(x="k", y="chrF", color="method", label=ui.t("ic_sweep_plot"), height=280,  # no initial value: see pretrain.py
+                             elem_id="ic-sweep-plot")
     sweep_table = gr.Dataframe(headers=["k", "chrF", "method"], label=ui.t("ic_sweep_table"))
     sweep_md = gr.Markdown()
     sweep_json = gr.JSON(label=ui.t("summary_json"))

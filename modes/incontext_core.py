@@ -19,11 +19,7 @@ import torch
 
 from modes import data as task
 from modes.data import Pair
-
-MAX_K = 16
-MAX_TEXT_CHARS = 500  # one sentence to translate; longer is not a sentence
-MAX_NEW_TOKENS = 128
-SELECTIONS = ("random", "first", "similar")
+from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS, SELECTIONS  # noqa: F401 - re-exported
 
 
 # ---- choosing examples -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def bucket(loss: float) -> str:
 
 
 def validate_text(text: str | None, lang: str) -> str:
-    from modes.pretrain_core import MAX_TEXT_CHARS
+    from modes.pretrain_config import MAX_TEXT_CHARS
 
     if text is None or not str(text).strip():
         raise ui.error("err_text_empty", lang)
@@ -57,7 +57,7 @@ def resolve_corpus(name: str | None, upload, lang: str):
 
 
 def parse_config(size, steps, seed, lang: str):
-    from modes.pretrain_core import MAX_STEPS, PretrainConfig
+    from modes.pretrain_config import MAX_STEPS, PretrainConfig
 
     if size not in SIZES:
         raise ui.error("err_unknown_preset", lang, name=size, choices=", ".join(SIZES))
@@ -77,7 +77,7 @@ def parse_config(size, steps, seed, lang: str):
 
 
 def build(loader, runs: gr.State) -> None:
-    from modes.pretrain_core import MAX_STEPS, PretrainConfig
+    from modes.pretrain_config import MAX_STEPS, PretrainConfig
 
     defaults = PretrainConfig()
     gr.Markdown(ui.t("pt_card"), elem_classes=["card"])
@@ -135,8 +135,9 @@ def build(loader, runs: gr.State) -> None:
         train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
     progress_md = gr.Markdown()
-    plot = gr.LinePlot(pd.DataFrame({"step": [], "loss": [], "split": []}), x="step", y="loss", color="split",
-                       label=ui.t("pt_plot_label"), height=280)
+    # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
+    # never draw (tests/test_browser.py checks the drawn paths).
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot")
     samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))

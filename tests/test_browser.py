@@ -32,6 +32,12 @@ def set_number(page, label: str, value: int) -> None:
     box.press("Enter")
 
 
+def drawn_lines(page, elem_id: str) -> int:
+    """How many line marks of a gr.LinePlot have path data (an undrawn line has an empty `d`)."""
+    paths = page.locator(f"#{elem_id} g.mark-line path")
+    return sum(1 for i in range(paths.count()) if (paths.nth(i).get_attribute("d") or "").strip())
+
+
 def test_korean_walkthrough_all_tabs(real_loader):
     from playwright.sync_api import expect, sync_playwright
 
@@ -55,6 +61,8 @@ def test_korean_walkthrough_all_tabs(real_loader):
             set_number(page, "학습 스텝 수", 30)
             page.get_by_role("button", name="처음부터 사전학습").click()
             expect(page.get_by_text(re.compile("갱신된 가중치: 100%")).first).to_be_visible()
+            page.wait_for_timeout(1000)  # the plot redraws after the last update
+            assert drawn_lines(page, "pt-plot") == 2  # train and val curves are actually drawn
             page.screenshot(path=str(SHOTS / "1-pretraining.png"), full_page=True)
 
             # Tab 2: a short LoRA run.
@@ -63,6 +71,8 @@ def test_korean_walkthrough_all_tabs(real_loader):
             set_number(page, "스텝 수", 3)
             page.get_by_role("button", name="LoRA로 파인튜닝").click()
             expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=480_000)
+            page.wait_for_timeout(1000)
+            assert drawn_lines(page, "ft-plot") >= 1
             page.screenshot(path=str(SHOTS / "2-finetune.png"), full_page=True)
 
             # Tab 3: one translation.

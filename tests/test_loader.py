@@ -19,7 +19,7 @@ def test_bad_hub_id_falls_back_with_clear_message(tmp_path, monkeypatch, tiny_lo
     monkeypatch.setattr(loader_mod, "embedded_cache_path", lambda cache: tmp_path)
     model, tok = tiny_loader.get()
     real_load = ld._load_pretrained
-    monkeypatch.setattr(ld, "_load_pretrained", lambda ident: (model, tok) if ident == str(tmp_path) else real_load(ident))
+    monkeypatch.setattr(ld, "_load_pretrained", lambda ident, **kw: (model, tok) if ident == str(tmp_path) else real_load(ident, **kw))
     ld.get()
     assert ld.status.state == "ready"
     assert "Gemma 3 270M" in ld.status.name
@@ -115,3 +115,30 @@ def test_real_embedded_model_cache_determinism_and_size(real_loader, monkeypatch
     outs = [model.generate(**ids, max_new_tokens=8, do_sample=False)[0].tolist() for _ in range(2)]
     assert outs[0] == outs[1]
     assert len(outs[0]) == ids["input_ids"].shape[1] + 8 or tok.eos_token_id in outs[0]
+
+
+@pytest.mark.real
+def test_fast_cached_tokenizer_matches_gemma_tokenizer(real_loader):
+    """The embedded model's tokenizer loads through TokenizersBackend (fast); it must behave exactly
+    like the GemmaTokenizer that AutoTokenizer builds from the same files."""
+    from transformers import AutoTokenizer
+
+    cache = loader_mod.embedded_cache_path(real_loader.cache_dir)
+    _, fast = real_loader.get()
+    slow = AutoTokenizer.from_pretrained(str(cache))
+    assert type(slow).__name__ == "GemmaTokenizer" and type(fast).__name__ != "GemmaTokenizer"
+    texts = ["To be, or not to be, that is the question:", "안녕하세요. 오늘 날씨가 좋네요!",
+             "  leading spaces\n\nnewlines\ttabs", "English: I love cats.\nKorean: 나는 고양이를 좋아한다.",
+             "emoji 🤖🎉 and ünïcödé", "<start_of_turn>user\nhi<end_of_turn>", "<unused5> <pad><mask><eos>",
+             "xqzj wpv kkkk", "", "\x00\x01 control"]
+    for text in texts:
+        for special in (True, False):
+            a = slow(text, add_special_tokens=special)["input_ids"]
+            assert fast(text, add_special_tokens=special)["input_ids"] == a, text
+        assert fast.decode(a) == slow.decode(a)
+        assert fast.decode(a, skip_special_tokens=True) == slow.decode(a, skip_special_tokens=True)
+    for attr in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "padding_side", "all_special_ids"):
+        assert getattr(fast, attr) == getattr(slow, attr), attr
+    assert len(fast) == len(slow) == 262144
+    batch = ["hi", "a longer sentence here"]
+    assert fast(batch, padding=True)["input_ids"] == slow(batch, padding=True)["input_ids"]
