@@ -8,11 +8,13 @@ Usage: python bench/pretrain.py [--steps 2000] [--speed-steps 300] [--device cpu
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -59,15 +61,15 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, steps: int, device: str = "cpu") -> list[float]:
+def baseline_steps(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, device: str = "cpu") -> Iterator[float]:
+    """The plain GPT loop, one step per next(): yields each step's seconds."""
     p = cfg.preset
     torch.manual_seed(cfg.seed)
     model = GPT(vocab, p).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     offs = torch.arange(p.block_size)
-    times = []
-    for step in range(steps):
+    for step in range(cfg.steps):
         t = time.perf_counter()
         ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
         x, y = train[ix[:, None] + offs].to(device), train[ix[:, None] + offs + 1].to(device)
@@ -79,8 +81,26 @@ def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig,
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss.item()  # a sync on GPU, as in the app's loop
-        times.append(time.perf_counter() - t)
-    return times
+        yield time.perf_counter() - t
+
+
+def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, steps: int, device: str = "cpu") -> list[float]:
+    return list(itertools.islice(baseline_steps(train, vocab, cfg, device), steps))
+
+
+def interleaved_step_times(loader, data, vocab, cfg: pc.PretrainConfig, device: str, block: int = 25) -> tuple[list, list]:
+    """Per-step seconds of ours and of the baseline, run in alternating blocks of `block` steps, so
+    a machine that speeds up or slows down during the run (a shared VM) affects both alike."""
+    ours_gen = pc.train_scratch(loader, data, cfg)
+    base_gen = baseline_steps(vocab.encode(data.train), len(vocab), cfg, device)
+    t_ours, t_base = [], []
+    while len(t_ours) < cfg.steps:
+        for _ in range(min(block, cfg.steps - len(t_ours))):
+            t = time.perf_counter()
+            next(ours_gen)  # exactly one training step (evals and samples are off in this config)
+            t_ours.append(time.perf_counter() - t)
+        t_base.extend(itertools.islice(base_gen, block))
+    return t_ours, t_base
 
 
 def ours(loader, data, cfg):
@@ -114,10 +134,9 @@ def main() -> None:
     tok_per_step = pc.PRESETS["baby"].batch_size * pc.PRESETS["baby"].block_size
     print(f"device: {args.device}, threads: {torch.get_num_threads()}, corpus: {len(data.train):,} train / {len(data.val):,} val chars, vocab {len(vocab)}")
 
-    # 1) Throughput, same steps for both, median step time.
+    # 1) Throughput: same steps for both, in alternating blocks; median step time.
     speed_cfg = pc.PretrainConfig(size="baby", steps=args.speed_steps, eval_every=10**6, sample_every=10**6)
-    t_ours, _, _ = ours(loader, data, speed_cfg)
-    t_base = baseline_step_times(vocab.encode(data.train), len(vocab), speed_cfg, args.speed_steps, args.device)
+    t_ours, t_base = interleaved_step_times(loader, data, vocab, speed_cfg, args.device)
     med_ours, med_base = statistics.median(t_ours[10:-1]), statistics.median(t_base[10:])
     print(f"tokens/s (median step): ours {tok_per_step / med_ours:,.0f} ({med_ours * 1000:.1f} ms/step), "
           f"baseline plain GPT {tok_per_step / med_base:,.0f} ({med_base * 1000:.1f} ms/step), "
