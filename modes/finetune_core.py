@@ -19,6 +19,7 @@ from modes import data as task
 from modes.adapters import Adapter, adapter_zip
 from modes.data import Pair
 from modes.finetune_config import MAX_BATCH, MAX_LEN_CAP, MAX_R, MAX_STEPS, TARGETS, FinetuneConfig  # noqa: F401 - re-exported
+from modes.incontext_core import generate_batch
 
 
 # ---- tokenisation with a loss mask ---------------------------------------------------------------
@@ -86,29 +87,6 @@ def eval_loss(model, examples: list, pad_id: int, batch_size: int = 16) -> float
 
 
 # ---- generation and scoring ------------------------------------------------------------------------
-@torch.no_grad()
-def translate_batch(model, tok, prompts: list[str], max_new_tokens: int = 40, batch_size: int = 24) -> list[str]:
-    """Greedy translations for many prompts: left-padded batches, stop at the first newline.
-
-    On a CPU one decoding step costs about the same for 1 row or 24 (reading 1 GB of weights
-    dominates), so big batches are nearly free; 40 new tokens covers the longest reference.
-    """
-    outs: list[str] = []
-    newline = tok("\n", add_special_tokens=False)["input_ids"][-1]
-    side = tok.padding_side
-    tok.padding_side = "left"
-    try:
-        for s in range(0, len(prompts), batch_size):
-            enc = tok(prompts[s : s + batch_size], return_tensors="pt", padding=True).to(model.device)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=[newline, tok.eos_token_id], pad_token_id=tok.pad_token_id)
-            for row in gen[:, enc["input_ids"].shape[1]:]:
-                outs.append(tok.decode(row, skip_special_tokens=True).split("\n")[0].strip())
-    finally:
-        tok.padding_side = side
-    return outs
-
-
 def chrf(hyps: list[str], refs: list[str]) -> float:
     import sacrebleu
 
@@ -257,10 +235,12 @@ def finetune(
     # Scores on the whole held-out split, same greedy decoding for both.
     prompts = [task.render_prompt(template, cfg.direction, p.source) for p in test_pairs]
     refs = [p.target for p in test_pairs]
-    after = translate_batch(model, tok, prompts)
+    # The same batched greedy decoder as the in-context tab (no shared prefix here), so every chrF
+    # on the scoreboard comes from one decoding path.
+    after = generate_batch(model, tok, "", prompts)
     shown = list(range(min(n_examples, len(prompts))))
     with model.disable_adapter():
-        base_outs = translate_batch(model, tok, [prompts[i] for i in shown]) if chrf_before is not None else translate_batch(model, tok, prompts)
+        base_outs = generate_batch(model, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
     if chrf_before is None:
         chrf_before = chrf(base_outs, refs)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]

@@ -215,7 +215,8 @@ def build(loader, adapter_state, runs, tab=None) -> None:
     gr.Markdown(ui.t("ic_sweep_title"))
     with gr.Row():
         ks = gr.Textbox(value=DEFAULT_KS, label=ui.t("ic_ks"))
-        n = gr.Slider(1, len(task.load_pairs("test")), value=len(task.load_pairs("test")), step=1, label=ui.t("ic_n"))
+        n_test = len(task.load_pairs("test"))
+        n = gr.Slider(1, n_test, value=n_test, step=1, label=ui.t("ic_n"))
         sweep_btn = gr.Button(ui.t("ic_sweep_btn"), variant="primary")
     sweep_plot = gr.LinePlot(x="k", y="chrF", color="method", label=ui.t("ic_sweep_plot"), height=280,  # no initial value: see pretrain.py
                              elem_id="ic-sweep-plot")
@@ -244,11 +245,11 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         t0 = time.perf_counter()
         rows, scores = [], {}
         steps = len(k_list) + (1 if adapter is not None else 0)
+        queries = [task.render_prompt(task.DEFAULT_TEMPLATE, direction, p.source) for p in test]
         for i, kk in enumerate(k_list):
             progress(i / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))
             ex = select_examples(pool, kk, "random", seed=int(seed or 0))
             prefix, _ = split_prompt(task.DEFAULT_TEMPLATE, direction, ex, test[0].source)
-            queries = [task.render_prompt(task.DEFAULT_TEMPLATE, direction, p.source) for p in test]
             hyps = generate_batch(model, tok, prefix, queries, prefix_cache=prefix_cache.get(model, tok, prefix))
             scores[kk] = chrf(hyps, refs)
             rows.append({"k": kk, "chrF": scores[kk], "method": "in-context (base model)"})
@@ -258,8 +259,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             from modes.adapters import apply_adapter
 
             tuned = apply_adapter(model, adapter)
-            queries = [task.render_prompt(adapter.template, direction, p.source) for p in test]
-            hyps = generate_batch(tuned, tok, "", queries)
+            hyps = generate_batch(tuned, tok, "", [task.render_prompt(adapter.template, direction, p.source) for p in test])
             del tuned
             lora = chrf(hyps, refs)
             rows += [{"k": kk, "chrF": lora, "method": "LoRA fine-tuned (k=0)"} for kk in (min(k_list), max(k_list))]

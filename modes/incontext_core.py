@@ -100,12 +100,13 @@ def generate_batch(model, tok, prefix: str, queries: list[str], max_new_tokens: 
     """
     p_ids, p_cache = prefix_cache or prefill(model, tok, prefix)
     P = p_ids.shape[1]
+    encoded = [tok(q, add_special_tokens=False)["input_ids"] for q in queries]
     window = getattr(model.config, "sliding_window", None) or 10**9
-    if P + max((len(tok(q, add_special_tokens=False)["input_ids"]) for q in queries), default=0) + max_new_tokens > window:
+    if P + max(map(len, encoded), default=0) + max_new_tokens > window:
         batch_size = 1  # pads inside a sliding window would hide real tokens: exactness over speed
     outs: list[str] = []
-    for s in range(0, len(queries), batch_size):
-        chunk = [tok(q, add_special_tokens=False)["input_ids"] for q in queries[s : s + batch_size]]
+    for s in range(0, len(encoded), batch_size):
+        chunk = encoded[s : s + batch_size]
         B, L = len(chunk), max(len(c) for c in chunk)
         q = torch.full((B, L), tok.pad_token_id, dtype=torch.long)
         qmask = torch.zeros((B, L), dtype=torch.long)
