@@ -174,7 +174,6 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
             stop.clear()
         res = ev
         memo[key] = res.chrf_before
-        rows = [c for c in res.curve]
         path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
         path.write_bytes(res.adapter.zip_bytes)
         res.adapter.path = str(path)
@@ -194,7 +193,7 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
                           columns=["source", "base model", "fine-tuned", "reference"])
         scoreboard.record_finetune(runs, res.summary(), len(train), len(test))
         done = ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}")
-        yield done, pd.DataFrame(rows), md, df, str(path), res.adapter, res.summary()
+        yield done, pd.DataFrame(res.curve), md, df, str(path), res.adapter, res.summary()
 
     settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
     train_btn.click(
