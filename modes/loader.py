@@ -183,19 +183,25 @@ class ModelLoader:
         return loader
 
     # ---- loading -------------------------------------------------------------------------
-    def start_background(self) -> threading.Thread:
-        """Begin loading in a daemon thread so the page can appear at once."""
+    def start_background(self, on_done=None) -> threading.Thread:
+        """Begin loading in a daemon thread so the page can appear at once.
+
+        `on_done()` runs in that thread when loading ends, whether the model is ready or failed.
+        """
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._safe_load, name="model-loader", daemon=True)
+                self._thread = threading.Thread(target=self._safe_load, args=(on_done,), name="model-loader", daemon=True)
                 self._thread.start()
             return self._thread
 
-    def _safe_load(self) -> None:
+    def _safe_load(self, on_done=None) -> None:
         try:
             self.get()
         except Exception:  # noqa: BLE001 - recorded in status; get() re-raises for callers
             log.exception("model load failed")
+        finally:
+            if on_done is not None:
+                on_done()
 
     def get(self):
         """Return (model, tokenizer), loading on first use. Safe to call from many threads."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import urllib.request
 
 import pytest
@@ -42,8 +43,16 @@ def test_queue_is_configured(launched):
 def test_main_parses_model_flag(monkeypatch):
     seen = {}
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.setdefault("launched", True))
-    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self: seen.setdefault("model", self.model_id))
-    app.main(["--model", "/some/dir"])
+    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self, on_done: seen.update(model=self.model_id, gc_on=gc.isenabled(), done=on_done))
+    try:
+        app.main(["--model", "/some/dir"])
+        # The collector is off while the model loads, and back on once the loader calls on_done.
+        assert seen.pop("gc_on") is False
+        seen.pop("done")()
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
     assert seen == {"model": "/some/dir", "launched": True}
 
 

@@ -82,6 +82,25 @@ def test_loading_is_thread_safe_and_lazy(tiny_loader, monkeypatch, tmp_path):
     assert ld.ready and ld.status.params == sum(p.numel() for p in model.parameters())
 
 
+def test_background_load_calls_on_done_when_ready_and_when_failed(tiny_loader, monkeypatch, tmp_path):
+    """app.py turns the garbage collector back on in on_done, so it must run whatever happens."""
+    model, tok = tiny_loader.get()
+    for outcome in ("ready", "error"):
+        ld = ModelLoader(str(tmp_path), cache_dir=tmp_path / "empty")
+        seen = []
+
+        def load(ident, outcome=outcome, **kw):
+            if outcome == "error":
+                raise ModelLoadError(f"Could not load model '{ident}': broken")
+            return model, tok
+
+        monkeypatch.setattr(ld, "_load_pretrained", load)
+        # A failed chosen model falls back to the embedded one; make that fail too.
+        monkeypatch.setattr(loader_mod, "convert_embedded", lambda cache: (_ for _ in ()).throw(OSError("no disk")))
+        ld.start_background(on_done=lambda: seen.append(ld.status.state)).join(10)
+        assert seen == [outcome]
+
+
 def test_scratch_model_is_same_family_and_seeded(tiny_loader):
     a = tiny_loader.scratch_model(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
     b = tiny_loader.scratch_model(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
