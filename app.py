@@ -37,6 +37,7 @@ def build_app(loader: ModelLoader) -> "gr.Blocks":  # noqa: F821 - gradio is imp
 
         timer.tick(poll, None, [status, timer], show_progress="hidden", queue=False)
 
+        @ui.guard
         def model_status() -> dict:
             """The shared model's status: state, name, source, device, parameter count, load time."""
             return loader.status.as_dict()

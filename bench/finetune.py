@@ -97,7 +97,7 @@ def main() -> None:
     pool = task.pairs_for(d.direction, "train")
     icl = {}
     for k in (0, 1, 2, 4, 8):
-        prefix, _ = ic.split_prompt(T, d.direction, ic.select_examples(pool, k, "random", seed=0), test[0].source)
+        prefix, _ = task.split_prompt(T, d.direction, task.select_examples(pool, k, "random", seed=0), test[0].source)
         hyps = ic.generate_batch(base, tok, prefix, [task.render_prompt(T, d.direction, p.source) for p in test])
         icl[k] = fc.chrf(hyps, [p.target for p in test])
     best = max(icl, key=icl.get)

@@ -137,8 +137,8 @@ def main() -> None:
 
     # Tab 3: few-shot generation, batched with a prefix cache, and streaming.
     pool = task.pairs_for("en-ko", "train")
-    ex = ic.select_examples(pool, 8, "random", seed=0)
-    prefix, _ = ic.split_prompt(T, "en-ko", ex, test_pairs[0].source)
+    ex = task.select_examples(pool, 8, "random", seed=0)
+    prefix, _ = task.split_prompt(T, "en-ko", ex, test_pairs[0].source)
     cache = ic.PrefixCache()
     timed("prefill_8shot_cold", cache.get, model, tok, prefix)
     hyps = timed("icl_batch_24", ic.generate_batch, model, tok, prefix,

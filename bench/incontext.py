@@ -30,8 +30,8 @@ T = task.DEFAULT_TEMPLATE
 def sweep_fast(model, tok, pool, test, ks):
     scores = {}
     for k in ks:
-        ex = ic.select_examples(pool, k, "random", seed=0)
-        prefix, _ = ic.split_prompt(T, "en-ko", ex, test[0].source)
+        ex = task.select_examples(pool, k, "random", seed=0)
+        prefix, _ = task.split_prompt(T, "en-ko", ex, test[0].source)
         hyps = ic.generate_batch(model, tok, prefix, [task.render_prompt(T, "en-ko", p.source) for p in test])
         scores[k] = chrf(hyps, [p.target for p in test])
     return scores
@@ -41,7 +41,7 @@ def sweep_fast(model, tok, pool, test, ks):
 def sweep_naive(model, tok, pool, test, ks, max_new_tokens=48):
     scores = {}
     for k in ks:
-        ex = ic.select_examples(pool, k, "random", seed=0)
+        ex = task.select_examples(pool, k, "random", seed=0)
         hyps = []
         for p in test:
             enc = tok(task.build_fewshot_prompt(T, "en-ko", ex, p.source), return_tensors="pt")
@@ -74,8 +74,8 @@ def main() -> None:
     print(f"sweep naive:     {t_naive:.1f} s   chrF {naive}")
     print(f"ratio naive/optimised: {t_naive / t_fast:.1f}x (target >= 3x)")
 
-    ex = ic.select_examples(pool, 8, "random", seed=0)
-    prefix, query = ic.split_prompt(T, "en-ko", ex, test[0].source)
+    ex = task.select_examples(pool, 8, "random", seed=0)
+    prefix, query = task.split_prompt(T, "en-ko", ex, test[0].source)
     n_tok = len(tok(prefix + query)["input_ids"])
     cold, warm = [], []
     for _ in range(args.repeats):

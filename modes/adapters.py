@@ -90,8 +90,77 @@ def _read_members(raw: bytes) -> dict[str, bytes]:
     return out
 
 
+USABLE_DTYPES = ("float32", "float16", "bfloat16")  # what a LoRA layer can multiply with the model's weights
+
+
+def _targets_found(targets, module_names: list[str]) -> bool:
+    """Whether PEFT's `target_modules` (a list of name suffixes, a regex, or 'all-linear') names a module."""
+    import re
+
+    if targets in (None, "all-linear"):
+        return True
+    if isinstance(targets, str):
+        return any(re.fullmatch(targets, n) for n in module_names)
+    if not isinstance(targets, (list, tuple)) or not targets:
+        return False
+    return all(any(n == t or n.endswith("." + t) for n in module_names) for t in targets)
+
+
+def check_adapter(config: dict, tensors: dict, base_model) -> None:
+    """The integrity checks every adapter passes before the app uses it, trained here or uploaded.
+
+    Each failure raises an InputError with its own message: a LoRA adapter whose tensors fit this
+    model's layers, with finite values in a usable dtype, an `r`/`lora_alpha` that match the tensors,
+    target modules that exist, and at least one tensor that changes something.
+    """
+    import math
+
+    import torch
+
+    if not tensors:
+        raise InputError("err_adapter_no_tensors")
+    r, alpha = config.get("r"), config.get("lora_alpha")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise InputError("err_adapter_r", r=r)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        raise InputError("err_adapter_alpha", alpha=alpha)
+    bias = config.get("bias", "none")
+    if bias not in (None, "none") and not any(k.endswith(".bias") for k in tensors):
+        raise InputError("err_adapter_bias", bias=bias)
+    modules = dict(base_model.named_modules())
+    if not _targets_found(config.get("target_modules"), list(modules)):
+        raise InputError("err_adapter_targets", targets=config.get("target_modules"))
+    def layer_of(key: str):
+        """('lora_A' | 'lora_B' | None, the model's linear layer it belongs to or None)."""
+        # 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'
+        parts = key.removeprefix("base_model.model.").split(".")
+        kind = next((k for k in ("lora_A", "lora_B") if k in parts), None)
+        mod = modules.get(".".join(parts[: parts.index(kind)])) if kind else None
+        return kind, (mod if hasattr(mod, "in_features") else None)
+
+    if not any(layer_of(key)[1] is not None for key in tensors):
+        raise InputError("err_adapter_no_match", n=len(tensors))
+    for key, t in sorted(tensors.items()):  # name order: the same tensor is named whatever the file's order
+        kind, mod = layer_of(key)
+        if kind is None:
+            raise InputError("err_adapter_shape", tensor=key, why="not a LoRA tensor")
+        if mod is None:
+            raise InputError("err_adapter_shape", tensor=key, why="no such layer in this model")
+        if str(t.dtype).removeprefix("torch.") not in USABLE_DTYPES:
+            raise InputError("err_adapter_dtype", tensor=key, dtype=str(t.dtype).removeprefix("torch."))
+        rank = t.shape[0] if kind == "lora_A" else t.shape[-1]
+        if t.dim() == 2 and rank != r and t.shape[1 if kind == "lora_A" else 0] == (mod.in_features if kind == "lora_A" else mod.out_features):
+            raise InputError("err_adapter_r_mismatch", r=r, rank=rank, tensor=key)
+        want = (r, mod.in_features) if kind == "lora_A" else (mod.out_features, r)
+        if tuple(t.shape) != want:
+            raise InputError("err_adapter_shape", tensor=key, why=f"shape {tuple(t.shape)}, expected {want}")
+        if not bool(torch.isfinite(t).all()):
+            bad = "NaN" if bool(torch.isnan(t).any()) else "Inf"
+            raise InputError("err_adapter_not_finite", tensor=key, bad=bad)
+
+
 def validate_adapter_zip(raw: bytes, base_model) -> tuple[dict, dict]:
-    """Check an uploaded adapter zip against the base model; return (config, tensors) or raise InputError."""
+    """Check an adapter zip against the base model; return (config, tensors) or raise InputError."""
     from safetensors.torch import load as load_safetensors
 
     if len(raw) > MAX_ZIP_BYTES:
@@ -107,23 +176,7 @@ def validate_adapter_zip(raw: bytes, base_model) -> tuple[dict, dict]:
         tensors = load_safetensors(members["adapter_model.safetensors"])
     except Exception:  # noqa: BLE001 - any parse failure means "not a safetensors file"
         raise InputError("err_adapter_weights") from None
-    modules = dict(base_model.named_modules())
-    for key, t in tensors.items():
-        # 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'
-        parts = key.removeprefix("base_model.model.").split(".")
-        if "lora_A" not in parts and "lora_B" not in parts:
-            raise InputError("err_adapter_shape", tensor=key, why="not a LoRA tensor")
-        kind = "lora_A" if "lora_A" in parts else "lora_B"
-        mod_name = ".".join(parts[: parts.index(kind)])
-        mod = modules.get(mod_name)
-        if mod is None or not hasattr(mod, "in_features"):
-            raise InputError("err_adapter_shape", tensor=key, why="no such layer in this model")
-        r = int(config.get("r", 0))
-        want = (r, mod.in_features) if kind == "lora_A" else (mod.out_features, r)
-        if tuple(t.shape) != want:
-            raise InputError("err_adapter_shape", tensor=key, why=f"shape {tuple(t.shape)}, expected {want}")
-    if not tensors:
-        raise InputError("err_adapter_weights")
+    check_adapter(config, tensors, base_model)
     return config, tensors
 
 

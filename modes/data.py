@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ EXAMPLE_SEPARATOR = "\n\n"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # 2 MB of sentence pairs is ~20k rows: more than a CPU can train on
 MAX_ROWS = 5_000  # rows kept from an upload or Hub dataset
 MAX_SIDE_CHARS = 500  # a single sentence longer than this is not a sentence
+SELECTIONS = ("random", "first", "similar")  # how k examples are picked from the pool
+POOL_COLUMNS = ("English", "Korean")  # the pool's columns whatever the direction: the direction picks the source
 
 
 class DataError(InputError):
@@ -52,6 +55,31 @@ def load_pairs(split: str | None = None) -> list[dict]:
 def pairs_for(direction: str, split: str) -> list[Pair]:
     src, tgt = _langs(direction)[2:]
     return [Pair(r[src], r[tgt]) for r in load_pairs(split)]
+
+
+def builtin_pool(split: str = "train") -> list[tuple[str, str]]:
+    """The built-in pairs as direction-neutral (English, Korean) rows."""
+    return [(r["en"], r["ko"]) for r in load_pairs(split)]
+
+
+def orient(rows: list[tuple[str, str]], direction: str) -> list[Pair]:
+    """(English, Korean) rows -> (source, target) pairs for `direction`."""
+    swap = _langs(direction)[2] == "ko"
+    return [Pair(ko, en) if swap else Pair(en, ko) for en, ko in rows]
+
+
+# ---- which script a text is in ---------------------------------------------------------------------
+def hangul_share(text: str) -> float:
+    """Share of the letters in `text` that are Hangul (0 for a text with no letters)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for ch in letters if "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f") / len(letters)
+
+
+def misplaced_rows(rows: list[tuple[str, str]]) -> list[int]:
+    """1-based numbers of (English, Korean) rows whose Korean side has no Hangul or whose English side is mostly Hangul."""
+    return [i for i, (en, ko) in enumerate(rows, start=1) if hangul_share(ko) == 0 or hangul_share(en) > 0.5]
 
 
 def _langs(direction: str):
@@ -96,6 +124,49 @@ def build_fewshot_prompt(template: str, direction: str, examples: list[Pair], so
     parts = [render_example(template, direction, p) for p in examples]
     parts.append(render_prompt(template, direction, source))
     return EXAMPLE_SEPARATOR.join(parts)
+
+
+# ---- choosing examples and building the prompt (the one path for every tab) -----------------------------
+def ngrams(text: str, n: int = 3) -> set[str]:
+    t = f" {text.lower()} "
+    return {t[i : i + n] for i in range(max(1, len(t) - n + 1))}
+
+
+def select_examples(pool: list[Pair], k: int, selection: str, source: str = "", seed: int = 0) -> list[Pair]:
+    """k pairs from the pool: the first k, a seeded random k, or the k most similar by char 3-grams."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    if k < 0 or k > len(pool):
+        raise ValueError(f"k: must be between 0 and the pool size {len(pool)}, got {k}")
+    if selection == "first":
+        return pool[:k]
+    if selection == "random":
+        return random.Random(seed).sample(pool, k)
+    q = ngrams(source)
+    scored = sorted(range(len(pool)), key=lambda i: (-len(q & ngrams(pool[i].source)) / (len(q | ngrams(pool[i].source)) or 1), i))
+    # Most similar last: the closest example sits right before the query.
+    return [pool[i] for i in scored[:k]][::-1]
+
+
+def split_prompt(template: str, direction: str, examples: list[Pair], source: str) -> tuple[str, str]:
+    """(shared prefix, query): prefix + query == build_fewshot_prompt(...). The prefix ends at a separator."""
+    full = build_fewshot_prompt(template, direction, examples, source)
+    query = render_prompt(template, direction, source)
+    return full[: len(full) - len(query)], query
+
+
+def fewshot_prompt(direction: str, source: str, k: int, pool: list[tuple[str, str]] | None = None,
+                   selection: str = "random", seed: int = 0, template: str = DEFAULT_TEMPLATE) -> tuple[str, str, list[Pair]]:
+    """(prefix, query, examples) for translating `source`: the one prompt builder of the app.
+
+    `pool` holds direction-neutral (English, Korean) rows (None: the built-in train split); the
+    direction decides which side is the source. The translate endpoint, the sweep and the
+    fine-tune scoring all build their prompts here, so the UI and the API cannot disagree.
+    """
+    pairs = orient(builtin_pool("train") if pool is None else pool, direction)
+    examples = select_examples(pairs, k, selection, source, seed)
+    prefix, query = split_prompt(template, direction, examples, source)
+    return prefix, query, examples
 
 
 # ---- uploads and the Hub --------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
 
     d = FinetuneConfig()
     gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
+    easier_btn = gr.Button(ui.t("ft_try_ko_en"), size="sm")
 
     # ---- data ----
     gr.Markdown(ui.t("ft_data_title"))
@@ -129,10 +130,14 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
     for comp in (data_source, upload, direction, page):
         comp.change(show_page, data_inputs + [page], [preview, page_info], api_name=False, queue=False)
+    # The first page of the built-in pairs as soon as the page opens, not after the first change.
+    ui.on_page_load(lambda: preview_page(task.pairs_for(d.direction, "train"), 1), [preview, page_info])
+    easier_btn.click(lambda: "ko-en", None, direction, api_name=False, queue=False)
     prev_btn.click(lambda p: max(1, int(p or 1) - 1), page, page, api_name=False, queue=False)
     next_btn.click(lambda p: int(p or 1) + 1, page, page, api_name=False, queue=False)
     gr.on([hub_id.submit], show_page, data_inputs + [page], [preview, page_info], api_name=False)
 
+    @ui.guard
     @gpu(duration=600)
     def finetune(steps: int = d.steps, r: int = d.r, learning_rate: float = d.learning_rate, seed: int = d.seed,
                  alpha: int = d.alpha, dropout: float = d.dropout, target: str = d.target, batch_size: int = d.batch_size,
@@ -140,13 +145,15 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
                  upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target",
                  adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
         """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof."""
-        from modes.finetune_core import FtResult, finetune as run
-
         lang = ui.lang_of(request)
         cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
                           batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
         cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
         train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+        if not loader.ready:
+            yield ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+        loader.get()  # the libraries and the model, loaded by their one owner: never race it
+        from modes.finetune_core import FtResult, finetune as run
         stop = stop if stop is not None else StopFlag()
         stop.clear()
         memo = loader.memo.setdefault("chrf_base", {})
@@ -170,6 +177,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
                         yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
         except RuntimeError as exc:
             raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
+        except InputError as exc:  # the trained adapter failed the integrity checks every adapter passes
+            raise ui.error(exc.key, lang, **exc.fmt) from None
         finally:
             stop.clear()
         res = ev
@@ -189,6 +198,10 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
                     steps=res.steps, secs=f"{res.seconds:.0f}")
         if res.stopped:
             md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
+        if res.diverged_at is not None:
+            md = "⚠️ " + ui.msg("ft_diverged", lang, step=res.diverged_at, kept=res.kept_step) + "\n\n" + md
+        if res.empty_outputs:
+            md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=len(test))
         df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                           columns=["source", "base model", "fine-tuned", "reference"])
         scoreboard.record_finetune(runs, res.summary(), len(train), len(test))
@@ -203,6 +216,7 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     )
     stop_btn.click(lambda f: f.set(), [stop_flag], None, queue=False, api_name=False)
 
+    @ui.guard
     def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
         from modes.export import render_script
 
@@ -215,14 +229,16 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
 
     export_btn.click(export, settings, script_file, api_name="export_script")
 
+    @ui.guard
     def load_adapter(path, direction, request: gr.Request = None):
-        from modes.adapters import adapter_from_upload
-
         lang = ui.lang_of(request)
         if not path:
             return gr.skip(), gr.skip()
+        base = loader.get()[0]  # the libraries first: adapters import safetensors and peft
+        from modes.adapters import adapter_from_upload
+
         try:
-            a = adapter_from_upload(path, loader.get()[0], direction, task.DEFAULT_TEMPLATE)
+            a = adapter_from_upload(path, base, direction, task.DEFAULT_TEMPLATE)
         except InputError as exc:
             raise ui.error(exc.key, lang, **exc.fmt) from None
         return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from modes import data as task
-from modes.adapters import Adapter, adapter_zip
+from modes.adapters import Adapter, adapter_zip, validate_adapter_zip
 from modes.data import Pair
 from modes.finetune_config import MAX_BATCH, MAX_LEN_CAP, MAX_R, MAX_STEPS, TARGETS, FinetuneConfig  # noqa: F401 - re-exported
 from modes.incontext_core import generate_batch
@@ -146,6 +146,9 @@ class FtResult:
     adapter_params_changed: int
     samples_per_s: float
     stopped: bool = False
+    diverged_at: int | None = None  # the step whose loss (or gradient) was not finite; training stopped there
+    kept_step: int | None = None  # after divergence: the adapter kept is the one after this step
+    empty_outputs: int = 0  # held-out translations that came back empty (the model ended at once)
     examples: list[dict] = field(default_factory=list)  # source, base, finetuned, reference
     curve: list[dict] = field(default_factory=list)
     adapter: Adapter | None = None
@@ -181,6 +184,8 @@ def finetune(
 
     `chrf_before` skips re-scoring the base model when the caller already knows it.
     `fail_at_step` is a test hook: raise inside that training step.
+    A non-finite loss or gradient stops the run at once; the adapter kept is the last one whose
+    loss was finite (a snapshot of the trainable tensors is taken before every update).
     """
     from peft import get_peft_model
 
@@ -203,6 +208,9 @@ def finetune(
     t0 = time.perf_counter()
     first = last = float("nan")
     step, seen, stopped = 0, 0, False
+    diverged_at = None
+    last_good: tuple[int, dict] | None = None  # (step after which, trainable tensors): the last adapter with a finite loss
+    trainable_params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     model.train()
     for step in range(1, cfg.steps + 1):
         if should_stop():
@@ -214,9 +222,16 @@ def finetune(
         if fail_at_step == step:
             raise RuntimeError(f"injected failure at step {step}")
         loss = masked_lm_loss(model, ids, mask, labels)
+        if not torch.isfinite(loss):  # the adapter after the previous update makes the loss NaN/inf
+            diverged_at = step
+            break
+        last_good = (step - 1, {n: p.detach().clone() for n, p in trainable_params.items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(list(trainable_params.values()), 1.0)
+        if not torch.isfinite(norm):  # an update from this gradient would fill the adapter with NaN
+            diverged_at = step
+            break
         opt.step()
         sched.step()
         last = loss.item()
@@ -230,10 +245,20 @@ def finetune(
         elapsed = time.perf_counter() - t0
         yield FtProgress(step, cfg.steps, last, ev, elapsed, (cfg.steps - step) * elapsed / step, seen / elapsed)
     seconds = time.perf_counter() - t0
+    kept_step = None
+    if diverged_at is not None:
+        step = diverged_at - 1  # updates that completed
+        kept_step = last_good[0] if last_good else 0
+        if last_good:
+            with torch.no_grad():
+                for n, p in trainable_params.items():
+                    p.copy_(last_good[1][n])
+        curve = [c for c in curve if c["step"] <= kept_step or c["split"] == "train"]
     model.eval()
-    eval_after = curve[-1]["loss"] if curve[-1]["split"] == "held-out eval" and step else eval_loss(model, test, pad)
+    fresh_eval = diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
+    eval_after = eval_loss(model, test, pad) if fresh_eval else curve[-1]["loss"]
     # Scores on the whole held-out split, same greedy decoding for both.
-    prompts = [task.render_prompt(template, cfg.direction, p.source) for p in test_pairs]
+    prompts = [task.fewshot_prompt(cfg.direction, p.source, 0, template=template)[1] for p in test_pairs]
     refs = [p.target for p in test_pairs]
     # The same batched greedy decoder as the in-context tab (no shared prefix here), so every chrF
     # on the scoreboard comes from one decoding path.
@@ -247,6 +272,7 @@ def finetune(
     base_after = _hash_renamed(model)  # the frozen base inside the adapter model, under base names
     changed = sum(int(not torch.equal(lora_before[n], p)) * p.numel() for n, p in model.named_parameters() if n in lora_before)
     zip_bytes = adapter_zip(model)
+    validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
     score_after = chrf(after, refs)
     res = FtResult(
         steps=step, seconds=round(seconds, 2), train_loss_first=round(first, 4), train_loss_last=round(last, 4),
@@ -254,7 +280,8 @@ def finetune(
         chrf_before=chrf_before, chrf_after=score_after, trainable_params=trainable,
         trainable_fraction=round(trainable / total, 6), base_weights_unchanged=base_after == base_hash,
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
-        samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, examples=examples, curve=curve,
+        samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, diverged_at=diverged_at, kept_step=kept_step,
+        empty_outputs=sum(1 for h in after if not h), examples=examples, curve=curve,
         adapter=Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1)),
     )
     del model

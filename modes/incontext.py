@@ -19,30 +19,61 @@ from modes.data import Pair
 from modes.loader import gpu
 
 DEFAULT_KS = "0,1,2,4,8"
+EXAMPLE_TEXT = {"en-ko": "Where can I buy a ticket for the museum?", "ko-en": "박물관 표는 어디에서 살 수 있어요?"}
 
 
-def pool_from_table(table, lang: str) -> list[Pair]:
-    """The editable pool -> pairs, refusing empty sides (an empty table is an empty pool)."""
+def _cell(v) -> str:
+    return ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).strip()
+
+
+def pool_from_table(table, lang: str) -> tuple[list[tuple[str, str]] | None, list[int]]:
+    """The editable pool -> ((English, Korean) rows, numbers of rows that look misplaced).
+
+    None or an empty table (the API's default) means the built-in train split: a Gradio table
+    cannot be None, so "no rows" is how a caller says "the built-in pool". The columns are English and Korean
+    whatever the direction; a missing column, an empty side or a pool whose columns look swapped
+    is refused in the learner's language. A few rows in the wrong language are only flagged.
+    """
     if table is None:
-        return []
-    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table.get("data", []) if isinstance(table, dict) else table)
-    pairs = []
-    for i, row in enumerate(df.itertuples(index=False), start=1):
-        vals = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).strip() for v in list(row)[:2]]
-        if not any(vals):
+        return None, []
+    if isinstance(table, dict):
+        table = pd.DataFrame(table.get("data") or [], columns=table.get("headers") or None)
+    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    missing = [name for name in task.POOL_COLUMNS if name.lower() not in cols]
+    if missing and len(df):
+        raise ui.error("err_pool_columns", lang, missing=", ".join(missing), found=", ".join(map(str, df.columns)) or "—")
+    rows = []
+    for i, (en, ko) in enumerate(zip(*(df[cols[n.lower()]] for n in task.POOL_COLUMNS)) if not missing else [], start=1):
+        en, ko = _cell(en), _cell(ko)
+        if not en and not ko:
             continue  # a fully blank row is just an unused line of the table
-        if len(vals) < 2 or not all(vals):
+        if not en or not ko:
             raise ui.error("err_pool_empty_side", lang, row=i)
-        pairs.append(Pair(*vals))
-    return pairs
+        rows.append((en, ko))
+    if not rows:
+        return None, []
+    flagged = task.misplaced_rows(rows)
+    if len(flagged) > len(rows) / 2:
+        raise ui.error("err_pool_swapped", lang, n=len(flagged), total=len(rows))
+    return rows, flagged
 
 
-def default_pool(direction: str) -> pd.DataFrame:
-    pairs = task.pairs_for(direction, "train")
-    return pd.DataFrame([[p.source, p.target] for p in pairs], columns=["source", "target"])
+def pool_warning(flagged: list[int], lang: str) -> str:
+    """A visible note on pool rows that look like they are in the wrong language ('' when none)."""
+    if not flagged:
+        return ""
+    rows = ", ".join(map(str, flagged[:8])) + (" …" if len(flagged) > 8 else "")
+    return "\n\n⚠️ " + ui.msg("warn_pool_rows", lang, rows=rows, n=len(flagged))
+
+
+def default_pool() -> pd.DataFrame:
+    """The built-in train split as the editable (English, Korean) table."""
+    return pd.DataFrame(task.builtin_pool("train"), columns=list(task.POOL_COLUMNS))
 
 
 def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
+    """Validate a translate request (pool: (English, Korean) rows, or None for the built-in split)."""
     from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS
 
     if direction not in task.DIRECTIONS:
@@ -57,10 +88,9 @@ def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
         raise ui.error(exc.key, lang, **exc.fmt) from None
     if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k != int(k) or not 0 <= k <= MAX_K:
         raise ui.error("err_k_range", lang, k=k, max=MAX_K)
-    if not pool and k > 0:
-        raise ui.error("err_pool_empty", lang)
-    if k > len(pool):
-        raise ui.error("err_k_pool", lang, k=int(k), n=len(pool))
+    n_pool = len(task.builtin_pool("train")) if pool is None else len(pool)
+    if k > n_pool:
+        raise ui.error("err_k_pool", lang, k=int(k), n=n_pool)
     if not isinstance(max_new_tokens, (int, float)) or not math.isfinite(max_new_tokens) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ui.error("err_max_new", lang, max=MAX_NEW_TOKENS)
     return str(text).strip().replace("\n", " "), int(k), int(max_new_tokens)
@@ -100,7 +130,8 @@ def build(loader, adapter_state, runs, tab=None) -> None:
     gr.Markdown(ui.t("ic_card"), elem_classes=["card"])
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(value="Where can I buy a ticket for the museum?", label=ui.t("ic_text"), lines=2)
+            text = gr.Textbox(value=EXAMPLE_TEXT["en-ko"], label=ui.t("ic_text"), lines=2)
+            easier_btn = gr.Button(ui.t("ic_try_ko_en"), size="sm")
             with gr.Row():
                 direction = gr.Radio(list(task.DIRECTIONS), value="en-ko", label=ui.t("direction_label"))
                 k = gr.Slider(0, MAX_K, value=4, step=1, label=ui.t("ic_k"))
@@ -120,34 +151,37 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             prompt_box = gr.Textbox(label=ui.t("ic_prompt"), lines=14, interactive=False, max_lines=30)
             prompt_info = gr.Markdown()
     with gr.Accordion(ui.t("ic_pool"), open=False):
-        pool = gr.Dataframe(value=default_pool("en-ko"), headers=["source", "target"], interactive=True, wrap=True,
-                            label=ui.t("ic_pool_label"), max_height=320)
+        # Filled when the page loads, not in the config: the API's `pool` then defaults to None (the
+        # built-in split) instead of carrying 416 rows in its schema.
+        pool = gr.Dataframe(headers=list(task.POOL_COLUMNS), interactive=True, wrap=True,
+                            label=ui.t("ic_pool_label"), max_height=320, elem_id="ic-pool")
+        pool_md = gr.Markdown()
+    ui.on_page_load(default_pool, pool)
     summary = gr.JSON(label=ui.t("summary_json"))
 
     def prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang):
-        from modes.incontext_core import select_examples, split_prompt
-
-        pool_pairs = pool_from_table(pool_df, lang)
-        text, k, max_new = check_inputs(text, direction, k, template, max_new_tokens, pool_pairs, lang)
+        """(prefix, query, max_new, flagged rows): the request checked, the prompt built by task.fewshot_prompt."""
+        rows, flagged = pool_from_table(pool_df, lang)
+        text, k, max_new = check_inputs(text, direction, k, template, max_new_tokens, rows, lang)
         if selection not in SELECTIONS:
             raise ui.error("err_selection", lang, name=selection, choices=", ".join(SELECTIONS))
-        examples = select_examples(pool_pairs, k, selection, text, int(seed or 0))
-        prefix, query = split_prompt(template, direction, examples, text)
-        return prefix, query, max_new
+        prefix, query, _ = task.fewshot_prompt(direction, text, k, rows, selection, int(seed or 0), template)
+        return prefix, query, max_new, flagged
 
     def preview(text, direction, k, selection, seed, template, max_new_tokens, pool_df, request: gr.Request = None):
         """Show the exact prompt and its token count; warm the prefix cache so the run starts fast."""
         lang = ui.lang_of(request)
         try:
-            prefix, query, _ = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang)
+            prefix, query, _, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang)
         except gr.Error as exc:
             return "", f"⚠️ {exc.message}"
+        warn = pool_warning(flagged, lang)
         if not loader.ready:
-            return prefix + query, ui.msg("ic_model_loading", lang)
+            return prefix + query, ui.msg("ic_model_loading", lang) + warn
         model, tok = loader.get()
         n = len(tok(prefix + query)["input_ids"])
         prefix_cache.get(model, tok, prefix)
-        return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n)
+        return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n) + warn
 
     inputs = [text, direction, k, selection, seed, template, max_new_tokens, pool]
     for comp in (text, direction, k, selection, seed, template, pool):
@@ -156,22 +190,25 @@ def build(loader, adapter_state, runs, tab=None) -> None:
     if tab is not None:  # opening the tab shows the prompt and warms its prefix cache before the first run
         tab.select(preview, inputs, [prompt_box, prompt_info], api_name=False, concurrency_id="preview",
                    concurrency_limit=1, show_progress="hidden")
-    direction.change(lambda d: default_pool(d), direction, pool, api_name=False, queue=False)
+    # The pool keeps its (English, Korean) columns and the learner's edits when the direction flips.
+    easier_btn.click(lambda: ("ko-en", EXAMPLE_TEXT["ko-en"]), None, [direction, text], api_name=False, queue=False)
 
+    @ui.guard
     @gpu
     def translate(text: str, direction: str = "en-ko", k: int = 4, selection: str = "random", seed: int = 0,
                   use_adapter: bool = False, template: str = task.DEFAULT_TEMPLATE, temperature: float = 0.0,
                   top_p: float = 1.0, max_new_tokens: int = 64, pool=None, adapter=None, request: gr.Request = None):
         """Translate with k in-context examples (optionally through the session's LoRA adapter), streaming."""
+        lang = ui.lang_of(request)
+        prefix, query, max_new, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool, lang)
+        if use_adapter and adapter is None:
+            raise ui.error("err_no_adapter", lang)
+        if not loader.ready:
+            yield gr.skip(), ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip()
+        model, tok = loader.get()  # the libraries and the model, loaded by their one owner
         from modes.finetune_core import weights_hash
         from modes.incontext_core import prefill, stream_generate
 
-        lang = ui.lang_of(request)
-        pool = default_pool(direction) if pool is None else pool
-        prefix, query, max_new = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool, lang)
-        if use_adapter and adapter is None:
-            raise ui.error("err_no_adapter", lang)
-        model, tok = loader.get()
         t0 = time.perf_counter()
         before = weights_hash(model)
         t_gen = time.perf_counter()  # time to first token counts from here: prefill (unless cached) + first step
@@ -197,10 +234,17 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         md = ui.msg("ic_weights", lang, h1=before[:16], h2=after[:16], same="✅" if same else "❌",
                     ttft=f"{ttft or 0:.2f}", secs=f"{seconds:.1f}",
                     via=ui.msg("ic_via_adapter", lang) if use_adapter else "")
+        empty = None if ev.text else ui.msg("empty_reason", "en")
+        if empty:
+            md = "⚠️ " + ui.msg("empty_reason_ui", lang) + "\n\n" + md
         res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
                "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
-               "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction}
-        yield ev.text, md, prefix + query, ui.msg("ic_prompt_tokens", lang, n=n_tokens), res
+               "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction,
+               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged}
+        if empty:
+            res["empty_reason"] = empty
+        warn = pool_warning(flagged, lang)
+        yield ev.text, md + warn, prefix + query, ui.msg("ic_prompt_tokens", lang, n=n_tokens) + warn, res
 
     translate_btn.click(
         translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
@@ -224,14 +268,18 @@ def build(loader, adapter_state, runs, tab=None) -> None:
     sweep_md = gr.Markdown()
     sweep_json = gr.JSON(label=ui.t("summary_json"))
 
+    @ui.guard
     @gpu(duration=600)
     def icl_sweep(direction: str = "en-ko", ks: str = DEFAULT_KS, n: int = 69, seed: int = 0, adapter=None,
                   runs: dict | None = None, request: gr.Request = None, progress=gr.Progress()):
         """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched)."""
-        from modes.finetune_core import chrf
-        from modes.incontext_core import generate_batch, select_examples, split_prompt
-
         lang = ui.lang_of(request)
+        if not loader.ready:
+            progress(0, desc=ui.msg("waiting_model", lang))
+        loader.get()  # the libraries and the model, loaded by their one owner
+        from modes.finetune_core import chrf
+        from modes.incontext_core import generate_batch
+
         if direction not in task.DIRECTIONS:
             raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
         k_list = parse_ks(ks, lang)
@@ -239,17 +287,16 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         if not isinstance(n, (int, float)) or not math.isfinite(n) or not 1 <= n <= len(test):
             raise ui.error("err_n_range", lang, max=len(test))
         test = test[: int(n)]
-        pool = task.pairs_for(direction, "train")
         model, tok = loader.get()
         refs = [p.target for p in test]
         t0 = time.perf_counter()
         rows, scores = [], {}
         steps = len(k_list) + (1 if adapter is not None else 0)
-        queries = [task.render_prompt(task.DEFAULT_TEMPLATE, direction, p.source) for p in test]
         for i, kk in enumerate(k_list):
             progress(i / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))
-            ex = select_examples(pool, kk, "random", seed=int(seed or 0))
-            prefix, _ = split_prompt(task.DEFAULT_TEMPLATE, direction, ex, test[0].source)
+            # Random examples do not depend on the query: one prefix, one KV cache, for every query.
+            prompts = [task.fewshot_prompt(direction, p.source, kk, seed=int(seed or 0)) for p in test]
+            prefix, queries = prompts[0][0], [q for _, q, _ in prompts]
             hyps = generate_batch(model, tok, prefix, queries, prefix_cache=prefix_cache.get(model, tok, prefix))
             scores[kk] = chrf(hyps, refs)
             rows.append({"k": kk, "chrF": scores[kk], "method": "in-context (base model)"})
@@ -259,7 +306,8 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             from modes.adapters import apply_adapter
 
             tuned = apply_adapter(model, adapter)
-            hyps = generate_batch(tuned, tok, "", [task.render_prompt(adapter.template, direction, p.source) for p in test])
+            queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
+            hyps = generate_batch(tuned, tok, "", queries)
             del tuned
             lora = chrf(hyps, refs)
             rows += [{"k": kk, "chrF": lora, "method": "LoRA fine-tuned (k=0)"} for kk in (min(k_list), max(k_list))]

@@ -1,4 +1,4 @@
-"""In-context learning compute: pick k examples, build the prompt, generate fast; no weight changes.
+"""In-context learning compute: generate fast from a few-shot prompt (built in modes/data.py); no weight changes.
 
 Speed on a CPU comes from three things: the few-shot prefix's KV cache is computed once and a copy
 reused for every query; many queries go through one left-padded batch; generation stops at the
@@ -8,7 +8,6 @@ newline that ends the translation.
 from __future__ import annotations
 
 import copy
-import random
 import threading
 import time
 from collections import OrderedDict
@@ -16,39 +15,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-
-from modes import data as task
-from modes.data import Pair
-from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS, SELECTIONS  # noqa: F401 - re-exported
-
-
-# ---- choosing examples -----------------------------------------------------------------------------
-def ngrams(text: str, n: int = 3) -> set[str]:
-    t = f" {text.lower()} "
-    return {t[i : i + n] for i in range(max(1, len(t) - n + 1))}
-
-
-def select_examples(pool: list[Pair], k: int, selection: str, source: str = "", seed: int = 0) -> list[Pair]:
-    """k pairs from the pool: the first k, a seeded random k, or the k most similar by char 3-grams."""
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    if k < 0 or k > len(pool):
-        raise ValueError(f"k: must be between 0 and the pool size {len(pool)}, got {k}")
-    if selection == "first":
-        return pool[:k]
-    if selection == "random":
-        return random.Random(seed).sample(pool, k)
-    q = ngrams(source)
-    scored = sorted(range(len(pool)), key=lambda i: (-len(q & ngrams(pool[i].source)) / (len(q | ngrams(pool[i].source)) or 1), i))
-    # Most similar last: the closest example sits right before the query.
-    return [pool[i] for i in scored[:k]][::-1]
-
-
-def split_prompt(template: str, direction: str, examples: list[Pair], source: str) -> tuple[str, str]:
-    """(shared prefix, query): prefix + query == build_fewshot_prompt(...). The prefix ends at a separator."""
-    full = task.build_fewshot_prompt(template, direction, examples, source)
-    query = task.render_prompt(template, direction, source)
-    return full[: len(full) - len(query)], query
 
 
 # ---- generation ------------------------------------------------------------------------------------

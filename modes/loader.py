@@ -16,13 +16,15 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# torch and transformers are imported inside functions: the loader thread pays for them, so the
-# page can appear before they finish importing.
+# torch, transformers and peft are imported inside functions: the loader thread pays for them, so
+# the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
+# two threads importing transformers at once can hand one of them a half-initialised module.
 
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "Gemma 3 270M (base, embedded)"
+LIBRARIES_MESSAGE = "Loading the model libraries (torch, transformers, peft) ..."
 _READY_MARK = "READY"  # written last, so a half-written cache is never trusted
 
 
@@ -77,6 +79,31 @@ class ModelStatus:
 
 class ModelLoadError(RuntimeError):
     """A model source could not be loaded; the message names the source."""
+
+
+# The symbols every compute path takes from the heavy libraries. Resolving them here, in one thread,
+# runs transformers' and peft's lazy submodule imports once; later imports are plain dict look-ups.
+HEAVY_SYMBOLS = {
+    "transformers": ("AutoModelForCausalLM", "AutoTokenizer", "AutoModel", "TokenizersBackend", "Gemma3ForCausalLM",
+                     "Gemma3TextConfig", "DynamicCache", "TextIteratorStreamer", "StoppingCriteria",
+                     "StoppingCriteriaList", "PreTrainedTokenizerFast"),
+    "peft": ("PeftModel", "LoraConfig", "get_peft_model"),
+    "safetensors.torch": ("load", "save"),
+    "sacrebleu": ("corpus_chrf",),
+    "xxhash": ("xxh3_128",),
+}
+
+
+def import_heavy_libraries() -> None:
+    """Import torch, transformers, peft and friends fully, resolving every symbol the app uses."""
+    import importlib
+
+    import torch  # noqa: F401 - first, as transformers and peft import it anyway
+
+    for module, names in HEAVY_SYMBOLS.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            getattr(mod, name)
 
 
 def _convert_tokenizer(gguf_dir: str, gguf_name: str, out_dir: str) -> None:
@@ -152,6 +179,9 @@ class ModelLoader:
         self._device_arg = device
         self.device, self.dtype_name = "?", "?"
         self._lock = threading.Lock()
+        self._libs_lock = threading.Lock()
+        self._libs_ready = threading.Event()
+        self._libs_error: Exception | None = None
         self._thread: threading.Thread | None = None
         self._model = None
         self._tokenizer = None
@@ -182,6 +212,36 @@ class ModelLoader:
         loader._finish(model, tokenizer, time.perf_counter())
         return loader
 
+    # ---- the heavy libraries ---------------------------------------------------------------
+    @property
+    def libraries_ready(self) -> bool:
+        return self._libs_ready.is_set()
+
+    def libraries(self) -> None:
+        """Make sure torch, transformers and peft are fully imported; wait if another thread is at it.
+
+        Every compute path calls this (directly or through `get()`) before it imports one of them.
+        Raises ModelLoadError when the import failed (the app keeps serving and says why).
+        """
+        if self._libs_ready.is_set():
+            return
+        with self._libs_lock:
+            if not self._libs_ready.is_set():
+                if self._libs_error is None:
+                    if self.status.state in ("idle", "loading"):
+                        self.status.state = "loading"
+                        self.status.message = LIBRARIES_MESSAGE
+                    try:
+                        import_heavy_libraries()
+                    except Exception as exc:  # noqa: BLE001 - kept, and re-raised to every caller
+                        log.exception("importing the model libraries failed")
+                        self._libs_error = exc
+                        self.status.state, self.status.message = "error", f"Could not import the model libraries: {exc}"
+                    else:
+                        self._libs_ready.set()
+                if self._libs_error is not None:
+                    raise ModelLoadError(f"Could not import the model libraries: {self._libs_error}") from self._libs_error
+
     # ---- loading -------------------------------------------------------------------------
     def start_background(self, on_done=None) -> threading.Thread:
         """Begin loading in a daemon thread so the page can appear at once.
@@ -205,8 +265,9 @@ class ModelLoader:
 
     def get(self):
         """Return (model, tokenizer), loading on first use. Safe to call from many threads."""
-        if self._model is not None:
+        if self._model is not None and self._libs_ready.is_set():
             return self._model, self._tokenizer
+        self.libraries()
         with self._lock:
             if self._model is None:
                 self._load_locked()
@@ -218,9 +279,9 @@ class ModelLoader:
 
     def _load_locked(self) -> None:
         t0 = time.perf_counter()
-        self._pick_device()
         self.status.state = "loading"
         self.status.warnings = []
+        self._pick_device()
         if self.model_id != EMBEDDED:
             self.status.name, self.status.source = self.model_id, self._source_kind(self.model_id)
             self.status.message = f"Loading {self.model_id} ..."
@@ -300,6 +361,7 @@ class ModelLoader:
     # ---- building scratch models ------------------------------------------------------------
     def scratch_model(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0):
         """A freshly initialised small Gemma 3 (same family as the pretrained model), on this device."""
+        self.libraries()
         import torch
         from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 

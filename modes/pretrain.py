@@ -97,14 +97,14 @@ def build(loader, runs: gr.State) -> None:
     tokens = gr.HighlightedText(label=ui.t("pt_tokens_label"), color_map=COLORS, show_legend=True, combine_adjacent=False, interactive=False)
     loss_json = gr.JSON(label=ui.t("summary_json"), visible=False)
 
+    @ui.guard
     @gpu
     def token_loss(text: str, request: gr.Request = None):
         """Next-token loss of every token of `text` under the pretrained model, with top-5 guesses."""
-        from modes.pretrain_core import token_losses
-
         lang = ui.lang_of(request)
         text = validate_text(text, lang)
-        model, tok = loader.get()
+        model, tok = loader.get()  # waits for the libraries and the model: never import them before
+        from modes.pretrain_core import token_losses
         res = token_losses(model, tok, text)
         spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
         md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
@@ -142,15 +142,18 @@ def build(loader, runs: gr.State) -> None:
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))
 
+    @ui.guard
     @gpu(duration=300)
     def pretrain(corpus: str = "shakespeare", size: str = "baby", steps: int = 2000, seed: int = 1337,
                  upload=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
         """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples."""
-        from modes.pretrain_core import PretrainResult, pretrained_bpc, train_scratch
-
         lang = ui.lang_of(request)
         cfg = parse_config(size, steps, seed, lang)
         data = resolve_corpus(corpus, upload, lang)
+        if not loader.libraries_ready:
+            yield ui.msg("waiting_libraries", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        loader.libraries()  # the one owner of torch/transformers imports: never race it
+        from modes.pretrain_core import PretrainResult, pretrained_bpc, train_scratch
         stop = stop if stop is not None else StopFlag()
         stop.clear()
         rows: list[dict] = []

@@ -64,3 +64,70 @@ def error(key: str, lang: str = "en", **fmt) -> gr.Error:
 
 def css() -> str:
     return (ASSETS / "style.css").read_text(encoding="utf-8")
+
+
+# ---- endpoint guard ---------------------------------------------------------------------------------
+def _lang_from_call(fn, args, kwargs) -> str:
+    import inspect
+
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        return lang_of(bound.arguments.get("request"))
+    except TypeError:
+        return "en"
+
+
+def _server_error(fn, exc: Exception, args, kwargs) -> gr.Error:
+    import logging
+
+    logging.getLogger(fn.__module__).exception("unexpected error in endpoint %s", fn.__name__)
+    why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
+    return error("err_server", _lang_from_call(fn, args, kwargs), why=why)
+
+
+def guard(fn):
+    """Wrap an endpoint so no unexpected exception reaches the client as Gradio's generic error.
+
+    A gr.Error passes as it is; anything else is logged with its traceback and becomes a clear,
+    translated "something went wrong on the server" message. Generators stay generators (Gradio
+    streams them), and the signature is kept (Gradio reads it for the API and for `request`).
+    """
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the point of the guard
+                raise _server_error(fn, exc, args, kwargs) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point of the guard
+            raise _server_error(fn, exc, args, kwargs) from None
+
+    return wrapper
+
+
+def on_page_load(fn, outputs) -> None:
+    """Fill `outputs` from `fn()` when a page opens (call while the page is being built).
+
+    For values that must not sit in the page config, e.g. a 416-row table that would otherwise
+    become the API's default for that parameter.
+    """
+    from gradio.context import Context
+
+    if Context.root_block is None:
+        raise RuntimeError("on_page_load must be called inside a gr.Blocks context")
+    Context.root_block.load(fn, None, outputs, api_name=False, queue=False, show_progress="hidden")

@@ -63,6 +63,23 @@ def _foreign_adapter(d, tokenizer):
     return _file(d, "foreign.zip", adapter_zip(m))
 
 
+Q0 = "base_model.model.model.layers.0.self_attn.q_proj"
+
+
+def _lora(d, name, fill=0.01, r=2, rank=2, layer=Q0, dtype=None, **config):
+    """An adapter zip for the tiny model's layer-0 q_proj (32 -> 32), with chosen values and config."""
+    import torch
+    from safetensors.torch import save
+
+    a, b = torch.full((rank, 32), fill), torch.full((32, rank), fill)
+    if dtype is not None:
+        a, b = a.to(dtype), b.to(dtype)
+    conf = {"peft_type": "LORA", "r": r, "lora_alpha": 2 * r, "target_modules": ["q_proj"], "bias": "none",
+            "task_type": "CAUSAL_LM", **config}
+    return _zip(d, name, {"adapter_model.safetensors": save({f"{layer}.lora_A.weight": a, f"{layer}.lora_B.weight": b}),
+                          "adapter_config.json": json.dumps(conf)})
+
+
 def upload(path):
     from gradio_client import handle_file
 
@@ -110,6 +127,20 @@ CASES = [
     ("ad-pkl", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "pkl.zip", {"weights.pkl": b"x"}))}, r"pickle"),
     ("ad-traversal", "/load_adapter", lambda d, t: {"path": upload(_zip(d, "dots.zip", {"../../adapter_config.json": "{}"}))}, r"outside its folder"),
     ("ad-other-model", "/load_adapter", lambda d, t: {"path": upload(_foreign_adapter(d, t))}, r"another model"),
+    ("ad-nan", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "nan.zip", fill=float("nan")))},
+     r"^Refused: base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight contains NaN values; the model's outputs would be meaningless\.$"),
+    ("ad-inf", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "inf.zip", fill=float("inf")))},
+     r"^Refused: base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight contains Inf values; the model's outputs would be meaningless\.$"),
+    ("ad-r-mismatch", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "r.zip", r=4, rank=2))},
+     r"^Refused: adapter_config\.json says r = 4, but the tensors have rank 2 \(base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight\)\.$"),
+    ("ad-no-such-module", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "mod.zip", target_modules=["qkv_fused"]))},
+     r"^Refused: the adapter targets modules this model does not have: \['qkv_fused'\]\.$"),
+    ("ad-zero-matching", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "none.zip", layer="base_model.model.model.layers.7.self_attn.q_proj"))},
+     r"^Refused: none of the adapter's 2 tensors matches a layer of this model, so it would change nothing\.$"),
+    ("ad-bias-all", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "bias.zip", bias="all"))},
+     r"^Refused: adapter_config\.json sets bias = 'all', but the adapter carries no bias tensors\.$"),
+    ("ad-int-dtype", "/load_adapter", lambda d, t: {"path": upload(_lora(d, "int.zip", fill=1, dtype=__import__("torch").int32))},
+     r"^Refused: base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight is int32; an adapter must hold float32, float16 or bfloat16 values\.$"),
     ("ad-not-a-zip", "/load_adapter", lambda d, t: {"path": upload(_file(d, "fake.zip", b"hello"))}, r"not a valid zip"),
     ("tr-empty", "/translate", lambda d, t: {"text": ""}, r"enter some text"),
     ("tr-too-long", "/translate", lambda d, t: {"text": "word " * 200}, r"limit is 500"),

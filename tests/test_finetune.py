@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 import zipfile
@@ -85,27 +86,45 @@ def _zip(files: dict) -> bytes:
     return buf.getvalue()
 
 
-def test_bad_adapter_zips_are_rejected(tiny_loader, tmp_path):
+@pytest.fixture(scope="module")
+def good_members(tiny_tokenizer):
+    """The two files of a real adapter trained for one step on a tiny model."""
+    from modes.loader import ModelLoader
+    from tests.conftest import make_tiny_model
+
+    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer)
+    good = small_run(loader, steps=1).adapter.zip_bytes
+    return {n: zipfile.ZipFile(io.BytesIO(good)).read(n) for n in adapters.ALLOWED}
+
+
+def _with_config(members, **change) -> bytes:
+    cfg = {**json.loads(members["adapter_config.json"]), **change}
+    return _zip({"adapter_config.json": json.dumps(cfg), "adapter_model.safetensors": members["adapter_model.safetensors"]})
+
+
+BAD_ZIPS = {
+    "err_adapter_not_zip": lambda m: b"not a zip at all",
+    "err_adapter_empty": lambda m: _zip({}),
+    "err_adapter_pickle": lambda m: _zip({"adapter_model.bin": b"x", **m}),
+    "err_adapter_traversal": lambda m: _zip({"../../etc/adapter_config.json": b"{}"}),
+    "err_adapter_unexpected": lambda m: _zip({"run.py": b"print(1)"}),
+    "err_adapter_missing": lambda m: _zip({"adapter_config.json": m["adapter_config.json"]}),
+    "err_adapter_r_mismatch": lambda m: _with_config(m, r=32),  # the tensors have rank 16
+    "err_adapter_alpha": lambda m: _with_config(m, lora_alpha=-1),
+    "err_adapter_targets": lambda m: _with_config(m, target_modules=["not_a_layer"]),
+    "err_adapter_config": lambda m: _zip({"adapter_config.json": b"[1,2]", "adapter_model.safetensors": m["adapter_model.safetensors"]}),
+}
+
+
+@pytest.mark.parametrize("key", list(BAD_ZIPS))
+def test_bad_adapter_zips_are_rejected(tiny_loader, good_members, key):
+    with pytest.raises(InputError) as e:
+        adapters.validate_adapter_zip(BAD_ZIPS[key](good_members), tiny_loader.get()[0])
+    assert e.value.key == key
+
+
+def test_empty_adapter_file_is_rejected(tiny_loader, tmp_path):
     model, _ = tiny_loader.get()
-    good = small_run(tiny_loader, steps=1).adapter.zip_bytes
-    members = {n: zipfile.ZipFile(io.BytesIO(good)).read(n) for n in adapters.ALLOWED}
-    other = fc.FinetuneConfig(r=4)  # a shape mismatch: claim r=8 with r=4 tensors
-    cfg = json.loads(members["adapter_config.json"])
-    cfg["r"] = other.r * 2
-    cases = {
-        "err_adapter_not_zip": b"not a zip at all",
-        "err_adapter_empty": _zip({}),
-        "err_adapter_pickle": _zip({"adapter_model.bin": b"x", **members}),
-        "err_adapter_traversal": _zip({"../../etc/adapter_config.json": b"{}"}),
-        "err_adapter_unexpected": _zip({"run.py": b"print(1)"}),
-        "err_adapter_missing": _zip({"adapter_config.json": members["adapter_config.json"]}),
-        "err_adapter_shape": _zip({"adapter_config.json": json.dumps(cfg), "adapter_model.safetensors": members["adapter_model.safetensors"]}),
-        "err_adapter_config": _zip({"adapter_config.json": b"[1,2]", "adapter_model.safetensors": members["adapter_model.safetensors"]}),
-    }
-    for key, raw in cases.items():
-        with pytest.raises(InputError) as e:
-            adapters.validate_adapter_zip(raw, model)
-        assert e.value.key == key, key
     f = tmp_path / "a.zip"
     f.write_bytes(b"")
     with pytest.raises(InputError, match="err_adapter_empty"):
@@ -181,3 +200,54 @@ def test_real_short_run_lowers_heldout_loss(real_loader):
     res = list(fc.finetune(real_loader, cfg, task.pairs_for("en-ko", "train"), task.pairs_for("en-ko", "test")[:12]))[-1]
     assert res.eval_loss_after < res.eval_loss_before - 0.2
     assert res.base_weights_unchanged and res.trainable_fraction < 0.01
+
+
+class _NanGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+def _nan_on_training_call(monkeypatch, n: int, where: str = "loss"):
+    """Make the n-th training step's loss (or its gradient) NaN, as an exploding learning rate would."""
+    real = fc.masked_lm_loss
+    calls = {"n": 0}
+
+    def patched(model, ids, mask, labels):
+        loss = real(model, ids, mask, labels)
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == n:
+                if where == "loss":
+                    return loss * float("nan")
+                return _NanGrad.apply(loss)  # a finite loss whose gradient is NaN
+        return loss
+
+    monkeypatch.setattr(fc, "masked_lm_loss", patched)
+
+
+def _adapter_tensors(res):
+    import io
+    import zipfile
+
+    from safetensors.torch import load
+
+    with zipfile.ZipFile(io.BytesIO(res.adapter.zip_bytes)) as z:
+        return load(z.read("adapter_model.safetensors"))
+
+
+@pytest.mark.parametrize("where, kept", [("loss", 1), ("grad", 2)])
+def test_a_non_finite_step_stops_the_run_and_keeps_the_last_finite_adapter(tiny_loader, monkeypatch, where, kept):
+    train, test = task.pairs_for("en-ko", "train")[:16], task.pairs_for("en-ko", "test")[:2]
+    reference = list(fc.finetune(tiny_loader, fc.FinetuneConfig(steps=kept, batch_size=2, eval_every=5), train, test))[-1]
+    _nan_on_training_call(monkeypatch, 3, where)
+    res = list(fc.finetune(tiny_loader, fc.FinetuneConfig(steps=10, batch_size=2, eval_every=5), train, test))[-1]
+    assert res.diverged_at == 3 and res.kept_step == kept and res.steps == 2
+    assert all(math.isfinite(c["loss"]) for c in res.curve) and math.isfinite(res.eval_loss_after)
+    got, want = _adapter_tensors(res), _adapter_tensors(reference)
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    assert all(bool(torch.isfinite(t).all()) for t in got.values())

@@ -20,7 +20,7 @@ def test_prompt_builder_on_plain_strings():
                  "English: Good night.\nKorean:")
     assert task.build_fewshot_prompt(T, "ko-en", [], "안녕") == "Korean: 안녕\nEnglish:"
     assert task.render_target(T, "en-ko", "Hi", "안녕") == " 안녕\n"
-    prefix, query = ic.split_prompt(T, "en-ko", ex, "Good night.")
+    prefix, query = task.split_prompt(T, "en-ko", ex, "Good night.")
     assert prefix + query == p and query == "English: Good night.\nKorean:"
     custom = "Q: {source}\nA ({tgt_lang}):{target}"
     assert task.build_fewshot_prompt(custom, "en-ko", ex[:1], "Hi") == "Q: Hello.\nA (Korean):안녕하세요.\n\nQ: Hi\nA (Korean):"
@@ -35,26 +35,27 @@ def test_template_without_slots_is_rejected(template, key):
 
 
 def test_pool_never_contains_a_heldout_pair():
+    pool = incontext.default_pool()
+    assert list(pool.columns) == ["English", "Korean"] and len(pool) >= 400
     for d in task.DIRECTIONS:
-        pool = incontext.default_pool(d)
         test = {p.source for p in task.pairs_for(d, "test")}
-        assert len(pool) >= 400 and not set(pool["source"]) & test
+        assert not {p.source for p in task.orient(task.builtin_pool(), d)} & test
 
 
 def test_selection_modes():
     pool = [Pair(f"sentence number {i}", f"문장 {i}") for i in range(20)] + [Pair("Where is the station?", "역은 어디에 있어요?")]
-    assert ic.select_examples(pool, 3, "first") == pool[:3]
-    assert ic.select_examples(pool, 3, "random", seed=1) == ic.select_examples(pool, 3, "random", seed=1)
-    assert ic.select_examples(pool, 2, "similar", "Where is the bus station?")[-1] == pool[-1]
+    assert task.select_examples(pool, 3, "first") == pool[:3]
+    assert task.select_examples(pool, 3, "random", seed=1) == task.select_examples(pool, 3, "random", seed=1)
+    assert task.select_examples(pool, 2, "similar", "Where is the bus station?")[-1] == pool[-1]
     with pytest.raises(ValueError, match="k"):
-        ic.select_examples(pool, 22, "first")
+        task.select_examples(pool, 22, "first")
 
 
 def test_greedy_same_with_and_without_prefix_reuse(tiny_loader):
     model, tok = tiny_loader.get()
     ex = task.pairs_for("en-ko", "train")[:3]
     queries = [task.render_prompt(T, "en-ko", p.source) for p in task.pairs_for("en-ko", "test")[:5]]
-    prefix, _ = ic.split_prompt(T, "en-ko", ex, "x")
+    prefix, _ = task.split_prompt(T, "en-ko", ex, "x")
     fast = ic.generate_batch(model, tok, prefix, queries, max_new_tokens=12, batch_size=4)
     slow = []
     for q in queries:
@@ -76,7 +77,7 @@ def test_weights_unchanged_after_translation(tiny_loader):
     assert weights_hash(model) == before
 
 
-POOL = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "잘 가요."]], columns=["source", "target"])
+POOL = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "잘 가요."]], columns=["English", "Korean"])
 
 
 @pytest.mark.parametrize(
@@ -91,24 +92,45 @@ POOL = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "잘 가요."]], columns=["sou
         ({"max_new_tokens": 0}, "err_max_new"),
         ({"max_new_tokens": 10_000}, "err_max_new"),
         ({"direction": "fr-de"}, "err_direction"),
-        ({"pool": []}, "err_pool_empty"),
     ],
 )
 def test_bad_translate_inputs_are_rejected(kw, key):
     args = dict(text="Hello", direction="en-ko", k=1, template=T, max_new_tokens=32, pool=POOL)
     args.update(kw)
-    pool = incontext.pool_from_table(args.pop("pool"), "en")
+    pool, _ = incontext.pool_from_table(args.pop("pool"), "en")
     with pytest.raises(gr.Error) as e:
         incontext.check_inputs(pool=pool, lang="en", **args)
     assert e.value.message.startswith(incontext.ui.strings("en")[key].split("{")[0][:20])
 
 
 def test_pool_row_with_empty_side_is_rejected():
-    bad = pd.DataFrame([["Hi.", "안녕."], ["Bye.", ""]], columns=["source", "target"])
+    bad = pd.DataFrame([["Hi.", "안녕."], ["Bye.", ""]], columns=["English", "Korean"])
     with pytest.raises(gr.Error, match="row 2"):
         incontext.pool_from_table(bad, "en")
-    blank_rows_ok = pd.DataFrame([["Hi.", "안녕."], ["", ""]], columns=["source", "target"])
-    assert incontext.pool_from_table(blank_rows_ok, "en") == [Pair("Hi.", "안녕.")]
+    with pytest.raises(gr.Error, match="2번째 행"):
+        incontext.pool_from_table(bad, "ko")
+    blank_rows_ok = pd.DataFrame([["Hi.", "안녕."], ["", ""]], columns=["English", "Korean"])
+    assert incontext.pool_from_table(blank_rows_ok, "en") == ([("Hi.", "안녕.")], [])
+    # No rows at all (the API's default, a Gradio table cannot be None) means the built-in pool.
+    assert incontext.pool_from_table(pd.DataFrame(columns=["English", "Korean"]), "en") == (None, [])
+    assert incontext.pool_from_table(None, "en") == (None, [])
+
+
+@pytest.mark.parametrize("lang, pattern", [("en", r"needs the columns English and Korean.*Missing: English, Korean.*Found: source, target"),
+                                           ("ko", r"English와 Korean 열.*없는 열: English, Korean")])
+def test_pool_with_a_missing_column_is_refused_in_the_learners_language(lang, pattern):
+    with pytest.raises(gr.Error, match=pattern):
+        incontext.pool_from_table(pd.DataFrame([["Hi.", "안녕."]], columns=["source", "target"]), lang)
+
+
+def test_pool_rows_in_the_wrong_language_are_flagged_and_a_swapped_pool_is_refused():
+    mixed = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "Bye."], ["고마워요.", "고마워요."], ["Tea.", "차."]], columns=["English", "Korean"])
+    rows, flagged = incontext.pool_from_table(mixed, "en")
+    assert len(rows) == 4 and flagged == [2, 3]
+    assert "row 2, 3" in incontext.pool_warning(flagged, "en") and "2, 3행" in incontext.pool_warning(flagged, "ko")
+    swapped = pd.DataFrame([["안녕.", "Hi."], ["잘 가요.", "Bye."], ["차.", "Tea."]], columns=["English", "Korean"])
+    with pytest.raises(gr.Error, match="3 of the 3 pool rows look swapped"):
+        incontext.pool_from_table(swapped, "en")
 
 
 def test_parse_ks():

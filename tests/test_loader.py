@@ -161,3 +161,44 @@ def test_fast_cached_tokenizer_matches_gemma_tokenizer(real_loader):
     assert len(fast) == len(slow) == 262144
     batch = ["hi", "a longer sentence here"]
     assert fast(batch, padding=True)["input_ids"] == slow(batch, padding=True)["input_ids"]
+
+
+def test_heavy_libraries_are_imported_once_by_one_owner(monkeypatch, tmp_path):
+    """Many request threads asking at once: one import, the others wait for it, none races it."""
+    import threading
+    import time
+
+    from modes import loader as loader_mod
+
+    calls, inside = [], []
+
+    def slow_import():
+        inside.append(threading.current_thread().name)
+        time.sleep(0.3)
+        calls.append(1)
+
+    monkeypatch.setattr(loader_mod, "import_heavy_libraries", slow_import)
+    ld = loader_mod.ModelLoader(cache_dir=tmp_path)
+    done = []
+    threads = [threading.Thread(target=lambda: (ld.libraries(), done.append(ld.libraries_ready))) for _ in range(6)]
+    for th in threads:
+        th.start()
+    time.sleep(0.1)
+    assert ld.status.state == "loading" and "model libraries" in ld.status.message  # visible while waiting
+    for th in threads:
+        th.join(5)
+    assert len(calls) == 1 and len(inside) == 1 and done == [True] * 6
+
+
+def test_a_failed_library_import_is_reported_to_every_caller(monkeypatch, tmp_path):
+    from modes import loader as loader_mod
+
+    def broken():
+        raise ImportError("cannot import name 'AutoModel' from 'transformers'")
+
+    monkeypatch.setattr(loader_mod, "import_heavy_libraries", broken)
+    ld = loader_mod.ModelLoader(cache_dir=tmp_path)
+    for _ in range(2):
+        with pytest.raises(loader_mod.ModelLoadError, match="Could not import the model libraries: cannot import name 'AutoModel'"):
+            ld.get()
+    assert not ld.libraries_ready and ld.status.state == "error" and "AutoModel" in ld.status_markdown()

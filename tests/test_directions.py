@@ -1,0 +1,103 @@
+"""Few-shot prompts follow the direction, through every door: the UI handler, the API with its
+defaults, and the API with an explicit (English, Korean) pool. A tiny model; the prompt is what counts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import app
+from modes import data as task
+from modes import incontext
+from tests.conftest import free_port, make_tiny_model
+
+TEXT = {"en-ko": "Where is the nearest bus stop?", "ko-en": "가장 가까운 버스 정류장이 어디예요?"}
+
+
+@pytest.fixture(scope="module")
+def served(tiny_tokenizer):
+    from gradio_client import Client
+
+    from modes.loader import ModelLoader
+
+    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    yield demo, Client(url, verbose=False)
+    demo.close()
+
+
+def has_hangul(s: str) -> bool:
+    return task.hangul_share(s) > 0
+
+
+def check_prompt(prompt: str, direction: str, k: int, text: str) -> None:
+    """Every example's source line is in the source language, its target in the other; the query is last."""
+    src_lang, tgt_lang = task.DIRECTIONS[direction][:2]
+    blocks = prompt.split(task.EXAMPLE_SEPARATOR)
+    assert len(blocks) == k + 1
+    assert blocks[-1] == f"{src_lang}: {text}\n{tgt_lang}:"
+    for block in blocks[:-1]:
+        src_line, tgt_line = block.split("\n")
+        assert src_line.startswith(f"{src_lang}: ") and tgt_line.startswith(f"{tgt_lang}: ")
+        src, tgt = src_line.split(": ", 1)[1], tgt_line.split(": ", 1)[1]
+        assert has_hangul(src) == (direction == "ko-en"), block
+        assert has_hangul(tgt) == (direction == "en-ko"), block
+
+
+def ui_handler(demo):
+    return next(f.fn for f in demo.fns.values() if f.api_name == "translate")
+
+
+@pytest.mark.parametrize("door", ["ui", "api-defaults", "api-pool"])
+@pytest.mark.parametrize("k", [0, 1, 4])
+@pytest.mark.parametrize("direction", ["en-ko", "ko-en"])
+def test_fewshot_prompt_follows_the_direction(served, direction, k, door):
+    demo, client = served
+    text = TEXT[direction]
+    if door == "ui":  # the handler as the button calls it, with the table exactly as the page shows it
+        args = [text, direction, k, "random", 0, False, task.DEFAULT_TEMPLATE, 0.0, 1.0, 4, incontext.default_pool(), None]
+        out = list(ui_handler(demo)(*args))[-1][-1]
+    elif door == "api-defaults":
+        out = client.predict(text=text, direction=direction, k=k, max_new_tokens=4, api_name="/translate")[-1]
+    else:
+        rows = [["Thank you very much.", "정말 고마워요."], ["The weather is nice today.", "오늘 날씨가 좋네요."],
+                ["I like green tea.", "저는 녹차를 좋아해요."], ["See you tomorrow.", "내일 봐요."], ["Good night.", "잘 자요."]]
+        pool = {"headers": ["English", "Korean"], "data": rows}
+        out = client.predict(text=text, direction=direction, k=k, max_new_tokens=4, pool=pool, api_name="/translate")[-1]
+        assert out["pool"] == "given"
+        for block in out["prompt"].split(task.EXAMPLE_SEPARATOR)[:-1]:
+            assert any(en in block and ko in block for en, ko in rows)  # the caller's own rows, oriented
+    check_prompt(out["prompt"], direction, k, text)
+    assert out["direction"] == direction and out["pool_warnings"] == []
+
+
+def test_api_schema_carries_no_pool_rows(served):
+    _, client = served
+    params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/translate"]["parameters"]
+    pool = next(p for p in params if p["parameter_name"] == "pool")
+    assert pool["parameter_default"]["data"] == []
+
+
+def test_switching_direction_keeps_the_pool_and_its_edits():
+    edited = incontext.default_pool()
+    edited.iloc[0] = ["My cat sleeps all day.", "우리 고양이는 하루 종일 자요."]
+    rows, _ = incontext.pool_from_table(edited, "en")
+    for direction in task.DIRECTIONS:
+        prefix, _, examples = task.fewshot_prompt(direction, TEXT[direction], 1, rows, "first")
+        want = "My cat sleeps all day." if direction == "en-ko" else "우리 고양이는 하루 종일 자요."
+        assert examples[0].source == want and want in prefix
+
+
+def test_flagged_rows_reach_the_api_caller(served):
+    _, client = served
+    rows = [["Thank you.", "고마워요."], ["Good night.", "Good night."], ["See you.", "또 봐요."]]
+    out = client.predict(text="Hello.", direction="en-ko", k=3, max_new_tokens=2, selection="first",
+                         pool={"headers": ["English", "Korean"], "data": rows}, api_name="/translate")[-1]
+    assert out["pool_warnings"] == [2]
+
+
+def test_a_pool_in_other_columns_is_refused_clearly(served):
+    _, client = served
+    with pytest.raises(Exception, match="needs the columns English and Korean"):
+        client.predict(text="Hello.", k=1, pool={"headers": ["source", "target"], "data": [["Hi.", "안녕."]]}, api_name="/translate")
