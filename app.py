@@ -75,6 +75,8 @@ def launch(demo, **kwargs):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="How Models Learn")
     parser.add_argument("--model", default=os.environ.get("MODEL_ID"), help="Hub id or local HF directory (default: embedded Gemma 3 270M)")
+    parser.add_argument("--dtype", default=os.environ.get("HML_DTYPE", "auto"), choices=["auto", "float32", "bfloat16"],
+                        help="precision of the served model (auto: bf16 on CUDA, and on a CPU with native bf16 that measures faster)")
     args = parser.parse_args(argv)
     # Starting up creates about a million objects that live as long as the app (modules, the page,
     # the model); the cycle collector would walk them again and again and find nothing to free
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     # page 3.5 s vs 4.2 s; a cold start 45 s vs 58 s). So collect nothing until the model has
     # loaded, then freeze what exists, so later collections skip it too.
     gc.disable()
-    loader = ModelLoader(args.model)
+    loader = ModelLoader(args.model, dtype=args.dtype)
     demo = build_app(loader)
     # Load after the page is built and while it launches: started before the Gradio import, the
     # two fight over the GIL and both finish later (measured: page 8.0 s, model 13.1 s vs 5.1 s, 12.1 s).

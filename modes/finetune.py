@@ -106,7 +106,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
         export_btn = gr.Button(ui.t("ft_export_btn"))
     progress_md = gr.Markdown()
-    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot")  # no initial value: see pretrain.py
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
+                       color_map={"train": "#6366f1", "held-out eval": "#f97316"}, color_title="")
     result_md = gr.Markdown()
     table = gr.Dataframe(headers=["source", "base model", "fine-tuned", "reference"], label=ui.t("ft_table"), wrap=True)
     with gr.Row():
@@ -168,10 +169,13 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
                               fail_at_step=loader.memo.get("fail_at_step")):
                     if isinstance(ev, FtResult):
                         break
-                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                    if ev.step:  # step 0 carries only the held-out loss before training
+                        rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
                     if ev.eval_loss is not None:
                         rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
-                    if throttle(force=ev.eval_loss is not None):
+                    # The plot's colour legend is fixed by the first data it draws: the first yield
+                    # (step 1) already holds both the train and the held-out series.
+                    if ev.step and throttle(force=ev.eval_loss is not None):
                         md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
                                     loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
                         yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()

@@ -6,7 +6,6 @@ learners' requests never see a half-trained adapter) and yields progress events.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -145,6 +144,7 @@ class FtResult:
     base_hash_after: str
     adapter_params_changed: int
     samples_per_s: float
+    dtype: str = "float32"  # the training copy's precision (training and its scoring run in it)
     stopped: bool = False
     diverged_at: int | None = None  # the step whose loss (or gradient) was not finite; training stopped there
     kept_step: int | None = None  # after divergence: the adapter kept is the one after this step
@@ -190,10 +190,12 @@ def finetune(
     from peft import get_peft_model
 
     base, tok = loader.get()
+    # A private float32 copy (on a CPU, even when the served model is bf16): the shared model never changes.
+    private = loader.training_copy()
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    base_hash = weights_hash(base)
-    model = get_peft_model(copy.deepcopy(base), cfg.lora_config())  # private copy: the shared model never changes
+    base_hash = weights_hash(private)
+    model = get_peft_model(private, cfg.lora_config())
     pad = tok.pad_token_id
     train = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in train_pairs]
     test = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in test_pairs]
@@ -204,6 +206,8 @@ def finetune(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     eval_before = eval_loss(model, test, pad)
     curve = [{"step": 0, "loss": eval_before, "split": "held-out eval"}]
+    # Step 0: the held-out loss before training, so a live curve starts where the final one does.
+    yield FtProgress(0, cfg.steps, float("nan"), eval_before, 0.0, 0.0, 0.0)
     batches: list = []
     t0 = time.perf_counter()
     first = last = float("nan")
@@ -281,7 +285,7 @@ def finetune(
         trainable_fraction=round(trainable / total, 6), base_weights_unchanged=base_after == base_hash,
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
         samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, diverged_at=diverged_at, kept_step=kept_step,
-        empty_outputs=sum(1 for h in after if not h), examples=examples, curve=curve,
+        empty_outputs=sum(1 for h in after if not h), dtype=str(next(model.parameters()).dtype).removeprefix("torch."), examples=examples, curve=curve,
         adapter=Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1)),
     )
     del model

@@ -19,6 +19,7 @@ from modes.data import Pair
 from modes.loader import gpu
 
 DEFAULT_KS = "0,1,2,4,8"
+SWEEP_ICL, SWEEP_LORA = "in-context (base model)", "LoRA fine-tuned (k=0)"
 EXAMPLE_TEXT = {"en-ko": "Where can I buy a ticket for the museum?", "ko-en": "박물관 표는 어디에서 살 수 있어요?"}
 
 
@@ -240,7 +241,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
                "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
                "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction,
-               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged}
+               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged, "dtype": loader.dtype_name}
         if empty:
             res["empty_reason"] = empty
         warn = pool_warning(flagged, lang)
@@ -263,6 +264,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         n = gr.Slider(1, n_test, value=n_test, step=1, label=ui.t("ic_n"))
         sweep_btn = gr.Button(ui.t("ic_sweep_btn"), variant="primary")
     sweep_plot = gr.LinePlot(x="k", y="chrF", color="method", label=ui.t("ic_sweep_plot"), height=280,  # no initial value: see pretrain.py
+                             color_map={SWEEP_ICL: "#6366f1", SWEEP_LORA: "#f97316"}, color_title="",
                              elem_id="ic-sweep-plot")
     sweep_table = gr.Dataframe(headers=["k", "chrF", "method"], label=ui.t("ic_sweep_table"))
     sweep_md = gr.Markdown()
@@ -299,7 +301,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             prefix, queries = prompts[0][0], [q for _, q, _ in prompts]
             hyps = generate_batch(model, tok, prefix, queries, prefix_cache=prefix_cache.get(model, tok, prefix))
             scores[kk] = chrf(hyps, refs)
-            rows.append({"k": kk, "chrF": scores[kk], "method": "in-context (base model)"})
+            rows.append({"k": kk, "chrF": scores[kk], "method": SWEEP_ICL})
         lora = None
         if adapter is not None:
             progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
@@ -310,17 +312,19 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             hyps = generate_batch(tuned, tok, "", queries)
             del tuned
             lora = chrf(hyps, refs)
-            rows += [{"k": kk, "chrF": lora, "method": "LoRA fine-tuned (k=0)"} for kk in (min(k_list), max(k_list))]
+            rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
         seconds = round(time.perf_counter() - t0, 2)
         best = max(scores, key=scores.get)
         md = ui.msg("ic_sweep_result", lang, best=best, score=scores[best], n=len(test), secs=f"{seconds:.0f}")
         if lora is not None:
             md += "\n\n" + ui.msg("ic_sweep_lora", lang, score=lora)
         df = pd.DataFrame(rows)
+        # k is a count: the plot's x axis shows the measured k values as categories, in order.
+        plot = gr.LinePlot(value=df.assign(k=df["k"].astype(str)), sort=[str(kk) for kk in k_list])
         out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
-               "best_k": best, "lora_chrf": lora}
+               "best_k": best, "lora_chrf": lora, "dtype": loader.dtype_name}
         scoreboard.record_sweep(runs, out)
-        return df, df, md, out
+        return plot, df, md, out
 
     sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state, runs], [sweep_plot, sweep_table, sweep_md, sweep_json],
                     api_name="icl_sweep", concurrency_id="train", concurrency_limit=1)

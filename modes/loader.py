@@ -38,12 +38,61 @@ def default_cache_dir() -> Path:
 
 
 def pick_device() -> tuple[str, str]:
-    """CUDA with bf16 when there is a GPU, else the CPU with float32 (dtype given by name)."""
+    """CUDA with bf16 when there is a GPU, else the CPU with float32 (dtype given by name).
+
+    On the CPU the loader may still serve in bf16: see `ModelLoader._decide_cpu_dtype`.
+    """
     import torch
 
     if torch.cuda.is_available():
         return "cuda", "bfloat16"
     return "cpu", "float32"
+
+
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def requested_dtype(value: str | None = None) -> str:
+    """The precision asked for: `--dtype`, else HML_DTYPE, else auto. Raises ValueError naming the knob."""
+    v = (value or os.environ.get("HML_DTYPE") or "auto").strip().lower()
+    v = {"fp32": "float32", "bf16": "bfloat16"}.get(v, v)
+    if v not in DTYPES:
+        raise ValueError(f"dtype: must be one of {', '.join(DTYPES)} (from --dtype or HML_DTYPE), got {value or os.environ.get('HML_DTYPE')!r}")
+    return v
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's native bf16 features: x86 `avx512_bf16`/`amx_bf16`, Arm `bf16` (from /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return []
+    words = set()
+    for line in cpuinfo.splitlines():
+        key, _, rest = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            words.update(rest.split())
+    return sorted(words & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def probe_decode_seconds(model, steps: int = 4, context: int = 32) -> float:
+    """Median seconds of one batch-1 decode step with a KV cache (the step every generation repeats)."""
+    import statistics
+
+    import torch
+    from transformers import DynamicCache
+
+    ids = torch.ones((1, context), dtype=torch.long, device=model.device)
+    times = []
+    with torch.no_grad():
+        cache = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True).cache
+        nxt = ids[:, -1:]
+        for _ in range(steps + 1):  # the first step warms up kernels and is not counted
+            t = time.perf_counter()
+            cache = model(input_ids=nxt, cache=cache, use_cache=True).cache
+            times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
 
 
 def gpu(fn=None, *, duration: int = 120):
@@ -68,6 +117,7 @@ class ModelStatus:
     source: str = ""
     device: str = ""
     dtype: str = ""
+    dtype_reason: str = ""  # why the served model runs in that dtype (asked for, native bf16 measured faster, ...)
     params: int = 0
     load_seconds: float = 0.0
     message: str = ""
@@ -173,10 +223,15 @@ def embedded_cache_path(cache: Path) -> Path | None:
 class ModelLoader:
     """Loads one pretrained causal LM once, lazily and thread-safely, and builds scratch models."""
 
-    def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None):
+    def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None,
+                 dtype: str | None = None, probe=probe_decode_seconds):
         self.model_id = (model_id or "").strip() or EMBEDDED
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._device_arg = device
+        self.dtype_request = requested_dtype(dtype)  # auto | float32 | bfloat16
+        self._probe = probe  # seconds per decode step of a model; tests replace it
+        self.dtype_reason = ""  # one line: why the served model runs in its dtype
+        self._source: tuple[str, bool] | None = None  # (path or id, own cache): where a training copy loads from
         self.device, self.dtype_name = "?", "?"
         self._lock = threading.Lock()
         self._libs_lock = threading.Lock()
@@ -192,7 +247,12 @@ class ModelLoader:
     def _pick_device(self) -> None:
         dev, dtype = pick_device()
         self.device = self._device_arg or dev
-        self.dtype_name = dtype if self.device.startswith("cuda") else "float32"
+        if self.device.startswith("cuda"):
+            self.dtype_name = "float32" if self.dtype_request == "float32" else "bfloat16"
+            self.dtype_reason = "CUDA: bfloat16" if self.dtype_name == "bfloat16" else "float32 (asked for)"
+        else:
+            # The CPU loads in float32; _decide_cpu_dtype may switch the served model to bf16 after a probe.
+            self.dtype_name = "float32"
         self.status.device, self.status.dtype = self.device, self.dtype_name
 
     @property
@@ -209,7 +269,8 @@ class ModelLoader:
         loader = cls(model_id=None, device=device)
         loader._pick_device()
         loader.status.name, loader.status.source = name, "in memory"
-        loader._finish(model, tokenizer, time.perf_counter())
+        loader._finish(model, tokenizer, time.perf_counter(), decide_dtype=False)  # a given model keeps its dtype
+        loader.libraries()
         return loader
 
     # ---- the heavy libraries ---------------------------------------------------------------
@@ -287,6 +348,7 @@ class ModelLoader:
             self.status.message = f"Loading {self.model_id} ..."
             try:
                 model, tok = self._load_pretrained(self.model_id)
+                self._source = (self.model_id, False)
                 return self._finish(model, tok, t0)
             except ModelLoadError as exc:
                 warn = f"{exc} Falling back to the embedded model ({EMBEDDED_NAME})."
@@ -303,6 +365,7 @@ class ModelLoader:
                 self.status.message = "Loading the embedded model from the cache ..."
                 self.status.source += ", from cache"
             model, tok = self._load_pretrained(str(path), own_cache=True)
+            self._source = (str(path), True)
         except Exception as exc:  # noqa: BLE001
             self.status.state = "error"
             self.status.message = f"Could not load the embedded model: {exc}"
@@ -347,8 +410,12 @@ class ModelLoader:
             raise ModelLoadError(f"Could not load model '{ident}': {why}: {str(exc).splitlines()[0][:200]}") from exc
         return model, tok
 
-    def _finish(self, model, tok, t0: float) -> None:
+    def _finish(self, model, tok, t0: float, decide_dtype: bool = True) -> None:
         model.to(self.device).eval()
+        if decide_dtype:
+            model = self._decide_cpu_dtype(model)
+        self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         self._tokenizer = tok
@@ -357,6 +424,67 @@ class ModelLoader:
         self.status.load_seconds = round(time.perf_counter() - t0, 1)
         self.status.state = "ready"
         self.status.message = "Ready."
+
+    # ---- precision ---------------------------------------------------------------------------
+    def _decide_cpu_dtype(self, model):
+        """The served model's precision on a CPU: bf16 only where it is native and measured faster.
+
+        Many CPUs emulate bf16 slowly, and torch's CPU capability string does not tell; so bf16 needs
+        the cpuinfo flag *and* a decode-step probe (fp32, then the same model cast to bf16). If bf16
+        loses, the float32 weights are loaded again from their source.
+        """
+        import torch
+
+        if not self.device.startswith("cpu"):
+            return model
+        if self.dtype_request == "float32":
+            self.dtype_reason = "float32 (asked for with --dtype/HML_DTYPE)"
+            return model
+        if self.dtype_request == "bfloat16":
+            self.dtype_reason = "bfloat16 (asked for with --dtype/HML_DTYPE)"
+            return model.to(torch.bfloat16)
+        flags = cpu_bf16_flags()
+        if not flags:
+            self.dtype_reason = "float32: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or bf16 flag)"
+            return model
+        self.status.message = "Measuring bf16 against float32 decoding on this CPU ..."
+        t32 = self._probe(model)
+        model.to(torch.bfloat16)
+        t16 = self._probe(model)
+        step = f"decode step {t32 * 1000:.0f} ms in float32, {t16 * 1000:.0f} ms in bf16"
+        if t16 < 0.9 * t32:
+            self.dtype_reason = f"bfloat16: native on this CPU ({', '.join(flags)}) and faster here ({step})"
+            return model
+        self.dtype_reason = f"float32: bf16 is native here ({', '.join(flags)}) but was not faster ({step})"
+        return self._load_float32().to(self.device).eval()
+
+    def _load_float32(self):
+        """The served model's weights again, in float32, from where they were loaded (no tokenizer)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        if self._source is None:
+            raise ModelLoadError("This model was given in memory; there is no float32 source to load from.")
+        src, _ = self._source
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        return AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, use_safetensors=True, trust_remote_code=False,
+                                                    local_files_only=offline or Path(src).expanduser().is_dir())
+
+    def training_copy(self):
+        """A private copy of the served model to train on: float32 on the CPU, whatever the served dtype.
+
+        bf16 training on the CPU was 4.5x slower here, and upcasting a bf16 copy would train on rounded
+        weights; so when the served model is bf16 the copy is loaded from the float32 source on disk.
+        It exists only while a training runs (the caller drops it).
+        """
+        import copy
+
+        import torch
+
+        model, _ = self.get()
+        if not self.device.startswith("cpu") or next(model.parameters()).dtype == torch.float32 or self._source is None:
+            return copy.deepcopy(model)
+        return self._load_float32().to(self.device).eval()
 
     # ---- building scratch models ------------------------------------------------------------
     def scratch_model(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0):
@@ -395,6 +523,8 @@ class ModelLoader:
         parts = [f"{icon} **{s.name or 'model'}**"]
         if s.state == "ready":
             parts.append(f"{s.params / 1e6:.0f}M parameters · {s.source} · {s.device} ({s.dtype}) · loaded in {s.load_seconds:.1f}s")
+            if s.dtype_reason:
+                parts[-1] += f" · precision: {s.dtype_reason}"
         else:
             parts.append(s.message or s.state)
         text = " — ".join(parts)

@@ -108,7 +108,7 @@ def build(loader, runs: gr.State) -> None:
         res = token_losses(model, tok, text)
         spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
         md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
-        return spans, md, None, res.as_dict()
+        return spans, md, None, {**res.as_dict(), "dtype": loader.dtype_name}
 
     def show_top(summary: dict, evt: gr.SelectData):
         if not summary or evt.index is None:
@@ -137,7 +137,9 @@ def build(loader, runs: gr.State) -> None:
     progress_md = gr.Markdown()
     # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
     # never draw (tests/test_browser.py checks the drawn paths).
-    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot")
+    # A fixed colour map gives the legend its entries before the first point arrives.
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot",
+                       color_map={"train": "#6366f1", "val": "#f97316"}, color_title="")
     samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))

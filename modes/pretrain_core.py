@@ -124,6 +124,7 @@ class PretrainResult:
     params_updated_fraction: float = 1.0
     curve: list[dict] = field(default_factory=list)
     stopped: bool = False
+    dtype: str = "float32"  # the scratch model's precision (its tiny matmuls gain nothing from bf16 here)
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -253,6 +254,7 @@ def train_scratch(
         val_bpc=round(val_bpc, 4), pretrained_val_bpc=None if ref is None else round(ref, 4),
         tokens_per_s=round(step * tokens_per_step / max(seconds, 1e-9), 1), seconds=round(seconds, 2),
         samples=samples, params_updated_fraction=round(changed / params, 4), curve=curve, stopped=stopped,
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
     )
 
 

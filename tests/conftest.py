@@ -8,6 +8,10 @@ import socket
 import pytest
 import torch
 
+# Loaders made in tests keep float32 unless a test asks otherwise: tiny and stubbed models must not
+# be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
+os.environ.setdefault("HML_DTYPE", "float32")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -58,6 +62,6 @@ def real_loader():
     """The real embedded model, converted once into HOW_MODELS_LEARN_CACHE (or the user cache) and shared."""
     from modes.loader import ModelLoader
 
-    loader = ModelLoader()
+    loader = ModelLoader(dtype="auto")
     loader.get()
     return loader

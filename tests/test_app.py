@@ -43,9 +43,9 @@ def test_queue_is_configured(launched):
 def test_main_parses_model_flag(monkeypatch):
     seen = {}
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.setdefault("launched", True))
-    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self, on_done: seen.update(model=self.model_id, gc_on=gc.isenabled(), done=on_done))
+    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self, on_done: seen.update(model=self.model_id, dtype=self.dtype_request, gc_on=gc.isenabled(), done=on_done))
     try:
-        app.main(["--model", "/some/dir"])
+        app.main(["--model", "/some/dir", "--dtype", "float32"])
         # The collector is off while the model loads, and back on once the loader calls on_done.
         assert seen.pop("gc_on") is False
         seen.pop("done")()
@@ -53,7 +53,7 @@ def test_main_parses_model_flag(monkeypatch):
     finally:
         gc.unfreeze()
         gc.enable()
-    assert seen == {"model": "/some/dir", "launched": True}
+    assert seen == {"model": "/some/dir", "dtype": "float32", "launched": True}
 
 
 def test_strings_exist_in_both_languages():

@@ -30,12 +30,17 @@ def set_number(page, label: str, value: int) -> None:
     box = page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
     box.fill(str(value))
     box.press("Enter")
+    box.press("Tab")  # blur too: the slider takes a typed value on change or on blur, whichever comes
 
 
 def drawn_lines(page, elem_id: str) -> int:
     """How many line marks of a gr.LinePlot have path data (an undrawn line has an empty `d`)."""
     paths = page.locator(f"#{elem_id} g.mark-line path")
     return sum(1 for i in range(paths.count()) if (paths.nth(i).get_attribute("d") or "").strip())
+
+
+def legend(page, elem_id: str) -> list[str]:
+    return page.locator(f"#{elem_id} g.role-legend-label text").all_text_contents()
 
 
 def test_korean_walkthrough_all_tabs(real_loader):
@@ -63,24 +68,57 @@ def test_korean_walkthrough_all_tabs(real_loader):
             expect(page.get_by_text(re.compile("갱신된 가중치: 100%")).first).to_be_visible()
             page.wait_for_timeout(1000)  # the plot redraws after the last update
             assert drawn_lines(page, "pt-plot") == 2  # train and val curves are actually drawn
+            assert sorted(legend(page, "pt-plot")) == ["train", "val"]
             page.screenshot(path=str(SHOTS / "1-pretraining.png"), full_page=True)
 
             # Tab 2: a short LoRA run.
             page.get_by_role("tab", name=re.compile("파인튜닝")).click()
+            # The data preview shows the first built-in pairs as soon as the tab opens.
+            expect(page.get_by_text("Hello, nice to meet you.").first).to_be_visible()
             page.get_by_text("고급 설정").click()
-            set_number(page, "스텝 수", 3)
+            expect(page.get_by_role("spinbutton", name="number input for 스텝 수", exact=True)).to_be_visible()
+            set_number(page, "스텝 수", 6)  # held-out loss every 2 steps: the eval line has 4 points
             page.get_by_role("button", name="LoRA로 파인튜닝").click()
             expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=480_000)
             page.wait_for_timeout(1000)
-            assert drawn_lines(page, "ft-plot") >= 1
+            assert drawn_lines(page, "ft-plot") == 2  # the train and the held-out curves are both drawn
+            assert sorted(legend(page, "ft-plot")) == ["held-out eval", "train"]
+            strokes = page.locator("#ft-plot g.mark-line path").evaluate_all("ps => ps.map(p => p.getAttribute('stroke'))")
+            assert all(strokes) and len(set(strokes)) == 2, strokes  # each line has its own visible colour
             page.screenshot(path=str(SHOTS / "2-finetune.png"), full_page=True)
 
-            # Tab 3: one translation.
+            # Tab 3: switch to KO→EN with one click, edit one pool row, translate: the edited row is in the prompt.
             page.get_by_role("tab", name=re.compile("인컨텍스트")).click()
+            page.get_by_role("button", name=re.compile("한국어 → 영어로 해 보기")).click()
+            expect(page.get_by_label("번역할 문장")).to_have_value(re.compile("[가-힣]"))
+            page.get_by_label("앞에서 k개").check()
+            page.get_by_text(re.compile("^예시 풀")).first.click()
+            cell = page.locator('#ic-pool [data-testid="cell-0-1"]')  # row 1, Korean column
+            expect(cell).to_have_text("안녕하세요, 만나서 반가워요.")
+            cell.dblclick()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("우리 고양이는 하루 종일 자요.")
+            page.keyboard.press("Enter")
+            expect(cell).to_have_text(re.compile("우리 고양이는 하루 종일 자요\\."))  # a selected cell also shows its menu glyph
             page.get_by_role("button", name="번역하기").click()
             expect(page.get_by_text(re.compile("갱신된 파라미터: 0개")).first).to_be_visible()
             expect(page.get_by_label("모델 출력 (실시간)")).not_to_have_value("")
+            prompt = page.get_by_label("모델이 보는 정확한 프롬프트").input_value()
+            assert prompt.startswith("Korean: 우리 고양이는 하루 종일 자요.\nEnglish: Hello, nice to meet you."), prompt
+            assert prompt.rstrip().endswith("English:")
             page.screenshot(path=str(SHOTS / "3-incontext.png"), full_page=True)
+
+            # The sweep: k is a count, so the x axis shows the measured k values, and both lines are drawn.
+            page.get_by_label("k 값 (쉼표로 구분)").fill("0,1,2")
+            set_number(page, "채점할 평가용 쌍 수", 2)
+            page.get_by_role("button", name="스윕 실행").click()
+            expect(page.get_by_text(re.compile(r"최고: k = \d")).first).to_be_visible()
+            page.wait_for_timeout(1000)
+            assert drawn_lines(page, "ic-sweep-plot") == 2  # in-context and the LoRA reference
+            x_ticks = page.locator("#ic-sweep-plot g.role-axis-label").first.locator("text").all_text_contents()
+            assert x_ticks == ["0", "1", "2"], x_ticks
+            assert sorted(legend(page, "ic-sweep-plot")) == ["LoRA fine-tuned (k=0)", "in-context (base model)"]
+            page.screenshot(path=str(SHOTS / "3b-sweep.png"), full_page=True)
 
             # Tab 4: the scoreboard shows this session's runs.
             page.get_by_role("tab", name=re.compile("세 방법 비교")).click()

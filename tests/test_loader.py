@@ -57,8 +57,9 @@ def test_local_dir_with_only_pickle_weights_is_refused(tmp_path, tiny_loader):
     torch.save(model.state_dict(), d / "pytorch_model.bin")
     model.config.save_pretrained(d)
     tok.save_pretrained(d)
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match=rf"Could not load model '{d}'") as err:
         ModelLoader(cache_dir=tmp_path)._load_pretrained(str(d))
+    assert "safetensors" in str(err.value).lower() or "OSError" in str(err.value)
 
 
 def test_loading_is_thread_safe_and_lazy(tiny_loader, monkeypatch, tmp_path):
@@ -129,7 +130,8 @@ def test_real_embedded_model_cache_determinism_and_size(real_loader, monkeypatch
     assert "from cache" in again.status.source
 
     model, tok = real_loader.get()
-    assert model.hf_quantizer is None if hasattr(model, "hf_quantizer") else True
+    assert getattr(model, "hf_quantizer", None) is None and not getattr(model, "is_quantized", False)
+    assert "quantization_config" not in model.config.to_dict()
     ids = tok("The capital of France is", return_tensors="pt")
     outs = [model.generate(**ids, max_new_tokens=8, do_sample=False)[0].tolist() for _ in range(2)]
     assert outs[0] == outs[1]
@@ -202,3 +204,86 @@ def test_a_failed_library_import_is_reported_to_every_caller(monkeypatch, tmp_pa
         with pytest.raises(loader_mod.ModelLoadError, match="Could not import the model libraries: cannot import name 'AutoModel'"):
             ld.get()
     assert not ld.libraries_ready and ld.status.state == "error" and "AutoModel" in ld.status_markdown()
+
+
+CPUINFO_BF16 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
+CPUINFO_PLAIN = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n"
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo():
+    from modes.loader import cpu_bf16_flags
+
+    assert cpu_bf16_flags(CPUINFO_BF16) == ["avx512_bf16"]
+    assert cpu_bf16_flags(CPUINFO_PLAIN) == []
+    assert cpu_bf16_flags("Features\t: fp asimd bf16 i8mm\n") == ["bf16"]  # Arm
+
+
+@pytest.mark.parametrize("value, want", [(None, "auto"), ("bf16", "bfloat16"), ("FLOAT32", "float32")])
+def test_requested_dtype(monkeypatch, value, want):
+    from modes.loader import requested_dtype
+
+    monkeypatch.delenv("HML_DTYPE", raising=False)
+    assert requested_dtype(value) == want
+
+
+def test_bad_dtype_names_the_knob(monkeypatch):
+    from modes.loader import requested_dtype
+
+    monkeypatch.setenv("HML_DTYPE", "float8")
+    with pytest.raises(ValueError, match="dtype: must be one of auto, float32, bfloat16 .*HML_DTYPE.*float8"):
+        requested_dtype()
+
+
+def _saved_tiny(tmp_path, tiny_tokenizer):
+    from tests.conftest import make_tiny_model
+
+    d = tmp_path / "m"
+    make_tiny_model(len(tiny_tokenizer)).save_pretrained(d)
+    tiny_tokenizer.save_pretrained(d)
+    return d
+
+
+@pytest.mark.parametrize("flags, probe, want, reason", [
+    (CPUINFO_BF16, {"float32": 0.10, "bfloat16": 0.05}, "bfloat16", "bfloat16: native on this CPU (avx512_bf16) and faster here"),
+    (CPUINFO_BF16, {"float32": 0.10, "bfloat16": 0.40}, "float32", "float32: bf16 is native here (avx512_bf16) but was not faster"),
+    (CPUINFO_PLAIN, {"float32": 0.10, "bfloat16": 0.05}, "float32", "float32: this CPU has no native bf16"),
+])
+def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags, probe, want, reason):
+    """bf16 only with a native flag and a faster probe; otherwise float32 (reloaded from its source)."""
+    import torch
+
+    from modes import loader as loader_mod
+
+    real_flags = loader_mod.cpu_bf16_flags
+    monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: real_flags(flags))
+    seen = []
+
+    def fake_probe(model):
+        dt = str(next(model.parameters()).dtype).removeprefix("torch.")
+        seen.append(dt)
+        return probe[dt]
+
+    d = _saved_tiny(tmp_path, tiny_tokenizer)
+    ld = loader_mod.ModelLoader(str(d), cache_dir=tmp_path / "c", dtype="auto", probe=fake_probe)
+    model, _ = ld.get()
+    assert next(model.parameters()).dtype == getattr(torch, want)
+    assert ld.dtype_name == want and ld.status.as_dict()["dtype"] == want
+    assert ld.status.dtype_reason.startswith(reason) and reason in ld.status_markdown()
+    assert seen == (["float32", "bfloat16"] if "avx512_bf16" in flags else [])
+    # Training always gets a float32 copy on the CPU, loaded from the float32 source.
+    copy = ld.training_copy()
+    assert next(copy.parameters()).dtype == torch.float32 and copy is not model
+
+
+@pytest.mark.parametrize("asked", ["float32", "bfloat16"])
+def test_dtype_asked_for_is_used_without_a_probe(tmp_path, tiny_tokenizer, asked):
+    import torch
+
+    from modes.loader import ModelLoader
+
+    def no_probe(model):
+        raise AssertionError("no probe when the dtype is asked for")
+
+    ld = ModelLoader(str(_saved_tiny(tmp_path, tiny_tokenizer)), cache_dir=tmp_path / "c", dtype=asked, probe=no_probe)
+    assert next(ld.get()[0].parameters()).dtype == getattr(torch, asked)
+    assert "asked for" in ld.status.dtype_reason

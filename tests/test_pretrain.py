@@ -21,7 +21,7 @@ def test_shakespeare_corpus_loads_and_split_is_stable():
 
 def test_clean_play_turns_markdown_into_dialogue():
     md = "# Title\n\n## ACT I\n\n_Enter A_\n\n**HAMLET**  \nTo be, or not to be,  \nthat is the question.\n"
-    assert pc and corpus.clean_play(md) == "HAMLET:\nTo be, or not to be,\nthat is the question.\n"
+    assert corpus.clean_play(md) == "HAMLET:\nTo be, or not to be,\nthat is the question.\n"
 
 
 def test_bits_per_char_hand_computed():
