@@ -198,11 +198,17 @@ def adapter_from_upload(path: str | Path, base_model, direction: str, template: 
 
 def apply_adapter(base_model, adapter: Adapter):
     """A PeftModel = private copy of the base + this adapter, in eval mode. The caller drops it after use."""
+    import torch
     from peft import PeftModel
 
     with tempfile.TemporaryDirectory() as d:
         with zipfile.ZipFile(io.BytesIO(adapter.zip_bytes)) as z:
             for name in ALLOWED:
                 (Path(d) / name).write_bytes(z.read(name))
-        model = PeftModel.from_pretrained(copy.deepcopy(base_model), d, is_trainable=False)
+        private = copy.deepcopy(base_model)
+        if private.device.type == "cpu" and private.dtype == torch.bfloat16:
+            # PEFT's LoRA layers on a bf16 base generate about 11x slower on this CPU than the base
+            # alone (69 held-out sentences: 60.5 s against 5.4 s), so the adapter runs on a float32 copy.
+            private = private.float()
+        model = PeftModel.from_pretrained(private, d, is_trainable=False)
     return model.eval()

@@ -22,6 +22,16 @@ from modes.uploads import InputError
 PAGE = 10  # preview rows per page
 
 
+def shakespeare_val() -> str | None:
+    """The pre-training corpus's validation text (general text for the off-task measurement)."""
+    from modes import corpus
+
+    try:
+        return corpus.shakespeare().val
+    except Exception:  # noqa: BLE001 - the measurement then uses the two neutral paragraphs only
+        return None
+
+
 def preview_page(pairs: list, page: int) -> tuple[pd.DataFrame, str]:
     pages = max(1, math.ceil(len(pairs) / PAGE))
     page = min(max(1, int(page)), pages)
@@ -45,6 +55,34 @@ def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, d
         raise InputError("err_data_source", name=source)
     except InputError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
+
+
+def _cell(text: str) -> str:
+    return (text or "∅").replace("|", "\\|").replace("\n", " ")
+
+
+def render_cost(off: dict, chrf_before, chrf_after, direction: str, lang: str) -> str:
+    """The "what it cost elsewhere" table and its one-line reading, in the learner's language."""
+    from modes.finetune_offtask import verdict
+
+    m = lambda key, **kw: ui.msg(key, lang, **kw)  # noqa: E731
+    v = verdict(chrf_before, chrf_after, direction, off)
+    rev = off["reverse_direction"]
+    rows = [m("ft_cost_title"), m("ft_cost_header")]
+    for name, d in off["general_bpc_texts"].items():
+        rows.append(m("ft_cost_bpc_row", name=m(f"ft_text_{name}"), before=f"{d['before']:.3f}", after=f"{d['after']:.3f}",
+                      delta=f"{d['after'] - d['before']:+.3f}"))
+    rows.append(m("ft_cost_rev_row", rev=rev, before=off["reverse_chrf_before"], after=off["reverse_chrf_after"],
+                  delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.2f}"))
+    rows.append(m("ft_cost_k4_row", rev=rev, k4=off["reverse_chrf_base_k4"]))
+    gain = "—" if v["gain"] is None else f"{v['gain']:+.1f}"
+    reading = m("ft_cost_reading", gain=gain, dir=direction, bpc=f"{abs(v['bpc_delta']):.2f}",
+                way=m("ft_cost_harder" if v["bpc_delta"] > 0 else "ft_cost_easier"), rev=rev, rev_delta=f"{v['reverse_delta']:+.1f}")
+    note = m("ft_cost_hurt") if v["hurt"] else m("ft_cost_none", rev=rev)
+    conts = [m("ft_cost_cont_header")] + [f"| {_cell(c['prompt'])} | {_cell(c['base'])} | {_cell(c['adapter'])} |"
+                                          for c in off["continuations"]]
+    return "\n".join(rows) + "\n\n" + reading + " " + note + "\n\n" + "\n".join(conts) + "\n\n" + \
+        m("ft_cost_seconds", secs=f"{off['off_task_seconds']:.0f}")
 
 
 def make_config(lang: str, **kw):
@@ -159,6 +197,9 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         stop.clear()
         memo = loader.memo.setdefault("chrf_base", {})
         key = (direction, task.DEFAULT_TEMPLATE, len(test))
+        # The adapter-off side of the off-task measurement is the same for every learner: once per process.
+        cost_memo = loader.memo.setdefault("off_task_base", {})
+        cost_key = (direction, task.DEFAULT_TEMPLATE)
         throttle = Throttle(0.5)
         rows: list[dict] = []
         yield ui.msg("ft_preparing", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
@@ -166,7 +207,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
         try:
             with gauge:  # counts trainings running at once; exits on stop, error or cancel
                 for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
-                              fail_at_step=loader.memo.get("fail_at_step")):
+                              fail_at_step=loader.memo.get("fail_at_step"), off_task_base=cost_memo.get(cost_key),
+                              shakespeare_val=shakespeare_val()):
                     if isinstance(ev, FtResult):
                         break
                     if ev.step:  # step 0 carries only the held-out loss before training
@@ -187,6 +229,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
             stop.clear()
         res = ev
         memo[key] = res.chrf_before
+        if res.off_task_base is not None:
+            cost_memo[cost_key] = res.off_task_base
         path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
         path.write_bytes(res.adapter.zip_bytes)
         res.adapter.path = str(path)
@@ -206,6 +250,8 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
             md = "⚠️ " + ui.msg("ft_diverged", lang, step=res.diverged_at, kept=res.kept_step) + "\n\n" + md
         if res.empty_outputs:
             md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=len(test))
+        if res.off_task is not None:
+            md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
         df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                           columns=["source", "base model", "fine-tuned", "reference"])
         scoreboard.record_finetune(runs, res.summary(), len(train), len(test))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from modes import data as task
 from modes.adapters import Adapter, adapter_zip, validate_adapter_zip
 from modes.data import Pair
+from modes.metrics import chrf, weights_hash  # noqa: F401 - benches and tests read them here too
 from modes.finetune_config import MAX_BATCH, MAX_LEN_CAP, MAX_R, MAX_STEPS, TARGETS, FinetuneConfig  # noqa: F401 - re-exported
 from modes.incontext_core import generate_batch
 
@@ -85,27 +86,6 @@ def eval_loss(model, examples: list, pad_id: int, batch_size: int = 16) -> float
     return total / max(count, 1)
 
 
-# ---- generation and scoring ------------------------------------------------------------------------
-def chrf(hyps: list[str], refs: list[str]) -> float:
-    import sacrebleu
-
-    return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
-
-
-# ---- proof of what changed ----------------------------------------------------------------------
-def weights_hash(model, include: Callable[[str], bool] = lambda n: True) -> str:
-    """xxh3-128 over every included parameter's bytes, in name order: any changed value changes it."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if include(name):
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().contiguous().numpy().tobytes() if p.dtype == torch.bfloat16
-                     else p.detach().cpu().contiguous().numpy().data)
-    return h.hexdigest()
-
-
 def is_lora(name: str) -> bool:
     return "lora_" in name
 
@@ -152,9 +132,14 @@ class FtResult:
     examples: list[dict] = field(default_factory=list)  # source, base, finetuned, reference
     curve: list[dict] = field(default_factory=list)
     adapter: Adapter | None = None
+    off_task: dict | None = None  # what the adapter costs elsewhere (modes/finetune_offtask.py)
+    off_task_base: dict | None = None  # the adapter-off side of it: the same for every learner, reusable
 
     def summary(self) -> dict:
         d = asdict(self)
+        d.pop("off_task_base")
+        if self.off_task is not None:
+            d["off_task_seconds"] = self.off_task["off_task_seconds"]
         for k in ("curve", "adapter", "examples"):
             d.pop(k)
         return d
@@ -179,10 +164,14 @@ def finetune(
     chrf_before: float | None = None,
     n_examples: int = 6,
     fail_at_step: int | None = None,
+    off_task: bool = True,
+    off_task_base: dict | None = None,
+    shakespeare_val: str | None = None,
 ) -> Iterator[FtProgress | FtResult]:
     """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
 
-    `chrf_before` skips re-scoring the base model when the caller already knows it.
+    `chrf_before` skips re-scoring the base model when the caller already knows it; `off_task_base`
+    likewise skips the adapter-off side of the off-task measurement (`off_task=False` skips it all).
     `fail_at_step` is a test hook: raise inside that training step.
     A non-finite loss or gradient stops the run at once; the adapter kept is the last one whose
     loss was finite (a snapshot of the trainable tensors is taken before every update).
@@ -278,18 +267,27 @@ def finetune(
     zip_bytes = adapter_zip(model)
     validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
     score_after = chrf(after, refs)
-    res = FtResult(
+    train_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    adapter = Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1))
+    cost, cost_base = None, None
+    if off_task:
+        # Off-task, on the training copy with the adapter on and disabled, like the scoring above:
+        # the same path for both sides, and fast (PEFT generation on a bf16 base was 11x slower here).
+        from modes.finetune_offtask import off_task as measure_off_task
+
+        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base)
+        cost["dtype"] = train_dtype
+    del model, private  # the training copy lives only while the run does
+    yield FtResult(
         steps=step, seconds=round(seconds, 2), train_loss_first=round(first, 4), train_loss_last=round(last, 4),
         eval_loss_before=round(eval_before, 4), eval_loss_after=round(eval_after, 4),
         chrf_before=chrf_before, chrf_after=score_after, trainable_params=trainable,
         trainable_fraction=round(trainable / total, 6), base_weights_unchanged=base_after == base_hash,
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
         samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, diverged_at=diverged_at, kept_step=kept_step,
-        empty_outputs=sum(1 for h in after if not h), dtype=str(next(model.parameters()).dtype).removeprefix("torch."), examples=examples, curve=curve,
-        adapter=Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1)),
+        empty_outputs=sum(1 for h in after if not h), off_task=cost, off_task_base=cost_base, dtype=train_dtype,
+        examples=examples, curve=curve, adapter=adapter,
     )
-    del model
-    yield res
 
 
 def _hash_renamed(peft_model) -> str:

@@ -207,7 +207,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         if not loader.ready:
             yield gr.skip(), ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip()
         model, tok = loader.get()  # the libraries and the model, loaded by their one owner
-        from modes.finetune_core import weights_hash
+        from modes.metrics import weights_hash
         from modes.incontext_core import prefill, stream_generate
 
         t0 = time.perf_counter()
@@ -279,7 +279,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         if not loader.ready:
             progress(0, desc=ui.msg("waiting_model", lang))
         loader.get()  # the libraries and the model, loaded by their one owner
-        from modes.finetune_core import chrf
+        from modes.metrics import chrf
         from modes.incontext_core import generate_batch
 
         if direction not in task.DIRECTIONS:

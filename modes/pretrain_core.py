@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from modes.metrics import bits_per_char, pretrained_bpc  # noqa: F401 - tests read them here too
 from modes.pretrain_config import MAX_STEPS, MAX_TEXT_CHARS, PRESETS, PretrainConfig, SizePreset  # noqa: F401 - re-exported
 
 LN2 = math.log(2.0)
@@ -31,13 +32,6 @@ class TokenLossResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def bits_per_char(total_nats: float, n_chars: int) -> float:
-    """Total next-token loss (nats) over a text, in bits per character of that text."""
-    if n_chars <= 0:
-        raise ValueError("n_chars must be positive")
-    return total_nats / LN2 / n_chars
 
 
 @torch.no_grad()
@@ -64,19 +58,6 @@ def token_losses(model, tokenizer, text: str, top_k: int = TOP_K) -> TokenLossRe
     total = float(losses.sum())
     mean = total / len(rows)
     return TokenLossResult(rows, round(mean, 4), round(math.exp(mean), 3), round(bits_per_char(total, len(text)), 4), len(text))
-
-
-@torch.no_grad()
-def pretrained_bpc(model, tokenizer, text: str, window: int = 512) -> float:
-    """The pretrained model's bits/char on `text`, in windows of `window` tokens (each with <bos>)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    total = 0.0
-    for s in range(0, len(ids), window):
-        chunk = torch.tensor([[bos, *ids[s : s + window]]], device=model.device)
-        logits = model(input_ids=chunk).logits[0, :-1].float()
-        total += float(F.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
-    return bits_per_char(total, len(text))
 
 
 # ---- Part 2: a tiny model from scratch ----------------------------------------------------------

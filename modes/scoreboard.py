@@ -38,17 +38,20 @@ def render(runs: dict | None, lang: str = "en") -> str:
     if p:
         ref = "—" if p.get("pretrained_val_bpc") is None else f"{p['pretrained_val_bpc']:.2f}"
         rows.append(m("sb_row_pretrain", pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
-                      chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}", ref=ref))
+                      chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}", ref=ref,
+                      other=m("sb_other_pretrain", bpc=f"{p['val_bpc']:.2f}")))
     else:
         rows.append(m("sb_empty_pretrain"))
     if f:
         rows.append(m("sb_row_finetune", pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
-                      pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"]))
+                      pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
+                      other=_finetune_other(f, m)))
     else:
         rows.append(m("sb_empty_finetune"))
     if i:
         best = str(i["best_k"])
-        rows.append(m("sb_row_incontext", k=best, secs=f"{i['seconds']:.0f}", score=i["chrf"][best], n=i["n"]))
+        rows.append(m("sb_row_incontext", k=best, secs=f"{i['seconds']:.0f}", score=i["chrf"][best], n=i["n"],
+                      other=m("sb_other_incontext")))
     else:
         rows.append(m("sb_empty_incontext"))
     text = "\n".join(rows)
@@ -69,6 +72,14 @@ def render(runs: dict | None, lang: str = "en") -> str:
     if claims:
         text += "\n\n" + m("sb_differences") + "\n" + "\n".join(f"- {c}" for c in claims)
     return text
+
+
+def _finetune_other(f: dict, m) -> str:
+    off = f.get("off_task")
+    if not off:
+        return m("sb_other_finetune_none")
+    return m("sb_other_finetune", bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
+             rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
 
 
 def show(runs: dict | None, request: gr.Request = None) -> str:

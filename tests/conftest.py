@@ -36,14 +36,14 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
 
 
-def make_tiny_model(vocab_size: int, seed: int = 0):
+def make_tiny_model(vocab_size: int, seed: int = 0, sliding_window: int = 512):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(seed)
     cfg = Gemma3TextConfig(
         vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16,
-        max_position_embeddings=512, sliding_window=64, layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=512, sliding_window=sliding_window, layer_types=["sliding_attention", "full_attention"],
         pad_token_id=0, eos_token_id=1, bos_token_id=2,
     )
     return Gemma3ForCausalLM(cfg).eval()

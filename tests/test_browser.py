@@ -85,6 +85,10 @@ def test_korean_walkthrough_all_tabs(real_loader):
             assert sorted(legend(page, "ft-plot")) == ["held-out eval", "train"]
             strokes = page.locator("#ft-plot g.mark-line path").evaluate_all("ps => ps.map(p => p.getAttribute('stroke'))")
             assert all(strokes) and len(set(strokes)) == 2, strokes  # each line has its own visible colour
+            # What the adapter cost elsewhere, beside its gain, in Korean.
+            expect(page.get_by_text("다른 작업에서 치른 대가 (같은 어댑터, 학습한 작업 밖에서)").first).to_be_visible()
+            expect(page.get_by_text(re.compile("한 줄 요약: en-ko에서 chrF")).first).to_be_visible()
+            expect(page.get_by_role("cell", name="The capital of France is").first).to_be_visible()
             page.screenshot(path=str(SHOTS / "2-finetune.png"), full_page=True)
 
             # Tab 3: switch to KO→EN with one click, edit one pool row, translate: the edited row is in the prompt.
@@ -124,6 +128,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_role("tab", name=re.compile("세 방법 비교")).click()
             expect(page.get_by_text(re.compile("작은 모델의 100%")).first).to_be_visible()
             expect(page.get_by_text(re.compile("어댑터 파라미터")).first).to_be_visible()
+            expect(page.get_by_text(re.compile("어댑터 켬 대 끔")).first).to_be_visible()  # the "other tasks" column
             page.screenshot(path=str(SHOTS / "4-scoreboard.png"), full_page=True)
             browser.close()
     finally:

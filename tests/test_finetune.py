@@ -19,11 +19,11 @@ from modes.uploads import InputError
 TEMPLATE = task.DEFAULT_TEMPLATE
 
 
-def small_run(loader, steps=3, **kw):
+def small_run(loader, steps=3, off_task=False, shakespeare_val=None, **kw):
     cfg = fc.FinetuneConfig(steps=steps, batch_size=4, eval_every=2, r=4, alpha=8, **kw)
     train = task.pairs_for("en-ko", "train")[:24]
     test = task.pairs_for("en-ko", "test")[:6]
-    return list(fc.finetune(loader, cfg, train, test))[-1]
+    return list(fc.finetune(loader, cfg, train, test, off_task=off_task, shakespeare_val=shakespeare_val))[-1]
 
 
 def test_builtin_split_sizes_and_disjoint():
@@ -197,7 +197,7 @@ def test_injected_failure_is_reported(tiny_loader):
 @pytest.mark.real
 def test_real_short_run_lowers_heldout_loss(real_loader):
     cfg = fc.FinetuneConfig(steps=6, batch_size=4, eval_every=6)
-    res = list(fc.finetune(real_loader, cfg, task.pairs_for("en-ko", "train"), task.pairs_for("en-ko", "test")[:12]))[-1]
+    res = list(fc.finetune(real_loader, cfg, task.pairs_for("en-ko", "train"), task.pairs_for("en-ko", "test")[:12], off_task=False))[-1]
     assert res.eval_loss_after < res.eval_loss_before - 0.2
     assert res.base_weights_unchanged and res.trainable_fraction < 0.01
 
@@ -251,3 +251,62 @@ def test_a_non_finite_step_stops_the_run_and_keeps_the_last_finite_adapter(tiny_
     got, want = _adapter_tensors(res), _adapter_tensors(reference)
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
     assert all(bool(torch.isfinite(t).all()) for t in got.values())
+
+
+def test_off_task_keys_and_the_adapter_off_side_is_the_base_model(tiny_loader):
+    """The off-task figures with the adapter disabled equal the base model's own, on the same path."""
+    from modes import finetune_offtask as ot
+    from modes.incontext_core import generate_batch
+    from modes.metrics import chrf, pretrained_bpc
+
+    val = "HAMLET:\nTo be, or not to be, that is the question.\n" * 5
+    res = small_run(tiny_loader, steps=2, off_task=True, shakespeare_val=val)
+    off = res.summary()["off_task"]
+    assert set(off) >= {"general_bpc_before", "general_bpc_after", "reverse_chrf_before", "reverse_chrf_after", "continuations",
+                        "reverse_direction", "general_bpc_texts", "off_task_seconds"}
+    assert res.summary()["off_task_seconds"] == off["off_task_seconds"] > 0
+    base, tok = tiny_loader.get()
+    texts = ot.general_texts(val)
+    assert list(off["general_bpc_texts"]) == ["shakespeare", "english", "korean"]
+    for name, text in texts.items():
+        assert off["general_bpc_texts"][name]["before"] == round(pretrained_bpc(base, tok, text), 4)
+    rev = task.pairs_for("ko-en", "test")
+    base_rev = generate_batch(base, tok, "", [task.fewshot_prompt("ko-en", p.source, 0)[1] for p in rev])
+    assert off["reverse_direction"] == "ko-en" and off["reverse_chrf_before"] == chrf(base_rev, [p.target for p in rev])
+    base_conts = generate_batch(base, tok, "", ot.probes()["prompts"], max_new_tokens=ot.CONTINUATION_TOKENS)
+    assert [c["base"] for c in off["continuations"]] == base_conts
+    assert [c["prompt"] for c in off["continuations"]] == ot.probes()["prompts"]
+
+
+def test_an_adapter_overfit_on_one_pair_makes_general_text_harder(tiny_tokenizer):
+    """Forgetting in miniature: a tiny model first learns the general texts, then a LoRA adapter
+    overfits one translation pair; with the adapter on, the general texts get harder."""
+    from modes import finetune_offtask as ot
+    from modes.adapters import apply_adapter
+    from modes.loader import ModelLoader
+    from modes.metrics import pretrained_bpc
+    from tests.conftest import make_tiny_model
+
+    tok = tiny_tokenizer
+    model = make_tiny_model(len(tok), seed=1).train()
+    texts = list(ot.general_texts(None).values())
+    ids = torch.tensor([tok.bos_token_id] + tok("\n".join(texts), add_special_tokens=False)["input_ids"])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _ in range(150):  # plain next-token training on the general texts (48-token windows)
+        starts = torch.randint(0, len(ids) - 49, (8,))
+        x = torch.stack([ids[s : s + 49] for s in starts])
+        loss = model(input_ids=x[:, :-1], labels=x[:, :-1]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    loader = ModelLoader.from_model(model, tok)
+    cfg = fc.FinetuneConfig(steps=40, batch_size=8, learning_rate=0.02, r=8, alpha=16, target="all-linear", dropout=0.0, eval_every=40)
+    res = list(fc.finetune(loader, cfg, [Pair("The cat sleeps.", "고양이가 자요.")] * 8, task.pairs_for("en-ko", "test")[:2],
+                           off_task=False))[-1]
+    assert res.train_loss_last < res.train_loss_first / 4  # it did overfit the pair
+    tuned = apply_adapter(model, res.adapter)
+    before = sum(pretrained_bpc(model, tok, t) for t in texts) / len(texts)
+    after = sum(pretrained_bpc(tuned, tok, t) for t in texts) / len(texts)
+    assert after > before + 0.05, (before, after)

@@ -51,8 +51,11 @@ def test_selection_modes():
         task.select_examples(pool, 22, "first")
 
 
-def test_greedy_same_with_and_without_prefix_reuse(tiny_loader):
-    model, tok = tiny_loader.get()
+@pytest.mark.parametrize("window", [64, 512])  # 64: the prompt runs past the sliding window
+def test_greedy_same_with_and_without_prefix_reuse(tiny_tokenizer, window):
+    from tests.conftest import make_tiny_model
+
+    model, tok = make_tiny_model(len(tiny_tokenizer), sliding_window=window), tiny_tokenizer
     ex = task.pairs_for("en-ko", "train")[:3]
     queries = [task.render_prompt(T, "en-ko", p.source) for p in task.pairs_for("en-ko", "test")[:5]]
     prefix, _ = task.split_prompt(T, "en-ko", ex, "x")

@@ -76,4 +76,6 @@ def test_bf16_chrf_at_k4_matches_float32(sweeps, fp32_and_bf16, real_loader, dir
     prompts = [task.fewshot_prompt(direction, p.source, 4) for p in test]
     other_score = chrf(generate_batch(other, tok, prompts[0][0], [q for _, q, _ in prompts]), [p.target for p in test])
     served = sweeps[direction]["chrf"]["4"]
-    assert abs(served - other_score) <= 1.0, (real_loader.dtype_name, served, other_score)
+    # 1.5, not 1.0: on 69 short pairs a few greedy flips move chrF by ~1.4 either way (bench/precision.py:
+    # -1.42 EN→KO, +1.17 KO→EN), while on all 485 pairs the shift was -0.37 and +0.07.
+    assert abs(served - other_score) <= 1.5, (real_loader.dtype_name, served, other_score)
