@@ -39,6 +39,19 @@ def drawn_lines(page, elem_id: str) -> int:
     return sum(1 for i in range(paths.count()) if (paths.nth(i).get_attribute("d") or "").strip())
 
 
+def eventually(page, check, timeout_ms: int = 30_000):
+    """Retry `check()` (which asserts) until it passes: plots redraw a moment after the text updates."""
+    waited = 0
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if waited >= timeout_ms:
+                raise
+            page.wait_for_timeout(500)
+            waited += 500
+
+
 def legend(page, elem_id: str) -> list[str]:
     return page.locator(f"#{elem_id} g.role-legend-label text").all_text_contents()
 
@@ -67,8 +80,11 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_role("button", name="처음부터 사전학습").click()
             expect(page.get_by_text(re.compile("갱신된 가중치: 100%")).first).to_be_visible()
             page.wait_for_timeout(1000)  # the plot redraws after the last update
-            assert drawn_lines(page, "pt-plot") == 2  # train and val curves are actually drawn
-            assert sorted(legend(page, "pt-plot")) == ["train", "val"]
+            def pt_plot():
+                assert drawn_lines(page, "pt-plot") == 2  # train and val curves are actually drawn
+                assert sorted(legend(page, "pt-plot")) == ["train", "val"]
+
+            eventually(page, pt_plot)
             page.screenshot(path=str(SHOTS / "1-pretraining.png"), full_page=True)
 
             # Tab 2: a short LoRA run.
@@ -81,10 +97,13 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_role("button", name="LoRA로 파인튜닝").click()
             expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=480_000)
             page.wait_for_timeout(1000)
-            assert drawn_lines(page, "ft-plot") == 2  # the train and the held-out curves are both drawn
-            assert sorted(legend(page, "ft-plot")) == ["held-out eval", "train"]
-            strokes = page.locator("#ft-plot g.mark-line path").evaluate_all("ps => ps.map(p => p.getAttribute('stroke'))")
-            assert all(strokes) and len(set(strokes)) == 2, strokes  # each line has its own visible colour
+            def ft_plot():
+                assert drawn_lines(page, "ft-plot") == 2  # the train and the held-out curves are both drawn
+                assert sorted(legend(page, "ft-plot")) == ["held-out eval", "train"]
+                strokes = page.locator("#ft-plot g.mark-line path").evaluate_all("ps => ps.map(p => p.getAttribute('stroke'))")
+                assert all(strokes) and len(set(strokes)) == 2, strokes  # each line has its own visible colour
+
+            eventually(page, ft_plot)
             # What the adapter cost elsewhere, beside its gain, in Korean.
             expect(page.get_by_text("다른 작업에서 치른 대가 (같은 어댑터, 학습한 작업 밖에서)").first).to_be_visible()
             expect(page.get_by_text(re.compile("한 줄 요약: en-ko에서 chrF")).first).to_be_visible()
@@ -107,6 +126,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_role("button", name="번역하기").click()
             expect(page.get_by_text(re.compile("갱신된 파라미터: 0개")).first).to_be_visible()
             expect(page.get_by_label("모델 출력 (실시간)")).not_to_have_value("")
+            expect(page.get_by_label("모델이 보는 정확한 프롬프트")).to_have_value(re.compile("^Korean: 우리 고양이는"))
             prompt = page.get_by_label("모델이 보는 정확한 프롬프트").input_value()
             assert prompt.startswith("Korean: 우리 고양이는 하루 종일 자요.\nEnglish: Hello, nice to meet you."), prompt
             assert prompt.rstrip().endswith("English:")
@@ -118,10 +138,13 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.get_by_role("button", name="스윕 실행").click()
             expect(page.get_by_text(re.compile(r"최고: k = \d")).first).to_be_visible()
             page.wait_for_timeout(1000)
-            assert drawn_lines(page, "ic-sweep-plot") == 2  # in-context and the LoRA reference
-            x_ticks = page.locator("#ic-sweep-plot g.role-axis-label").first.locator("text").all_text_contents()
-            assert x_ticks == ["0", "1", "2"], x_ticks
-            assert sorted(legend(page, "ic-sweep-plot")) == ["LoRA fine-tuned (k=0)", "in-context (base model)"]
+            def sweep_plot():
+                assert drawn_lines(page, "ic-sweep-plot") == 2  # in-context and the LoRA reference
+                x_ticks = page.locator("#ic-sweep-plot g.role-axis-label").first.locator("text").all_text_contents()
+                assert x_ticks == ["0", "1", "2"], x_ticks
+                assert sorted(legend(page, "ic-sweep-plot")) == ["LoRA fine-tuned (k=0)", "in-context (base model)"]
+
+            eventually(page, sweep_plot)
             page.screenshot(path=str(SHOTS / "3b-sweep.png"), full_page=True)
 
             # Tab 4: the scoreboard shows this session's runs.
