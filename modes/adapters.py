@@ -38,6 +38,13 @@ class Adapter:
     path: str | None = None  # the downloadable zip on disk, removed when the session ends
 
 
+def adapter_key(adapter: Adapter) -> str:
+    """The adapter's identity for sharing: equal bytes (a replayed run's adapter) share one model."""
+    import hashlib
+
+    return hashlib.sha256(adapter.zip_bytes).hexdigest()[:16]
+
+
 def cleanup(adapter: "Adapter | None") -> None:
     """gr.State delete_callback: remove the session's adapter file (and its temp folder) from disk."""
     if adapter is None or not getattr(adapter, "path", None):

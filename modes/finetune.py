@@ -6,6 +6,7 @@ out the tab and wires its events. The adapter lives in the learner's session (gr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 
 from modes import data as task
 from modes import scoreboard, ui
-from modes.jobs import Gauge, StopFlag, Throttle, fmt_eta
+from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
 from modes.loader import gpu
 from modes.uploads import InputError
 
@@ -100,8 +101,23 @@ def make_config(lang: str, **kw):
         raise gr.Error(ui.msg("err_ft_setting", lang, why=str(exc))) from None
 
 
-def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
+def run_key(ctx, cfg, train, test) -> dict:
+    """Everything a fine-tune's figures depend on: an identical key replays the recorded run."""
+    from dataclasses import asdict
+
+    from modes.reuse import code_version, runtime, text_hash
+
+    return {"kind": "finetune", "cfg": asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
+            [(p.source, p.target) for p in test], task.DEFAULT_TEMPLATE), "model": ctx.proof().reference,
+            "dtype": ctx.loader.dtype_name, "code": code_version("finetune_core", "finetune_config", "finetune_offtask",
+                                                                 "adapters", "engine", "metrics", "data", "loader"),
+            **runtime()}
+
+
+def build(ctx, adapter_state: gr.State, runs: gr.State) -> None:
     from modes.finetune_config import MAX_STEPS, FinetuneConfig
+
+    loader = ctx.loader
 
     d = FinetuneConfig()
     gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
@@ -142,7 +158,9 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     with gr.Row():
         train_btn = gr.Button(ui.t("ft_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
+        anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
         export_btn = gr.Button(ui.t("ft_export_btn"))
+    fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
     progress_md = gr.Markdown()
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
                        color_map={"train": "#6366f1", "held-out eval": "#f97316"}, color_title="")
@@ -181,60 +199,81 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
     def finetune(steps: int = d.steps, r: int = d.r, learning_rate: float = d.learning_rate, seed: int = d.seed,
                  alpha: int = d.alpha, dropout: float = d.dropout, target: str = d.target, batch_size: int = d.batch_size,
                  max_length: int = d.max_length, direction: str = d.direction, data_source: str = "built-in",
-                 upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target",
+                 upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
                  adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
-        """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof."""
+        """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
+        An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
         lang = ui.lang_of(request)
         cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
                           batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
         cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
         train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+        skip5 = (gr.skip(),) * 5
         if not loader.ready:
-            yield ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+            yield ui.msg("waiting_model", lang), *skip5[:4], adapter, gr.skip(), gr.skip()
         loader.get()  # the libraries and the model, loaded by their one owner: never race it
+        from modes.engine import bulk_generator
         from modes.finetune_core import FtResult, finetune as run
         stop = stop if stop is not None else StopFlag()
         stop.clear()
-        memo = loader.memo.setdefault("chrf_base", {})
-        key = (direction, task.DEFAULT_TEMPLATE, len(test))
-        # The adapter-off side of the off-task measurement is the same for every learner: once per process.
-        cost_memo = loader.memo.setdefault("off_task_base", {})
-        cost_key = (direction, task.DEFAULT_TEMPLATE)
+        # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
+        base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
+                    "model": ctx.proof().reference, "dtype": loader.dtype_name}
+        base = ctx.results.get(base_key) or {}
         throttle = Throttle(0.5)
         rows: list[dict] = []
-        yield ui.msg("ft_preparing", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
-        gauge = loader.memo.setdefault("training_gauge", Gauge())
+        replayed, res = None, None
+        yield ui.msg("ft_preparing", lang), *skip5[:4], adapter, gr.skip(), gr.skip()
+
+        def compute():
+            return run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
+                       fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
+                       shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+
+        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+        keep = lambda r: not r.stopped and r.diverged_at is None  # noqa: E731
         try:
-            with gauge:  # counts trainings running at once; exits on stop, error or cancel
-                for ev in run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=memo.get(key),
-                              fail_at_step=loader.memo.get("fail_at_step"), off_task_base=cost_memo.get(cost_key),
-                              shakespeare_val=shakespeare_val()):
-                    if isinstance(ev, FtResult):
-                        break
-                    if ev.step:  # step 0 carries only the held-out loss before training
-                        rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                    if ev.eval_loss is not None:
-                        rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
-                    # The plot's colour legend is fixed by the first data it draws: the first yield
-                    # (step 1) already holds both the train and the held-out series.
-                    if ev.step and throttle(force=ev.eval_loss is not None):
-                        md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
-                                    loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-                        yield md, pd.DataFrame(rows), gr.skip(), gr.skip(), gr.skip(), adapter, gr.skip()
+            for job in run_job(ctx, run_key(ctx, cfg, train, test), compute, stop, est, keep=keep, fresh=bool(fresh)):
+                if job.kind in ("queued", "left"):
+                    md = ui.msg("queue_wait", lang, pos=job.position, wait=fmt_eta(job.wait)) if job.kind == "queued" \
+                        else ui.msg("queue_left", lang)
+                    yield md, *skip5[:4], adapter, gr.skip(), gr.skip()
+                    if job.kind == "left":
+                        return
+                    continue
+                if job.kind == "replay":
+                    replayed = job.value
+                    continue
+                ev = job.value
+                if isinstance(ev, FtResult):
+                    res = ev
+                    break
+                if ev.step:  # step 0 carries only the held-out loss before training
+                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                if ev.eval_loss is not None:
+                    rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
+                # The plot's colour legend is fixed by the first data it draws: the first yield
+                # (step 1) already holds both the train and the held-out series.
+                if ev.step and throttle(force=ev.eval_loss is not None):
+                    md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                                loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+                    if replayed:
+                        md = "♻️ " + ui.msg("replay_progress", lang) + " " + md
+                    yield md, pd.DataFrame(rows), *skip5[:3], adapter, gr.skip(), gr.skip()
         except RuntimeError as exc:
             raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
         except InputError as exc:  # the trained adapter failed the integrity checks every adapter passes
             raise ui.error(exc.key, lang, **exc.fmt) from None
         finally:
             stop.clear()
-        res = ev
-        memo[key] = res.chrf_before
-        if res.off_task_base is not None:
-            cost_memo[cost_key] = res.off_task_base
+        if res is None:
+            return  # a replay the learner stopped: no result (they can train anew)
+        if not replayed and not base:
+            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
         path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
         path.write_bytes(res.adapter.zip_bytes)
-        res.adapter.path = str(path)
-        if adapter is not None and adapter is not res.adapter:
+        new_adapter = dataclasses.replace(res.adapter, path=str(path))  # this session's own copy (a replay shares `res`)
+        if adapter is not None and adapter is not new_adapter:
             from modes.adapters import cleanup
 
             cleanup(adapter)  # the session's previous adapter file is replaced
@@ -252,18 +291,24 @@ def build(loader, adapter_state: gr.State, runs: gr.State) -> None:
             md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=len(test))
         if res.off_task is not None:
             md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
+        summary = res.summary()
+        summary["replay"] = None
+        if replayed:
+            summary["replay"] = {"recorded_at": replayed.recorded_at, "original_seconds": round(replayed.seconds, 1)}
+            md = "♻️ " + ui.msg("replay_note", lang, when=replayed.recorded_at, secs=f"{replayed.seconds:.0f}") + "\n\n" + md
         df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                           columns=["source", "base model", "fine-tuned", "reference"])
-        scoreboard.record_finetune(runs, res.summary(), len(train), len(test))
+        scoreboard.record_finetune(runs, summary, len(train), len(test))
         done = ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}")
-        yield done, pd.DataFrame(res.curve), md, df, str(path), res.adapter, res.summary()
+        yield done, pd.DataFrame(res.curve), md, df, str(path), new_adapter, summary, gr.update(visible=bool(replayed))
 
     settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
-    train_btn.click(
-        finetune, settings + data_inputs[:5] + [adapter_state, stop_flag, runs],
-        [progress_md, plot, result_md, table, adapter_file, adapter_state, summary],
-        api_name="finetune", concurrency_id="train", concurrency_limit=1,
-    )
+    ft_inputs = settings + data_inputs[:5] + [fresh_box, adapter_state, stop_flag, runs]
+    ft_outputs = [progress_md, plot, result_md, table, adapter_file, adapter_state, summary, anew_btn]
+    # Trainings queue in ctx.slot (visible position, leavable), not in Gradio's queue: replays never wait.
+    train_btn.click(finetune, ft_inputs, ft_outputs, api_name="finetune", concurrency_limit=None)
+    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
+        finetune, ft_inputs, ft_outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
     stop_btn.click(lambda f: f.set(), [stop_flag], None, queue=False, api_name=False)
 
     @ui.guard

@@ -19,7 +19,6 @@ from modes.adapters import Adapter, adapter_zip, validate_adapter_zip
 from modes.data import Pair
 from modes.metrics import chrf, weights_hash  # noqa: F401 - benches and tests read them here too
 from modes.finetune_config import MAX_BATCH, MAX_LEN_CAP, MAX_R, MAX_STEPS, TARGETS, FinetuneConfig  # noqa: F401 - re-exported
-from modes.incontext_core import generate_batch
 
 
 # ---- tokenisation with a loss mask ---------------------------------------------------------------
@@ -167,16 +166,22 @@ def finetune(
     off_task: bool = True,
     off_task_base: dict | None = None,
     shakespeare_val: str | None = None,
+    generate: Callable | None = None,
 ) -> Iterator[FtProgress | FtResult]:
     """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
 
     `chrf_before` skips re-scoring the base model when the caller already knows it; `off_task_base`
     likewise skips the adapter-off side of the off-task measurement (`off_task=False` skips it all).
-    `fail_at_step` is a test hook: raise inside that training step.
+    `fail_at_step` is a test hook: raise inside that training step. `generate` is the generation
+    engine's bulk generator (modes.engine.bulk_generator); None makes a private one.
     A non-finite loss or gradient stops the run at once; the adapter kept is the last one whose
     loss was finite (a snapshot of the trainable tensors is taken before every update).
     """
     from peft import get_peft_model
+
+    from modes.engine import bulk_generator
+
+    generate = generate or bulk_generator(None)
 
     base, tok = loader.get()
     # A private float32 copy (on a CPU, even when the served model is bf16): the shared model never changes.
@@ -253,12 +258,11 @@ def finetune(
     # Scores on the whole held-out split, same greedy decoding for both.
     prompts = [task.fewshot_prompt(cfg.direction, p.source, 0, template=template)[1] for p in test_pairs]
     refs = [p.target for p in test_pairs]
-    # The same batched greedy decoder as the in-context tab (no shared prefix here), so every chrF
-    # on the scoreboard comes from one decoding path.
-    after = generate_batch(model, tok, "", prompts)
+    # The generation engine, as the in-context tab uses: every chrF on the scoreboard comes from one decoding path.
+    after = generate(model, tok, "", prompts)
     shown = list(range(min(n_examples, len(prompts))))
     with model.disable_adapter():
-        base_outs = generate_batch(model, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
+        base_outs = generate(model, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
     if chrf_before is None:
         chrf_before = chrf(base_outs, refs)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
@@ -275,7 +279,7 @@ def finetune(
         # the same path for both sides, and fast (PEFT generation on a bf16 base was 11x slower here).
         from modes.finetune_offtask import off_task as measure_off_task
 
-        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base)
+        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate)
         cost["dtype"] = train_dtype
     del model, private  # the training copy lives only while the run does
     yield FtResult(

@@ -17,7 +17,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from modes import data as task
-from modes.incontext_core import generate_batch
 from modes.metrics import chrf, pretrained_bpc
 
 PROBES = Path(__file__).resolve().parent.parent / "assets" / "data" / "off_task.json"
@@ -46,38 +45,41 @@ def _adapter(model, on: bool):
     return nullcontext() if on else model.disable_adapter()
 
 
-def measure_side(model, tok, direction: str, texts: dict[str, str], template: str, on: bool) -> dict:
+def measure_side(model, tok, direction: str, texts: dict[str, str], template: str, on: bool, generate) -> dict:
     """bpc per text, reverse-direction chrF at k=0, and continuations, for one side (adapter on or off)."""
     rev = reverse_of(direction)
     test = task.pairs_for(rev, "test")
     queries = [task.fewshot_prompt(rev, p.source, 0, template=template)[1] for p in test]
     with _adapter(model, on):
         bpc = {name: round(pretrained_bpc(model, tok, text), 4) for name, text in texts.items()}
-        rev_chrf = chrf(generate_batch(model, tok, "", queries), [p.target for p in test])
-        conts = generate_batch(model, tok, "", probes()["prompts"], max_new_tokens=CONTINUATION_TOKENS)
+        rev_chrf = chrf(generate(model, tok, "", queries), [p.target for p in test])
+        conts = generate(model, tok, "", probes()["prompts"], max_new_tokens=CONTINUATION_TOKENS)
     return {"bpc": bpc, "reverse_chrf": rev_chrf, "continuations": conts}
 
 
-def base_k4_reverse(model, tok, direction: str) -> float:
+def base_k4_reverse(model, tok, direction: str, generate) -> float:
     """The base model's reverse-direction chrF with 4 examples: what in-context learning gets there."""
     rev = reverse_of(direction)
     test = task.pairs_for(rev, "test")
     prompts = [task.fewshot_prompt(rev, p.source, 4) for p in test]
     with model.disable_adapter():
-        hyps = generate_batch(model, tok, prompts[0][0], [q for _, q, _ in prompts])
+        hyps = generate(model, tok, prompts[0][0], [q for _, q, _ in prompts])
     return chrf(hyps, [p.target for p in test])
 
 
 def off_task(peft_model, tok, direction: str, template: str = task.DEFAULT_TEMPLATE, shakespeare_val: str | None = None,
-             base: dict | None = None) -> tuple[dict, dict]:
+             base: dict | None = None, generate=None) -> tuple[dict, dict]:
     """(off_task summary, the base side for reuse). `base`: the adapter-off side already measured
     on this base model with these probes (it does not depend on the learner), or None."""
+    from modes.engine import bulk_generator
+
+    generate = generate or bulk_generator(None)
     t0 = time.perf_counter()
     texts = general_texts(shakespeare_val)
     if base is None:
-        base = measure_side(peft_model, tok, direction, texts, template, on=False)
-        base["reverse_chrf_k4"] = base_k4_reverse(peft_model, tok, direction)
-    after = measure_side(peft_model, tok, direction, texts, template, on=True)
+        base = measure_side(peft_model, tok, direction, texts, template, False, generate)
+        base["reverse_chrf_k4"] = base_k4_reverse(peft_model, tok, direction, generate)
+    after = measure_side(peft_model, tok, direction, texts, template, True, generate)
     mean = lambda d: round(sum(d.values()) / len(d), 4)  # noqa: E731
     out = {
         "reverse_direction": reverse_of(direction),

@@ -109,25 +109,19 @@ def parse_ks(ks: str, lang: str) -> list[int]:
     return out
 
 
-class _SharedPrefixCache:
-    """The tab's PrefixCache, made on first use: building the page must not wait for torch."""
+def sweep_point_key(ctx, direction: str, k: int, n: int, seed: int) -> dict:
+    """Everything one base-model sweep point depends on: the same key gives the same chrF."""
+    from modes.reuse import code_version, runtime
 
-    def __init__(self):
-        self._cache, self._lock = None, threading.Lock()
-
-    def get(self, model, tok, prefix: str):
-        with self._lock:
-            if self._cache is None:
-                from modes.incontext_core import PrefixCache
-
-                self._cache = PrefixCache()
-        return self._cache.get(model, tok, prefix)
+    return {"kind": "sweep_point", "model": ctx.proof().reference, "dtype": ctx.loader.dtype_name, "direction": direction,
+            "k": k, "n": n, "seed": seed, "template": task.DEFAULT_TEMPLATE, "code": code_version("engine", "data", "metrics"),
+            **runtime()}
 
 
-def build(loader, adapter_state, runs, tab=None) -> None:
+def build(ctx, adapter_state, runs, tab=None) -> None:
     from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, SELECTIONS
 
-    prefix_cache = _SharedPrefixCache()
+    loader = ctx.loader
     gr.Markdown(ui.t("ic_card"), elem_classes=["card"])
     with gr.Row():
         with gr.Column(scale=3):
@@ -181,7 +175,7 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             return prefix + query, ui.msg("ic_model_loading", lang) + warn
         model, tok = loader.get()
         n = len(tok(prefix + query)["input_ids"])
-        prefix_cache.get(model, tok, prefix)
+        ctx.engine.prefixes.get("base", model, tok, prefix)
         return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n) + warn
 
     inputs = [text, direction, k, selection, seed, template, max_new_tokens, pool]
@@ -207,31 +201,22 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         if not loader.ready:
             yield gr.skip(), ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip()
         model, tok = loader.get()  # the libraries and the model, loaded by their one owner
-        from modes.metrics import weights_hash
-        from modes.incontext_core import prefill, stream_generate
-
         t0 = time.perf_counter()
-        before = weights_hash(model)
-        t_gen = time.perf_counter()  # time to first token counts from here: prefill (unless cached) + first step
-        run_model = model
-        if use_adapter:
-            from modes.adapters import apply_adapter
-
-            run_model = apply_adapter(model, adapter)
-            pc = prefill(run_model, tok, prefix)
-        else:
-            pc = prefix_cache.get(model, tok, prefix)
+        before = ctx.proof_before()
+        t_gen = time.perf_counter()  # time to first token counts from here: queue, prefill (unless cached), first step
+        lane, run_model = ctx.adapter_model(adapter) if use_adapter else ("base", model)
         ev, ttft = None, None
-        for ev in stream_generate(run_model, tok, prefix, query, max_new_tokens=max_new, temperature=float(temperature),
-                                  top_p=float(top_p), seed=int(seed or 0), prefix_cache=pc):
+        session = getattr(request, "session_hash", None) or "api"
+        for ev in ctx.engine.stream(model=run_model, tok=tok, lane=lane, prefix=prefix, query=query, max_new=max_new,
+                                    temperature=float(temperature), top_p=float(top_p), seed=int(seed or 0), session=session):
             if ttft is None and ev.ttft is not None:
                 ttft = time.perf_counter() - t_gen
             if not ev.done:
                 yield ev.text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        after = weights_hash(model)
+        proof = ctx.proof_after(before, time.perf_counter())
+        after, same = proof["after"], proof["unchanged"]
         seconds = time.perf_counter() - t0
         n_tokens = len(tok(prefix + query)["input_ids"])
-        same = before == after
         md = ui.msg("ic_weights", lang, h1=before[:16], h2=after[:16], same="✅" if same else "❌",
                     ttft=f"{ttft or 0:.2f}", secs=f"{seconds:.1f}",
                     via=ui.msg("ic_via_adapter", lang) if use_adapter else "")
@@ -241,7 +226,9 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
                "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
                "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction,
-               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged, "dtype": loader.dtype_name}
+               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged, "dtype": loader.dtype_name,
+               "proof": {"hash_before": before, "hash_after": after, "hash_shared_with": proof["shared_with"],
+                         "hash_wait_s": proof["wait_s"]}}
         if empty:
             res["empty_reason"] = empty
         warn = pool_warning(flagged, lang)
@@ -280,7 +267,6 @@ def build(loader, adapter_state, runs, tab=None) -> None:
             progress(0, desc=ui.msg("waiting_model", lang))
         loader.get()  # the libraries and the model, loaded by their one owner
         from modes.metrics import chrf
-        from modes.incontext_core import generate_batch
 
         if direction not in task.DIRECTIONS:
             raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
@@ -292,39 +278,51 @@ def build(loader, adapter_state, runs, tab=None) -> None:
         model, tok = loader.get()
         refs = [p.target for p in test]
         t0 = time.perf_counter()
-        rows, scores = [], {}
+        rows, scores, reused = [], {}, []
         steps = len(k_list) + (1 if adapter is not None else 0)
+        session = "sweep:" + (getattr(request, "session_hash", None) or "api")
         for i, kk in enumerate(k_list):
             progress(i / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))
-            # Random examples do not depend on the query: one prefix, one KV cache, for every query.
-            prompts = [task.fewshot_prompt(direction, p.source, kk, seed=int(seed or 0)) for p in test]
-            prefix, queries = prompts[0][0], [q for _, q, _ in prompts]
-            hyps = generate_batch(model, tok, prefix, queries, prefix_cache=prefix_cache.get(model, tok, prefix))
-            scores[kk] = chrf(hyps, refs)
+
+            def compute(kk=kk):
+                # Random examples do not depend on the query: one prefix, one KV cache, for every query.
+                prompts = [task.fewshot_prompt(direction, p.source, kk, seed=int(seed or 0)) for p in test]
+                hyps = ctx.engine.generate(model, tok, prompts[0][0], [q for _, q, _ in prompts], lane="base", session=session)
+                return {"chrf": chrf(hyps, refs)}
+
+            # The base model's points are the same for every learner: computed once, then served to all.
+            if ctx.reuse:
+                point, was_reused = ctx.results.once(sweep_point_key(ctx, direction, kk, len(test), int(seed or 0)), compute)
+            else:
+                point, was_reused = compute(), False
+            if was_reused:
+                reused.append({"k": kk, "computed_at": point["computed_at"], "seconds": point["seconds"]})
+            scores[kk] = point["chrf"]
             rows.append({"k": kk, "chrF": scores[kk], "method": SWEEP_ICL})
         lora = None
         if adapter is not None:
             progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
-            from modes.adapters import apply_adapter
-
-            tuned = apply_adapter(model, adapter)
+            lane, tuned = ctx.adapter_model(adapter)
             queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
-            hyps = generate_batch(tuned, tok, "", queries)
-            del tuned
-            lora = chrf(hyps, refs)
+            lora = chrf(ctx.engine.generate(tuned, tok, "", queries, lane=lane, session=session), refs)
             rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
         seconds = round(time.perf_counter() - t0, 2)
         best = max(scores, key=scores.get)
         md = ui.msg("ic_sweep_result", lang, best=best, score=scores[best], n=len(test), secs=f"{seconds:.0f}")
         if lora is not None:
             md += "\n\n" + ui.msg("ic_sweep_lora", lang, score=lora)
+        if reused:
+            md += "\n\n♻️ " + ui.msg("ic_sweep_reused", lang, ks=", ".join(str(r["k"]) for r in reused),
+                                       when=reused[0]["computed_at"], secs=f"{sum(r['seconds'] for r in reused):.0f}")
         df = pd.DataFrame(rows)
         # k is a count: the plot's x axis shows the measured k values as categories, in order.
         plot = gr.LinePlot(value=df.assign(k=df["k"].astype(str)), sort=[str(kk) for kk in k_list])
         out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
-               "best_k": best, "lora_chrf": lora, "dtype": loader.dtype_name}
+               "best_k": best, "lora_chrf": lora, "dtype": loader.dtype_name,
+               # Base-model points served from the shared results (computed earlier for identical settings).
+               "reused": reused}
         scoreboard.record_sweep(runs, out)
         return plot, df, md, out
 
     sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state, runs], [sweep_plot, sweep_table, sweep_md, sweep_json],
-                    api_name="icl_sweep", concurrency_id="train", concurrency_limit=1)
+                    api_name="icl_sweep", concurrency_limit=None)  # the engine batches and caps its rows

@@ -120,7 +120,6 @@ class ModelLoader:
         self._model = None
         self._tokenizer = None
         self._error: Exception | None = None
-        self.memo: dict = {}  # results that depend only on the model (e.g. the base chrF), shared by sessions
         self.status = ModelStatus()
 
     def _pick_device(self) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from modes import corpus as corpus_mod
 from modes import scoreboard, ui
-from modes.jobs import Gauge, StopFlag, Throttle, fmt_eta
+from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
 from modes.loader import gpu
 from modes.uploads import InputError
 
@@ -70,14 +70,32 @@ def parse_config(size, steps, seed, lang: str):
     if not 1 <= steps_i <= MAX_STEPS:
         raise ui.error("err_steps", lang, cap=MAX_STEPS)
     cfg = PretrainConfig(size=size, steps=steps_i, seed=seed_i)
-    # About 20 val points and 8 samples whatever the run length, but never so often that they dominate.
+    # About 20 val points and 6 samples whatever the run length, but never so often that they dominate.
     cfg.eval_every = max(10, steps_i // 20)
-    cfg.sample_every = max(25, steps_i // 8)
+    cfg.sample_every = max(25, steps_i // 6)
     return cfg
 
 
-def build(loader, runs: gr.State) -> None:
+def run_key(ctx, cfg, data) -> dict:
+    """Everything a pre-training run's figures depend on: an identical key replays the recorded run."""
+    from dataclasses import asdict
+
+    from modes.reuse import code_version, runtime, text_hash
+
+    return {"kind": "pretrain", "cfg": asdict(cfg), "corpus": [data.name, text_hash(data.train, data.val)],
+            "code": code_version("pretrain_core", "pretrain_config", "optim", "loader", "metrics"),
+            "reference_model": [ctx.loader.model_id, ctx.loader.dtype_request], **runtime()}
+
+
+def queue_message(ev, lang: str) -> str:
+    """The waiting learner's line: place in the queue and the estimated wait."""
+    return ui.msg("queue_wait", lang, pos=ev.position, wait=fmt_eta(ev.wait))
+
+
+def build(ctx, runs: gr.State) -> None:
     from modes.pretrain_config import MAX_STEPS, PretrainConfig
+
+    loader = ctx.loader
 
     defaults = PretrainConfig()
     gr.Markdown(ui.t("pt_card"), elem_classes=["card"])
@@ -134,6 +152,8 @@ def build(loader, runs: gr.State) -> None:
     with gr.Row():
         train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
+        anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
+    fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
     progress_md = gr.Markdown()
     # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
     # never draw (tests/test_browser.py checks the drawn paths).
@@ -146,14 +166,16 @@ def build(loader, runs: gr.State) -> None:
 
     @ui.guard
     @gpu(duration=300)
-    def pretrain(corpus: str = "shakespeare", size: str = "baby", steps: int = 2000, seed: int = 1337,
-                 upload=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
-        """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples."""
+    def pretrain(corpus: str = "shakespeare", size: str = "baby", steps: int = defaults.steps, seed: int = 1337,
+                 upload=None, fresh: bool = False, stop: StopFlag | None = None, runs: dict | None = None,
+                 request: gr.Request = None):
+        """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
+        An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
         lang = ui.lang_of(request)
         cfg = parse_config(size, steps, seed, lang)
         data = resolve_corpus(corpus, upload, lang)
         if not loader.libraries_ready:
-            yield ui.msg("waiting_libraries", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield ui.msg("waiting_libraries", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         loader.libraries()  # the one owner of torch/transformers imports: never race it
         from modes.pretrain_core import PretrainResult, pretrained_bpc, train_scratch
         stop = stop if stop is not None else StopFlag()
@@ -161,25 +183,43 @@ def build(loader, runs: gr.State) -> None:
         rows: list[dict] = []
         samples: list[str] = []
         throttle = Throttle(0.5)
+        replayed = None
 
         def reference(text: str) -> float:
             return pretrained_bpc(*loader.get(), text)
 
-        gauge = loader.memo.setdefault("training_gauge", Gauge())
+        def compute():
+            return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
+
+        est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
         try:
-            with gauge:  # counts trainings running at once; exits on stop, error or cancel
-                for ev in train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference):
-                    if isinstance(ev, PretrainResult):
-                        break
-                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                    if ev.val_loss is not None:
-                        rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
-                    if ev.sample is not None:
-                        samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
-                    if throttle(force=ev.sample is not None):
-                        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                                    eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
-                        yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip()
+            for job in run_job(ctx, run_key(ctx, cfg, data), compute, stop, est, keep=lambda r: not r.stopped, fresh=bool(fresh)):
+                if job.kind == "queued":
+                    yield queue_message(job, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
+                if job.kind == "left":
+                    yield ui.msg("queue_left", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    return
+                if job.kind == "replay":
+                    replayed = job.value
+                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=True)
+                    continue
+                ev = job.value
+                if isinstance(ev, PretrainResult):
+                    break
+                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+                if ev.val_loss is not None:
+                    rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
+                if ev.sample is not None:
+                    samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
+                if throttle(force=ev.sample is not None):
+                    md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                                eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+                    if replayed:
+                        md = "♻️ " + ui.msg("replay_progress", lang) + " " + md
+                    yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip(), gr.skip()
+            else:
+                return  # a replay the learner stopped: no result (they can train anew)
         finally:
             stop.clear()
         res = ev
@@ -188,12 +228,19 @@ def build(loader, runs: gr.State) -> None:
         md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=ref,
                     secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
         done = ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}")
-        scoreboard.record_pretrain(runs, res.summary(), data.name, len(data.train) + len(data.val))
-        yield done, pd.DataFrame(rows), "\n\n".join(samples), md, res.summary()
+        summary = res.summary()
+        summary["replay"] = None
+        if replayed:
+            # Said plainly: these figures are an identical earlier run's, streamed again.
+            summary["replay"] = {"recorded_at": replayed.recorded_at, "original_seconds": round(replayed.seconds, 1)}
+            md = "♻️ " + ui.msg("replay_note", lang, when=replayed.recorded_at, secs=f"{replayed.seconds:.0f}") + "\n\n" + md
+        scoreboard.record_pretrain(runs, summary, data.name, len(data.train) + len(data.val))
+        yield done, pd.DataFrame(rows), "\n\n".join(samples), md, summary, gr.update(visible=bool(replayed))
 
-    train_ev = train_btn.click(
-        pretrain, [corpus_dd, size, steps, seed, upload, stop_flag, runs], [progress_md, plot, samples_box, result_md, summary],
-        api_name="pretrain", concurrency_id="train", concurrency_limit=1,
-    )
+    outputs = [progress_md, plot, samples_box, result_md, summary, anew_btn]
+    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, stop_flag, runs]
+    # Trainings queue in ctx.slot (visible position, leavable), not in Gradio's queue: replays never wait.
+    train_btn.click(pretrain, inputs, outputs, api_name="pretrain", concurrency_limit=None)
+    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
+        pretrain, inputs, outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
     stop_btn.click(lambda flag: flag.set(), [stop_flag], None, queue=False, api_name=False)
-    del train_ev

@@ -182,6 +182,6 @@ def test_closing_the_tab_stops_its_training(tiny_loader):
         out = Client(url, verbose=False).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
         assert out[-1]["steps"] == 5
         assert time.perf_counter() - t < 30, "the closed tab's 5000-step training still held the slot"
-        assert tiny_loader.memo["training_gauge"].now == 0
+        assert demo.ctx.slot.gauge.now == 0
     finally:
         demo.close()

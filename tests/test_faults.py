@@ -40,8 +40,9 @@ FAULTS = [
     ("/token_loss", "modes.pretrain_core.token_losses", lambda d, t: {"text": "Hello"}),
     ("/pretrain", "modes.pretrain_core.train_scratch", lambda d, t: {"size": "tiny", "steps": 2}),
     ("/finetune", "modes.finetune_core.finetune", lambda d, t: {"steps": 1}),
-    ("/translate", "modes.incontext_core.stream_generate", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
-    ("/icl_sweep", "modes.incontext_core.generate_batch", lambda d, t: {"ks": "0", "n": 1}),
+    # Inside the generation engine's thread: the engine reports it to the affected caller only.
+    ("/translate", "modes.engine._pick", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
+    ("/icl_sweep", "modes.engine._pick", lambda d, t: {"ks": "0", "n": 1}),
     ("/load_adapter", "modes.adapters.adapter_from_upload", lambda d, t: {"path": _handle(_adapter_zip(d, t))}),
     ("/export_script", "modes.export.render_script", lambda d, t: {}),
     ("/model_status", "modes.loader.ModelStatus.as_dict", lambda d, t: {}),
@@ -85,7 +86,7 @@ def test_injected_fault_gives_a_clear_message(served, monkeypatch, tmp_path, tin
         client.predict(api_name=endpoint, **kwargs)
     msg = str(err.value)
     assert GENERIC not in msg and "Traceback" not in msg, msg
-    assert "Something went wrong on the server: ValueError: injected fault in" in msg, msg
+    assert "Something went wrong on the server: " in msg and "ValueError: injected fault in" in msg, msg
     assert "The app is still running" in msg
     monkeypatch.undo()
     assert client.predict(api_name="/model_status")["state"] == "ready"  # still serving

@@ -25,22 +25,16 @@ def served(tiny_tokenizer):
 
 
 def test_two_trainings_run_one_after_the_other(served):
-    from gradio_client.utils import Status
-
-    new_client, loader, _ = served
+    new_client, loader, demo = served
     a, b = new_client(), new_client()
-    j1 = a.submit(corpus="shakespeare", size="tiny", steps=60, seed=1, api_name="/pretrain")
-    time.sleep(1.0)
+    j1 = a.submit(corpus="shakespeare", size="tiny", steps=200, seed=1, api_name="/pretrain")
+    while not j1.outputs():
+        time.sleep(0.1)
     j2 = b.submit(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
-    seen_queued = False
-    while not j1.done():
-        st = j2.status()
-        if st.code == Status.IN_QUEUE and st.rank is not None:
-            seen_queued = True
-        time.sleep(0.25)
     j1.result(), j2.result()
-    assert seen_queued, "the second training never reported a queue position"
-    assert loader.memo["training_gauge"].peak == 1
+    waits = [o[0] for o in j2.outputs() if "in line" in str(o[0])]
+    assert waits and "#1" in waits[0] and "to wait" in waits[0], "the second training never showed its place and wait"
+    assert demo.ctx.slot.gauge.peak == 1
 
 
 def test_adapters_are_private_to_their_session(served):
@@ -54,7 +48,7 @@ def test_adapters_are_private_to_their_session(served):
 
 
 def test_cancel_stops_training_and_frees_the_slot(served):
-    new_client, loader, _ = served
+    new_client, loader, demo = served
     a, b = new_client(), new_client()
     t = time.perf_counter()
     b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
@@ -67,18 +61,18 @@ def test_cancel_stops_training_and_frees_the_slot(served):
     b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
     after_cancel = time.perf_counter() - t
     assert after_cancel < alone + 2.0, (alone, after_cancel)
-    assert loader.memo["training_gauge"].now == 0
+    assert demo.ctx.slot.gauge.now == 0
 
 
 def test_injected_exception_is_reported_and_app_keeps_serving(served):
-    new_client, loader, _ = served
+    new_client, loader, demo = served
     a, b = new_client(), new_client()
-    loader.memo["fail_at_step"] = 2
+    demo.ctx.hooks["fail_at_step"] = 2
     try:
         with pytest.raises(Exception, match="Training failed: injected failure at step 2"):
             a.predict(steps=4, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
     finally:
-        loader.memo.pop("fail_at_step")
+        demo.ctx.hooks.pop("fail_at_step")
     assert b.predict(text="Hello", k=0, max_new_tokens=3, api_name="/translate")[-1]["weights_unchanged"]
     assert a.predict(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")[-1]["steps"] == 2
 

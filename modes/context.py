@@ -1,0 +1,99 @@
+"""The app context: what every tab shares that is not a model. Created once in app.py, passed in.
+
+The loader knows models; this holds the app state around them: the generation engine, the weights
+proof, the training slot and its queue, results that are the same for every learner (computed once),
+recorded trainings that can be replayed, and test hooks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Hashable
+
+from modes.jobs import TrainingSlot
+from modes.reuse import ReplayStore, ResultStore
+
+
+class AppContext:
+    def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True):
+        self.loader = loader
+        self.reuse = reuse  # False: every result is computed afresh (the classroom benchmark's baseline)
+        self.use_engine = engine  # False: each request generates alone (the baseline)
+        self.slot = TrainingSlot()
+        # store_dir: results and recordings also go to disk there (app.py: beside the model cache).
+        self.results = ResultStore(store_dir if reuse else None)
+        self.replays = ReplayStore(store_dir if reuse else None)
+        self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
+        self._engine = None
+        self._proof = None
+        self._adapters: dict = {}  # adapter key -> PEFT model, a small LRU shared by every session
+        self._lock = threading.Lock()
+
+    @property
+    def deterministic(self) -> bool:
+        """Replays need identical reruns: tests/test_reuse.py shows two CPU runs give identical figures.
+        On a GPU that is not shown (atomic adds reorder sums), so nothing is replayed there."""
+        if self.loader.device == "?":
+            self.loader.dtype  # noqa: B018 - resolves the device
+        return self.loader.device == "cpu"
+
+    @property
+    def engine(self):
+        """The one generation engine (made on first use: building the page must not wait for torch)."""
+        with self._lock:
+            if self._engine is None:
+                from modes.engine import Engine
+
+                self._engine = Engine(max_rows=16 if self.use_engine else 1)
+            return self._engine
+
+    def proof(self):
+        """The coalesced weights proof of the loaded model (its reference hash is taken once, here)."""
+        model, _ = self.loader.get()
+        with self._lock:
+            if self._proof is None or self._proof.model is not model:
+                from modes.proof import WeightsProof
+
+                self._proof = WeightsProof(model)
+            return self._proof
+
+    def proof_before(self) -> str:
+        """The hash a request compares against: taken once at load (the baseline hashes every request)."""
+        if not self.reuse:
+            from modes.metrics import weights_hash
+
+            return weights_hash(self.loader.get()[0])
+        return self.proof().reference
+
+    def proof_after(self, before: str, finished_at: float) -> dict:
+        """The proof after a request: one coalesced hash for everything that finished before it began."""
+        if not self.reuse:
+            from modes.metrics import weights_hash
+
+            t0 = time.perf_counter()
+            after = weights_hash(self.loader.get()[0])
+            return {"before": before, "after": after, "unchanged": after == before, "shared_with": 1,
+                    "wait_s": round(time.perf_counter() - t0, 3)}
+        p = self.proof().after(finished_at)
+        return {"before": p.before, "after": p.after, "unchanged": p.unchanged and p.before == before,
+                "shared_with": p.shared_with, "wait_s": p.seconds}
+
+    def adapter_model(self, adapter) -> tuple[Hashable, object]:
+        """(lane key, PEFT model) for an adapter: built once and shared by every request that uses it."""
+        from modes.adapters import adapter_key, apply_adapter
+
+        key = ("adapter", adapter_key(adapter))
+        with self._lock:
+            if key in self._adapters:
+                self._adapters[key] = self._adapters.pop(key)  # most recently used last
+                return key, self._adapters[key]
+        model = apply_adapter(self.loader.get()[0], adapter)
+        with self._lock:
+            self._adapters[key] = model
+            while len(self._adapters) > 2:  # each is a float32 copy of the base (about 1 GB)
+                old = next(iter(self._adapters))
+                del self._adapters[old]
+                if self._engine is not None:
+                    self._engine.prefixes.drop(old)
+        return key, model

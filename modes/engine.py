@@ -1,0 +1,434 @@
+"""The generation engine: every tab's text generation goes through one scheduler that batches rows.
+
+CPU decoding of the 270M model is memory-bound (one step costs about the same for 1 row as for 8),
+so requests from different learners are merged into one batched decode, continuous-batching style:
+new requests join at step boundaries, finished or cancelled rows leave, each row stops at its own
+newline or token limit and keeps its own sampling settings and seed. Rows that share a prompt prefix
+reuse its KV (an LRU of prefix caches). Rows run in "lanes", one per model: the base model, one
+adapter, or a private model (a fine-tune scoring its training copy).
+
+KV layout of a lane: every row is right-aligned (left-padded) in one DynamicCache of layout length L.
+Pads are masked out and each row keeps its own position ids, so a row computes what it would alone;
+relative distances inside a row are unchanged, so sliding-window layers see the same tokens too.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+MAX_ROWS = 16  # rows per lane in one decode step: 16 rows cost ~2x one row on 2 cores (memory-bound)
+PER_SESSION = 4  # rows one session may hold in a lane at once, so one flooding learner cannot starve others
+BULK_ROWS = 16  # rows a bulk job (the sweep, fine-tune scoring) may hold: bulk is one session's many rows
+
+
+class EngineError(RuntimeError):
+    """Generation failed inside the engine (the engine itself keeps serving other requests)."""
+
+
+@dataclass
+class StreamEvent:
+    text: str
+    ttft: float | None  # seconds from submission to the first token, once known
+    done: bool = False
+
+
+@dataclass
+class Request:
+    model: object
+    tok: object
+    lane: Hashable  # which model's lane this row runs in ("base", ("adapter", id), ...)
+    prefix: str
+    query: str
+    max_new: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    session: str = ""
+    cap: int = PER_SESSION
+    stream: bool = True  # False for bulk rows: only the final text is sent
+    reuse_prefix: bool = True  # False for a model whose weights change between calls (a training copy)
+    events: queue.Queue = field(default_factory=queue.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    t_submit: float = field(default_factory=time.perf_counter)
+    ttft: float | None = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+@dataclass
+class _Row:
+    req: Request
+    pos: int  # position id of the next token (its count of real tokens so far)
+    last: int  # the token fed at the next step
+    ids: list = field(default_factory=list)
+    gen: torch.Generator | None = None
+
+
+class _Lane:
+    def __init__(self, model, tok):
+        self.model, self.tok = model, tok
+        self.cache = None  # DynamicCache, rows left-padded to layout length L
+        self.mask = None  # [B, L] long: 1 = a real token
+        self.rows: list[_Row] = []
+
+
+# ---- KV layout helpers -----------------------------------------------------------------------------
+def _pad_left(t: torch.Tensor, n: int) -> torch.Tensor:
+    return t if n <= 0 else F.pad(t, (0, 0, n, 0))  # t: [B, H, T, D] -> [B, H, n+T, D]
+
+
+def _layout_len(cache) -> int:
+    return cache.get_seq_length()
+
+
+def _set_layout(cache, L: int) -> None:
+    for layer in cache.layers:
+        if getattr(layer, "is_sliding", False):
+            layer.cumulative_length = L
+
+
+def _left_align(cache, lengths: list[int], L: int) -> None:
+    """Right-padded rows (real lengths `lengths` of a layout L, sliding layers holding all of it)
+    -> left-padded rows of the same layout."""
+    for layer in cache.layers:
+        for kv in ("keys", "values"):
+            t = getattr(layer, kv)
+            rows = [_pad_left(t[i : i + 1, :, :n], L - n) for i, n in enumerate(lengths)]
+            setattr(layer, kv, torch.cat(rows, 0))
+
+
+def _grow(cache, L_old: int, L_new: int) -> None:
+    """Left-pad every layer so the layout grows from L_old to L_new (sliding layers: to their window)."""
+    for layer in cache.layers:
+        have = layer.keys.shape[-2]
+        want = min(L_new, layer.sliding_window - 1) if getattr(layer, "is_sliding", False) else L_new
+        layer.keys, layer.values = _pad_left(layer.keys, want - have), _pad_left(layer.values, want - have)
+    _set_layout(cache, L_new)
+
+
+def _concat(a, b) -> None:
+    """Append b's rows to a's (same layout length)."""
+    for la, lb in zip(a.layers, b.layers):
+        la.keys, la.values = torch.cat([la.keys, lb.keys], 0), torch.cat([la.values, lb.values], 0)
+
+
+def _select(cache, mask: torch.Tensor, keep: list[int]):
+    """Keep rows `keep`, then drop layout columns that are padding in every row. -> new mask."""
+    idx = torch.tensor(keep, dtype=torch.long)
+    mask = mask[idx]
+    L = mask.shape[1]
+    c = int(mask.any(0).long().argmax()) if mask.any() else L  # leading all-pad columns
+    for layer in cache.layers:
+        k, v = layer.keys[idx], layer.values[idx]
+        held = k.shape[-2]
+        cut = max(0, c - (L - held))  # a layer holds the layout's last `held` columns
+        layer.keys, layer.values = k[:, :, cut:], v[:, :, cut:]
+    _set_layout(cache, L - c)
+    return mask[:, c:]
+
+
+class PrefixCache:
+    """A small LRU of prefix KV caches, keyed by (lane, exact prefix text); shared, it holds no user data."""
+
+    def __init__(self, size: int = 16):
+        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, lane: Hashable, model, tok, prefix: str):
+        key = (lane, id(model), prefix)
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        ids, cache = prefill(model, tok, prefix)
+        with self._lock:
+            self._d[key] = (ids, cache)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        return ids, cache
+
+    def drop(self, lane: Hashable) -> None:
+        with self._lock:
+            for key in [k for k in self._d if k[0] == lane]:
+                del self._d[key]
+
+
+@torch.no_grad()
+def prefill(model, tok, prefix: str):
+    """Run the prefix once: ([1, P] ids, its DynamicCache)."""
+    from transformers import DynamicCache
+
+    raw = tok(prefix, add_special_tokens=True)["input_ids"]
+    if not raw:  # a tokenizer that adds no <bos> and an empty prefix: the cache still needs one position
+        raw = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+    ids = torch.tensor([raw], dtype=torch.long, device=model.device)
+    cache = DynamicCache(config=model.config)
+    cache = model(input_ids=ids, cache=cache, use_cache=True).cache
+    return ids, cache
+
+
+def stop_ids(tok) -> set[int]:
+    return {tok("\n", add_special_tokens=False)["input_ids"][-1], tok.eos_token_id}
+
+
+def _pick(logits: torch.Tensor, row: _Row) -> int:
+    """Greedy when temperature is 0, else top-p sampling from the row's own seeded generator."""
+    r = row.req
+    if r.temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / r.temperature, -1)
+    if r.top_p < 1:
+        p, i = probs.sort(descending=True)
+        keep = p.cumsum(0) - p < r.top_p  # the smallest set whose mass reaches top_p (always >= 1 token)
+        probs = torch.zeros_like(probs).scatter_(0, i[keep], p[keep])
+    return int(torch.multinomial(probs, 1, generator=row.gen))
+
+
+class Engine:
+    """One scheduler thread owns every decode step; callers submit requests and read their events."""
+
+    def __init__(self, max_rows: int = MAX_ROWS, prefix_cache_size: int = 16):
+        self.max_rows = max_rows
+        self.prefixes = PrefixCache(prefix_cache_size)
+        self._pending: list[Request] = []
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.fault: Callable[[str, Hashable, list], None] | None = None  # test hook: raise inside a phase
+        self.stats = {"steps": 0, "rows_decoded": 0, "max_batch": 0, "lane_failures": 0, "restarts": 0, "prefills": 0}
+
+    # ---- callers ----
+    def submit(self, req: Request) -> Request:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                if self._thread is not None:
+                    self.stats["restarts"] += 1
+                    self._lanes.clear()  # a dead loop's half-made batches are not trusted
+                self._thread = threading.Thread(target=self._run, name="generation-engine", daemon=True)
+                self._thread.start()
+            self._pending.append(req)
+            self._cond.notify()
+        return req
+
+    def stream(self, **kw) -> Iterator[StreamEvent]:
+        """Submit one request and yield its growing text; closing the iterator cancels the row."""
+        req = self.submit(Request(**kw))
+        try:
+            while True:
+                kind, val = req.events.get()
+                if kind == "error":
+                    raise val
+                yield StreamEvent(val, req.ttft, done=kind == "done")
+                if kind == "done":
+                    return
+        finally:
+            req.cancel()  # a caller that stops listening (a closed tab) frees its row at the next step
+
+    def generate(self, model, tok, prefix: str, queries: list[str], *, lane: Hashable, session: str,
+                 max_new: int = 40, reuse_prefix: bool = True) -> list[str]:
+        """Greedy answers for many queries after one shared prefix (bulk: the sweep, scoring)."""
+        reqs = [self.submit(Request(model, tok, lane, prefix, q, max_new, session=session, cap=BULK_ROWS,
+                                    stream=False, reuse_prefix=reuse_prefix)) for q in queries]
+        try:
+            outs = []
+            for r in reqs:
+                kind, val = r.events.get()
+                while kind == "text":
+                    kind, val = r.events.get()
+                if kind == "error":
+                    raise val
+                outs.append(val)
+            return outs
+        finally:
+            for r in reqs:
+                r.cancel()
+
+    def active_rows(self) -> int:
+        return sum(len(lane.rows) for lane in list(self._lanes.values()))
+
+    # ---- the scheduler ----
+    def _run(self) -> None:
+        with torch.no_grad():
+            while True:
+                with self._cond:
+                    while not self._pending and not any(lane.rows for lane in self._lanes.values()):
+                        self._cond.wait()
+                self._admit()
+                for key, lane in list(self._lanes.items()):
+                    self._drop(lane, [r for r in lane.rows if r.req.cancelled.is_set()])
+                    if lane.rows:
+                        self._guarded(key, lane.rows, lambda: self._step(key, lane))
+                    if not lane.rows:
+                        del self._lanes[key]  # frees the lane's KV (and its model reference)
+
+    def _guarded(self, key, rows_or_reqs, fn) -> None:
+        """Run one phase; on failure tell only its own callers and reset only its lane."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - reported to the affected callers, the loop keeps going
+            self.stats["lane_failures"] += 1
+            err = EngineError(f"generation failed ({type(exc).__name__}: {exc}); the engine restarted this batch")
+            reqs = [getattr(x, "req", x) for x in rows_or_reqs]
+            lane = self._lanes.pop(key, None)
+            if lane is not None:
+                reqs += [row.req for row in lane.rows]
+            for r in {id(r): r for r in reqs}.values():
+                r.events.put(("error", err))
+
+    def _admit(self) -> None:
+        with self._cond:
+            lane_n = {k: len(v.rows) for k, v in self._lanes.items()}
+            sess_n: dict = {}
+            for k, v in self._lanes.items():
+                for row in v.rows:
+                    sess_n[(k, row.req.session)] = sess_n.get((k, row.req.session), 0) + 1
+            take, rest = [], []
+            for r in self._pending:
+                if r.cancelled.is_set():
+                    continue
+                s = (r.lane, r.session)
+                if lane_n.get(r.lane, 0) < self.max_rows and sess_n.get(s, 0) < r.cap:
+                    take.append(r)
+                    lane_n[r.lane] = lane_n.get(r.lane, 0) + 1
+                    sess_n[s] = sess_n.get(s, 0) + 1
+                else:
+                    rest.append(r)
+            self._pending = rest
+        groups: dict = {}
+        for r in take:
+            groups.setdefault((r.lane, r.prefix, r.reuse_prefix), []).append(r)
+        for (key, prefix, reuse), reqs in groups.items():
+            self._guarded(key, reqs, lambda: self._prefill(key, prefix, reuse, reqs))
+
+    def _prefill(self, key, prefix: str, reuse: bool, reqs: list[Request]) -> None:
+        """Run each new row's query after its (cached) prefix KV, then merge the rows into the lane."""
+        if self.fault:
+            self.fault("prefill", key, reqs)
+        model, tok = reqs[0].model, reqs[0].tok
+        p_ids, p_cache = self.prefixes.get(key, model, tok, prefix) if reuse else prefill(model, tok, prefix)
+        P = p_ids.shape[1]
+        enc = [tok(r.query, add_special_tokens=False)["input_ids"] or [tok.pad_token_id] for r in reqs]
+        window = getattr(model.config, "sliding_window", None) or 10**9
+        # Right-padded rows in one forward, unless a sliding window would cut a row's own tokens.
+        chunks = [list(range(len(reqs)))] if P + max(map(len, enc)) < window - 1 else [[i] for i in range(len(reqs))]
+        for chunk in chunks:
+            lens = [len(enc[i]) for i in chunk]
+            n, Lq = len(chunk), max(lens)
+            ids = torch.full((n, Lq), tok.pad_token_id, dtype=torch.long)
+            qmask = torch.zeros((n, Lq), dtype=torch.long)
+            for j, i in enumerate(chunk):
+                ids[j, : lens[j]], qmask[j, : lens[j]] = torch.tensor(enc[i]), 1
+            cache = copy.deepcopy(p_cache)
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+            mask = torch.cat([torch.ones((n, P), dtype=torch.long), qmask], 1)
+            pos = (P + torch.arange(Lq))[None].expand(n, Lq)
+            dev = model.device
+            out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), cache=cache, use_cache=True)
+            logits = out.logits[torch.arange(n), torch.tensor(lens) - 1]  # [n, V]: each row's last real token
+            L = P + Lq
+            if n > 1:
+                _left_align(cache, [P + m for m in lens], L)
+            row_mask = torch.stack([F.pad(torch.ones(P + m, dtype=torch.long), (L - P - m, 0)) for m in lens])
+            rows = []
+            for j, i in enumerate(chunk):
+                g = torch.Generator().manual_seed(int(reqs[i].seed)) if reqs[i].temperature > 0 else None
+                rows.append(_Row(reqs[i], pos=P + lens[j], last=-1, gen=g))
+            self.stats["prefills"] += 1
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane(model, tok)
+            self._merge(lane, cache, row_mask.to(dev), rows)
+            self._drop(lane, self._emit(lane, rows, logits))
+
+    def _merge(self, lane: _Lane, cache, mask: torch.Tensor, rows: list[_Row]) -> None:
+        if not lane.rows:
+            lane.cache, lane.mask, lane.rows = cache, mask, list(rows)
+            return
+        La, Lb = lane.mask.shape[1], mask.shape[1]
+        L = max(La, Lb)
+        _grow(lane.cache, La, L)
+        _grow(cache, Lb, L)
+        _concat(lane.cache, cache)
+        lane.mask = torch.cat([F.pad(lane.mask, (L - La, 0)), F.pad(mask, (L - Lb, 0))], 0)
+        lane.rows += rows
+
+    def _step(self, key, lane: _Lane) -> None:
+        """One decode step for every row of the lane."""
+        if self.fault:
+            self.fault("decode", key, [r.req for r in lane.rows])
+        dev = lane.model.device
+        B = len(lane.rows)
+        ids = torch.tensor([[r.last] for r in lane.rows], device=dev)
+        pos = torch.tensor([[r.pos] for r in lane.rows], device=dev)
+        mask = torch.cat([lane.mask, torch.ones((B, 1), dtype=torch.long, device=dev)], 1)
+        out = lane.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=lane.cache, use_cache=True)
+        lane.mask = mask
+        for r in lane.rows:
+            r.pos += 1
+        self.stats["steps"] += 1
+        self.stats["rows_decoded"] += B
+        self.stats["max_batch"] = max(self.stats["max_batch"], B)
+        self._drop(lane, self._emit(lane, lane.rows, out.logits[:, -1]))
+
+    def _emit(self, lane: _Lane, rows: list[_Row], logits: torch.Tensor) -> list[_Row]:
+        """Pick each row's next token, stream its text, and return the rows that are finished."""
+        stops = stop_ids(lane.tok)
+        done = []
+        for row, lg in zip(rows, logits):
+            r = row.req
+            if r.cancelled.is_set():
+                done.append(row)
+                continue
+            t = _pick(lg, row)
+            if r.ttft is None:
+                r.ttft = time.perf_counter() - r.t_submit
+            text = lane.tok.decode(row.ids, skip_special_tokens=True)
+            if t not in stops:
+                row.ids.append(t)
+                row.last = t
+                text = lane.tok.decode(row.ids, skip_special_tokens=True)
+            if t in stops or "\n" in text or len(row.ids) >= r.max_new:
+                r.events.put(("done", text.split("\n")[0].strip()))
+                done.append(row)
+            elif r.stream:
+                r.events.put(("text", text))
+        return done
+
+    def _drop(self, lane: _Lane, done: list[_Row]) -> None:
+        if not done:
+            return
+        gone = {id(r) for r in done}
+        keep = [i for i, r in enumerate(lane.rows) if id(r) not in gone]
+        lane.rows = [lane.rows[i] for i in keep]
+        if keep:
+            lane.mask = _select(lane.cache, lane.mask, keep)
+        else:
+            lane.cache = lane.mask = None
+
+
+def bulk_generator(engine: Engine | None, session: str = "bulk") -> Callable:
+    """generate(model, tok, prefix, queries, max_new_tokens=40) -> texts, through `engine` (a private
+    engine when None). Each call gets its own lane and prefix cache entry, dropped afterwards: the model
+    may be a training copy whose weights change between calls."""
+    eng = engine or Engine()
+    counter = itertools.count()
+
+    def generate(model, tok, prefix: str, queries: list[str], max_new_tokens: int = 40) -> list[str]:
+        lane = ("private", id(model), session, next(counter))
+        try:
+            return eng.generate(model, tok, prefix, queries, lane=lane, session=session, max_new=max_new_tokens)
+        finally:
+            eng.prefixes.drop(lane)
+
+    return generate

@@ -1,0 +1,67 @@
+"""The pre-training optimizer: Muon for the hidden matrices, AdamW for embeddings and norms.
+
+Muon (momentum, then a Newton-Schulz orthogonalised update; the modded-nanoGPT speedrun's biggest
+sample-efficiency gain) is what lets the `baby` model reach 1.60 nats/char in about a minute on 2
+cores. torch.optim.Muon orthogonalises one matrix at a time: 28 small matrices cost 11.6 ms a step
+here, a third of the step. This one stacks same-shape matrices (q/o, k/v, the three MLP matrices
+with `down` transposed) and runs the same bf16 iteration as batched matmuls: 6.7 ms.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's (Keller Jordan's) quintic iteration
+
+
+class BatchedMuon(torch.optim.Optimizer):
+    """torch.optim.Muon's update (nesterov momentum, 5 Newton-Schulz steps in bf16, decoupled weight
+    decay, Moonshot's "match_rms_adamw" learning-rate scale 0.2*sqrt(max(A, B))), batched by shape."""
+
+    def __init__(self, params, lr: float = 0.02, weight_decay: float = 0.1, momentum: float = 0.95, ns_steps: int = 5):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps))
+        for g in self.param_groups:
+            if any(p.dim() != 2 for p in g["params"]):
+                raise ValueError("BatchedMuon takes 2-D matrices only")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for g in self.param_groups:
+            by_shape: dict = {}
+            for p in g["params"]:
+                if p.grad is not None:
+                    by_shape.setdefault((min(p.shape), max(p.shape)), []).append(p)
+            for (a, b), ps in by_shape.items():
+                wide = [p.shape[0] <= p.shape[1] for p in ps]  # orient every matrix as [a, b] with a <= b
+                grads = torch.stack([p.grad if w else p.grad.T for p, w in zip(ps, wide)])  # [n, a, b]
+                state = self.state[ps[0]]
+                buf = state.get("momentum_buffer")
+                if buf is None or buf.shape != grads.shape:
+                    buf = state["momentum_buffer"] = torch.zeros_like(grads)
+                buf.mul_(g["momentum"]).add_(grads)
+                update = grads.add(buf, alpha=g["momentum"])  # nesterov
+                x = update.bfloat16()
+                x = x / x.norm(dim=(1, 2), keepdim=True).clamp(min=1e-7)  # spectral norm <= 1
+                ca, cb, cc = NS_COEFFICIENTS
+                for _ in range(g["ns_steps"]):
+                    gram = torch.bmm(x, x.mT)  # [n, a, a]
+                    x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=cb, alpha=cc), x, beta=ca)
+                x = x.float()
+                if g["weight_decay"]:
+                    torch._foreach_mul_(ps, 1 - g["lr"] * g["weight_decay"])
+                lr = g["lr"] * 0.2 * max(a, b) ** 0.5
+                torch._foreach_add_(ps, [u if w else u.T for u, w in zip(x.unbind(0), wide)], alpha=-lr)
+
+
+def pretrain_optimizers(model, muon_lr: float, adam_lr: float, weight_decay: float, fused_adam: dict) -> list:
+    """[Muon on the hidden matrices, AdamW on the (tied) embedding and the norm weights]."""
+    hidden = [p for n, p in model.named_parameters() if p.dim() == 2 and "embed" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embed" not in n)]
+    opts = [
+        BatchedMuon(hidden, lr=muon_lr, weight_decay=weight_decay),
+        torch.optim.AdamW(other, lr=adam_lr, betas=(0.9, 0.99), weight_decay=0.0, **fused_adam),
+    ]
+    for o in opts:
+        for g in o.param_groups:
+            g["peak_lr"] = g["lr"]
+    return opts
