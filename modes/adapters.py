@@ -64,7 +64,10 @@ def adapter_zip(peft_model) -> bytes:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for name in ALLOWED:
-                z.write(Path(d) / name, name)
+                # A fixed timestamp: the same adapter gives the same bytes (replays and their check).
+                info = zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, (Path(d) / name).read_bytes())
         return buf.getvalue()
 
 

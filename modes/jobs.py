@@ -138,11 +138,12 @@ class JobEvent:
 
 
 def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, keep=lambda result: True,
-            fresh: bool = False, replay_seconds: float = 6.0):
+            fresh: bool = False, replay_seconds: float = 6.0, is_result=lambda ev: not hasattr(ev, "eta")):
     """One loop for every training: replay an identical recorded run (never holding the slot), or
     wait for the training slot (reporting the queue), run `compute()` and record it for replay.
     `key` names everything the run depends on (None: never replayed); `keep(result)` says whether
-    the finished run may be replayed (not a stopped or diverged one)."""
+    the finished run may be replayed (not a stopped or diverged one); `is_result(ev)` tells the
+    final result from progress events (progress carries an `eta`)."""
     from modes.reuse import Recording, replay
 
     replayable = key is not None and ctx.reuse and ctx.deterministic
@@ -174,9 +175,10 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
                 events.append(ev)
                 if getattr(ev, "eta", None) is not None:
                     ticket.eta = ev.eta
+                if is_result(ev) and replayable and keep(ev):
+                    # Recorded before the result is handed on: the caller stops reading at the result.
+                    ctx.replays.put(key, Recording(list(events), time.perf_counter() - t0))
                 yield JobEvent("event", ev)
-        if replayable and events and keep(events[-1]):
-            ctx.replays.put(key, Recording(events, time.perf_counter() - t0))
     finally:
         if ticket is not None:
             ctx.slot.leave(ticket)
