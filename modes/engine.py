@@ -173,7 +173,8 @@ def prefill(model, tok, prefix: str):
         raw = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
     ids = torch.tensor([raw], dtype=torch.long, device=model.device)
     cache = DynamicCache(config=model.config)
-    cache = model(input_ids=ids, cache=cache, use_cache=True).cache
+    # Only the KV is wanted: one position of logits instead of P x 262k (the LM head is a third of the model).
+    cache = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).cache
     return ids, cache
 
 
@@ -334,8 +335,11 @@ class Engine:
             mask = torch.cat([torch.ones((n, P), dtype=torch.long), qmask], 1)
             pos = (P + torch.arange(Lq))[None].expand(n, Lq)
             dev = model.device
-            out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), cache=cache, use_cache=True)
-            logits = out.logits[torch.arange(n), torch.tensor(lens) - 1]  # [n, V]: each row's last real token
+            last = torch.tensor(lens) - 1  # each row's last real token
+            keep = torch.unique(last)  # logits only where some row ends: [n, len(keep), V], not [n, Lq, V]
+            out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), cache=cache,
+                        use_cache=True, logits_to_keep=keep.to(dev))
+            logits = out.logits[torch.arange(n), torch.searchsorted(keep, last)]  # [n, V]
             L = P + Lq
             if n > 1:
                 _left_align(cache, [P + m for m in lens], L)

@@ -16,6 +16,7 @@ import pandas as pd
 from modes import data as task
 from modes import scoreboard, ui
 from modes.data import Pair
+from modes.jobs import Throttle
 from modes.loader import gpu
 
 DEFAULT_KS = "0,1,2,4,8"
@@ -206,12 +207,14 @@ def build(ctx, adapter_state, runs, tab=None) -> None:
         t_gen = time.perf_counter()  # time to first token counts from here: queue, prefill (unless cached), first step
         lane, run_model = ctx.adapter_model(adapter) if use_adapter else ("base", model)
         ev, ttft = None, None
+        throttle = Throttle(0.15)
         session = getattr(request, "session_hash", None) or "api"
         for ev in ctx.engine.stream(model=run_model, tok=tok, lane=lane, prefix=prefix, query=query, max_new=max_new,
                                     temperature=float(temperature), top_p=float(top_p), seed=int(seed or 0), session=session):
             if ttft is None and ev.ttft is not None:
                 ttft = time.perf_counter() - t_gen
-            if not ev.done:
+            # Streamed at most every 0.15 s: 16 learners x every token was Gradio work that slowed the batch.
+            if not ev.done and throttle():
                 yield ev.text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         proof = ctx.proof_after(before, time.perf_counter())
         after, same = proof["after"], proof["unchanged"]
@@ -237,10 +240,11 @@ def build(ctx, adapter_state, runs, tab=None) -> None:
     translate_btn.click(
         translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
         [output, weights_md, prompt_box, prompt_info, summary], api_name="translate",
+        concurrency_limit=None,  # every request reaches the engine, which batches them and caps rows per session
     )
     text.submit(
         translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
-        [output, weights_md, prompt_box, prompt_info, summary], api_name=False,
+        [output, weights_md, prompt_box, prompt_info, summary], api_name=False, concurrency_limit=None,
     )
 
     # ---- sweep ----

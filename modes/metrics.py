@@ -45,6 +45,7 @@ def weights_hash(model) -> str:
     h = xxhash.xxh3_128()
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
         h.update(name.encode())
-        h.update(p.detach().float().cpu().contiguous().numpy().tobytes() if p.dtype == torch.bfloat16
-                 else p.detach().cpu().contiguous().numpy().data)
+        t = p.detach().cpu().contiguous()
+        # bf16 has no numpy dtype: hash its raw 2-byte words (no float32 copy: 0.05 s instead of 1.8 s at 270M).
+        h.update((t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().data)
     return h.hexdigest()

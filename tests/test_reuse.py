@@ -164,3 +164,14 @@ def test_waiting_learner_can_leave_the_queue(served):
         time.sleep(0.1)
     assert demo.ctx.slot.waiting() == 0
     j1.cancel()
+
+
+def test_bf16_weights_hash_sees_one_changed_value(tiny_tokenizer):
+    from modes.metrics import weights_hash
+
+    model = make_tiny_model(len(tiny_tokenizer)).to(torch.bfloat16)
+    h = weights_hash(model)
+    assert weights_hash(model) == h
+    with torch.no_grad():
+        list(model.parameters())[-1].view(-1)[-1] += 0.5
+    assert weights_hash(model) != h
