@@ -139,15 +139,15 @@ def main() -> None:
     pool = task.pairs_for("en-ko", "train")
     ex = task.select_examples(pool, 8, "random", seed=0)
     prefix, _ = task.split_prompt(T, "en-ko", ex, test_pairs[0].source)
-    cache = ic.PrefixCache()
-    timed("prefill_8shot_cold", cache.get, model, tok, prefix)
+    eng = ic.Engine()
+    timed("prefill_8shot_cold", eng.prefixes.get, ic.model_lane(model), model, tok, prefix)
     hyps = timed("icl_batch_24", ic.generate_batch, model, tok, prefix,
-                 [task.render_prompt(T, "en-ko", p.source) for p in test_pairs], prefix_cache=cache.get(model, tok, prefix))
+                 [task.render_prompt(T, "en-ko", p.source) for p in test_pairs], engine=eng)
     assert len(hyps) == len(test_pairs)
     query = task.render_prompt(T, "en-ko", test_pairs[0].source)
     ttft = []
     for _ in range(5):  # random weights may emit only special tokens, which show no text: then no TTFT
-        for ev in ic.stream_generate(model, tok, prefix, query, max_new_tokens=8, prefix_cache=cache.get(model, tok, prefix)):
+        for ev in ic.stream_generate(model, tok, prefix, query, max_new_tokens=8, engine=eng):
             if ev.ttft is not None:
                 ttft.append(ev.ttft)
                 break

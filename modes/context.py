@@ -12,7 +12,7 @@ import time
 from typing import Hashable
 
 from modes.jobs import TrainingSlot
-from modes.reuse import ReplayStore, ResultStore
+from modes.reuse import Once, ReplayStore, ResultStore
 
 
 class AppContext:
@@ -28,6 +28,7 @@ class AppContext:
         self._engine = None
         self._proof = None
         self._adapters: dict = {}  # adapter key -> PEFT model, a small LRU shared by every session
+        self._building = Once()
         self._lock = threading.Lock()
 
     @property
@@ -81,19 +82,23 @@ class AppContext:
 
     def adapter_model(self, adapter) -> tuple[Hashable, object]:
         """(lane key, PEFT model) for an adapter: built once and shared by every request that uses it."""
-        from modes.adapters import adapter_key, apply_adapter
+        from modes.adapters import adapter_key, serving_model
 
         key = ("adapter", adapter_key(adapter))
-        with self._lock:
-            if key in self._adapters:
-                self._adapters[key] = self._adapters.pop(key)  # most recently used last
-                return key, self._adapters[key]
-        model = apply_adapter(self.loader.get()[0], adapter)
+        with self._building(key):  # twenty learners asking at once build it once (each build copies the base)
+            with self._lock:
+                if key in self._adapters:
+                    self._adapters[key] = self._adapters.pop(key)  # most recently used last
+                    return key, self._adapters[key]
+            model = serving_model(self.loader.get()[0], adapter)
+            self._keep_adapter(key, model)
+        return key, model
+
+    def _keep_adapter(self, key, model) -> None:
         with self._lock:
             self._adapters[key] = model
-            while len(self._adapters) > 2:  # each is a float32 copy of the base (about 1 GB)
+            while len(self._adapters) > 2:  # each is a merged copy of the base (0.5 GB in bf16)
                 old = next(iter(self._adapters))
                 del self._adapters[old]
                 if self._engine is not None:
                     self._engine.prefixes.drop(old)
-        return key, model

@@ -19,12 +19,13 @@ import itertools
 import queue
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterator
 
 import torch
 import torch.nn.functional as F
+
+from modes.engine_kv import PrefixCache, concat, grow, left_align, select_rows, prefill  # noqa: F401 - prefill re-exported
 
 MAX_ROWS = 16  # rows per lane in one decode step: 16 rows cost ~2x one row on 2 cores (memory-bound)
 PER_SESSION = 4  # rows one session may hold in a lane at once, so one flooding learner cannot starve others
@@ -83,103 +84,9 @@ class _Lane:
         self.rows: list[_Row] = []
 
 
-# ---- KV layout helpers -----------------------------------------------------------------------------
-def _pad_left(t: torch.Tensor, n: int) -> torch.Tensor:
-    return t if n <= 0 else F.pad(t, (0, 0, n, 0))  # t: [B, H, T, D] -> [B, H, n+T, D]
-
-
-def _layout_len(cache) -> int:
-    return cache.get_seq_length()
-
-
-def _set_layout(cache, L: int) -> None:
-    for layer in cache.layers:
-        if getattr(layer, "is_sliding", False):
-            layer.cumulative_length = L
-
-
-def _left_align(cache, lengths: list[int], L: int) -> None:
-    """Right-padded rows (real lengths `lengths` of a layout L, sliding layers holding all of it)
-    -> left-padded rows of the same layout."""
-    for layer in cache.layers:
-        for kv in ("keys", "values"):
-            t = getattr(layer, kv)
-            rows = [_pad_left(t[i : i + 1, :, :n], L - n) for i, n in enumerate(lengths)]
-            setattr(layer, kv, torch.cat(rows, 0))
-
-
-def _grow(cache, L_old: int, L_new: int) -> None:
-    """Left-pad every layer so the layout grows from L_old to L_new (sliding layers: to their window)."""
-    for layer in cache.layers:
-        have = layer.keys.shape[-2]
-        want = min(L_new, layer.sliding_window - 1) if getattr(layer, "is_sliding", False) else L_new
-        layer.keys, layer.values = _pad_left(layer.keys, want - have), _pad_left(layer.values, want - have)
-    _set_layout(cache, L_new)
-
-
-def _concat(a, b) -> None:
-    """Append b's rows to a's (same layout length)."""
-    for la, lb in zip(a.layers, b.layers):
-        la.keys, la.values = torch.cat([la.keys, lb.keys], 0), torch.cat([la.values, lb.values], 0)
-
-
-def _select(cache, mask: torch.Tensor, keep: list[int]):
-    """Keep rows `keep`, then drop layout columns that are padding in every row. -> new mask."""
-    idx = torch.tensor(keep, dtype=torch.long)
-    mask = mask[idx]
-    L = mask.shape[1]
-    c = int(mask.any(0).long().argmax()) if mask.any() else L  # leading all-pad columns
-    for layer in cache.layers:
-        k, v = layer.keys[idx], layer.values[idx]
-        held = k.shape[-2]
-        cut = max(0, c - (L - held))  # a layer holds the layout's last `held` columns
-        layer.keys, layer.values = k[:, :, cut:], v[:, :, cut:]
-    _set_layout(cache, L - c)
-    return mask[:, c:]
-
-
-class PrefixCache:
-    """A small LRU of prefix KV caches, keyed by (lane, exact prefix text); shared, it holds no user data."""
-
-    def __init__(self, size: int = 16):
-        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, lane: Hashable, model, tok, prefix: str):
-        key = (lane, id(model), prefix)
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        ids, cache = prefill(model, tok, prefix)
-        with self._lock:
-            self._d[key] = (ids, cache)
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return ids, cache
-
-    def drop(self, lane: Hashable) -> None:
-        with self._lock:
-            for key in [k for k in self._d if k[0] == lane]:
-                del self._d[key]
-
-
-@torch.no_grad()
-def prefill(model, tok, prefix: str):
-    """Run the prefix once: ([1, P] ids, its DynamicCache)."""
-    from transformers import DynamicCache
-
-    raw = tok(prefix, add_special_tokens=True)["input_ids"]
-    if not raw:  # a tokenizer that adds no <bos> and an empty prefix: the cache still needs one position
-        raw = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
-    ids = torch.tensor([raw], dtype=torch.long, device=model.device)
-    cache = DynamicCache(config=model.config)
-    # Only the KV is wanted: one position of logits instead of P x 262k (the LM head is a third of the model).
-    cache = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).cache
-    return ids, cache
-
-
-def stop_ids(tok) -> set[int]:
-    return {tok("\n", add_special_tokens=False)["input_ids"][-1], tok.eos_token_id}
+def stop_ids(tok) -> list[int]:
+    """The newline that ends an answer, and end-of-sequence (a list: generate() takes it as eos_token_id)."""
+    return [tok("\n", add_special_tokens=False)["input_ids"][-1], tok.eos_token_id]
 
 
 def _pick(logits: torch.Tensor, row: _Row) -> int:
@@ -342,7 +249,7 @@ class Engine:
             logits = out.logits[torch.arange(n), torch.searchsorted(keep, last)]  # [n, V]
             L = P + Lq
             if n > 1:
-                _left_align(cache, [P + m for m in lens], L)
+                left_align(cache, [P + m for m in lens], L)
             row_mask = torch.stack([F.pad(torch.ones(P + m, dtype=torch.long), (L - P - m, 0)) for m in lens])
             rows = []
             for j, i in enumerate(chunk):
@@ -361,9 +268,9 @@ class Engine:
             return
         La, Lb = lane.mask.shape[1], mask.shape[1]
         L = max(La, Lb)
-        _grow(lane.cache, La, L)
-        _grow(cache, Lb, L)
-        _concat(lane.cache, cache)
+        grow(lane.cache, La, L)
+        grow(cache, Lb, L)
+        concat(lane.cache, cache)
         lane.mask = torch.cat([F.pad(lane.mask, (L - La, 0)), F.pad(mask, (L - Lb, 0))], 0)
         lane.rows += rows
 
@@ -416,7 +323,7 @@ class Engine:
         keep = [i for i, r in enumerate(lane.rows) if id(r) not in gone]
         lane.rows = [lane.rows[i] for i in keep]
         if keep:
-            lane.mask = _select(lane.cache, lane.mask, keep)
+            lane.mask = select_rows(lane.cache, lane.mask, keep)
         else:
             lane.cache = lane.mask = None
 

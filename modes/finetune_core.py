@@ -258,11 +258,14 @@ def finetune(
     # Scores on the whole held-out split, same greedy decoding for both.
     prompts = [task.fewshot_prompt(cfg.direction, p.source, 0, template=template)[1] for p in test_pairs]
     refs = [p.target for p in test_pairs]
-    # The generation engine, as the in-context tab uses: every chrF on the scoreboard comes from one decoding path.
-    after = generate(model, tok, "", prompts)
+    # Scored as the in-context tab serves it: through the engine, on the served base model and on a
+    # merged copy in the served dtype (the same model /translate uses for this adapter).
+    from modes.adapters import merged_copy
+
+    tuned = merged_copy(model, base.dtype)
+    after = generate(tuned, tok, "", prompts)
     shown = list(range(min(n_examples, len(prompts))))
-    with model.disable_adapter():
-        base_outs = generate(model, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
+    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
     if chrf_before is None:
         chrf_before = chrf(base_outs, refs)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
@@ -279,9 +282,10 @@ def finetune(
         # the same path for both sides, and fast (PEFT generation on a bf16 base was 11x slower here).
         from modes.finetune_offtask import off_task as measure_off_task
 
-        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate)
+        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate,
+                                           tuned=tuned, base_model=base)
         cost["dtype"] = train_dtype
-    del model, private  # the training copy lives only while the run does
+    del model, private, tuned  # the training copy lives only while the run does
     yield FtResult(
         steps=step, seconds=round(seconds, 2), train_loss_first=round(first, 4), train_loss_last=round(last, 4),
         eval_loss_before=round(eval_before, 4), eval_loss_after=round(eval_after, 4),

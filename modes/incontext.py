@@ -306,9 +306,20 @@ def build(ctx, adapter_state, runs, tab=None) -> None:
         lora = None
         if adapter is not None:
             progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
-            lane, tuned = ctx.adapter_model(adapter)
-            queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
-            lora = chrf(ctx.engine.generate(tuned, tok, "", queries, lane=lane, session=session), refs)
+            def compute_lora():
+                lane, tuned = ctx.adapter_model(adapter)
+                queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
+                return {"chrf": chrf(ctx.engine.generate(tuned, tok, "", queries, lane=lane, session=session), refs)}
+
+            from modes.adapters import adapter_key
+
+            # Learners holding the same adapter (a replayed fine-tune gives the same bytes) share this point too.
+            lora_key = {**sweep_point_key(ctx, direction, -1, len(test), 0), "kind": "sweep_lora",
+                        "adapter": adapter_key(adapter), "template": adapter.template}
+            point, was_reused = ctx.results.once(lora_key, compute_lora) if ctx.reuse else (compute_lora(), False)
+            if was_reused:
+                reused.append({"k": "LoRA", "computed_at": point["computed_at"], "seconds": point["seconds"]})
+            lora = point["chrf"]
             rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
         seconds = round(time.perf_counter() - t0, 2)
         best = max(scores, key=scores.get)

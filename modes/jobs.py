@@ -166,7 +166,7 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
             yield JobEvent("queued", position=ctx.slot.position(ticket), wait=ctx.slot.wait_estimate(ticket))
         if rec:
             yield JobEvent("replay", rec)
-            for ev in replay(rec, stop.is_set, replay_seconds):
+            for ev in replay(rec, stop.is_set, min(replay_seconds, rec.seconds)):  # never slower than the original
                 yield JobEvent("event", ev)
             return
         events, t0 = [], time.perf_counter()

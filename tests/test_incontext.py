@@ -59,7 +59,7 @@ def test_greedy_same_with_and_without_prefix_reuse(tiny_tokenizer, window):
     ex = task.pairs_for("en-ko", "train")[:3]
     queries = [task.render_prompt(T, "en-ko", p.source) for p in task.pairs_for("en-ko", "test")[:5]]
     prefix, _ = task.split_prompt(T, "en-ko", ex, "x")
-    fast = ic.generate_batch(model, tok, prefix, queries, max_new_tokens=12, batch_size=4)
+    fast = ic.generate_batch(model, tok, prefix, queries, max_new_tokens=12)
     slow = []
     for q in queries:
         ids = torch.tensor([tok(prefix)["input_ids"] + tok(q, add_special_tokens=False)["input_ids"]])

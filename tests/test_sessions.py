@@ -58,7 +58,7 @@ def test_cancel_stops_training_and_frees_the_slot(served):
         time.sleep(0.1)
     job.cancel()
     t = time.perf_counter()
-    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
+    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, fresh=True, api_name="/pretrain")  # trained, not replayed
     after_cancel = time.perf_counter() - t
     assert after_cancel < alone + 2.0, (alone, after_cancel)
     assert demo.ctx.slot.gauge.now == 0
