@@ -79,6 +79,7 @@ class _Row:
 class _Lane:
     def __init__(self, model, tok):
         self.model, self.tok = model, tok
+        self.stops = stop_ids(tok)  # once per lane, not once per decode step
         self.cache = None  # DynamicCache, rows left-padded to layout length L
         self.mask = None  # [B, L] long: 1 = a real token
         self.rows: list[_Row] = []
@@ -294,7 +295,7 @@ class Engine:
 
     def _emit(self, lane: _Lane, rows: list[_Row], logits: torch.Tensor) -> list[_Row]:
         """Pick each row's next token, stream its text, and return the rows that are finished."""
-        stops = stop_ids(lane.tok)
+        stops = lane.stops
         done = []
         for row, lg in zip(rows, logits):
             r = row.req
@@ -304,11 +305,10 @@ class Engine:
             t = _pick(lg, row)
             if r.ttft is None:
                 r.ttft = time.perf_counter() - r.t_submit
-            text = lane.tok.decode(row.ids, skip_special_tokens=True)
             if t not in stops:
                 row.ids.append(t)
                 row.last = t
-                text = lane.tok.decode(row.ids, skip_special_tokens=True)
+            text = lane.tok.decode(row.ids, skip_special_tokens=True)  # one decode per row per step
             if t in stops or "\n" in text or len(row.ids) >= r.max_new:
                 r.events.put(("done", text.split("\n")[0].strip()))
                 done.append(row)

@@ -139,10 +139,12 @@ def test_identical_finetune_replays_the_same_adapter(served):
     assert rb[-1]["chrf_after"] == ra[-1]["chrf_after"]
 
 
-def test_the_sweep_reuses_base_points_and_says_so(served):
+@pytest.mark.parametrize("direction", ["en-ko", "ko-en"])
+def test_the_sweep_reuses_base_points_and_says_so(served, direction):
     new_client, demo = served
-    first = new_client().predict(ks="0,1", n=3, api_name="/icl_sweep")[-1]
-    second = new_client().predict(ks="0,1,2", n=3, api_name="/icl_sweep")[-1]
+    first = new_client().predict(direction=direction, ks="0,1", n=3, api_name="/icl_sweep")[-1]
+    second = new_client().predict(direction=direction, ks="0,1,2", n=3, api_name="/icl_sweep")[-1]
+    assert first["direction"] == second["direction"] == direction
     assert first["reused"] == []
     assert [r["k"] for r in second["reused"]] == [0, 1]  # k=2 was new, so computed
     assert second["chrf"]["0"] == first["chrf"]["0"] and second["chrf"]["1"] == first["chrf"]["1"]
