@@ -35,9 +35,7 @@ class AppContext:
     def deterministic(self) -> bool:
         """Replays need identical reruns: tests/test_reuse.py shows two CPU runs give identical figures.
         On a GPU that is not shown (atomic adds reorder sums), so nothing is replayed there."""
-        if self.loader.device == "?":
-            self.loader.dtype  # noqa: B018 - resolves the device
-        return self.loader.device == "cpu"
+        return self.loader.resolved_device() == "cpu"
 
     @property
     def engine(self):

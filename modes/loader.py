@@ -137,8 +137,7 @@ class ModelLoader:
     def dtype(self):
         import torch
 
-        if self.device == "?":
-            self._pick_device()
+        self.resolved_device()
         return getattr(torch, self.dtype_name)
 
     @classmethod
@@ -365,35 +364,11 @@ class ModelLoader:
         return self._load_float32().to(self.device).eval()
 
     # ---- building scratch models ------------------------------------------------------------
-    def scratch_model(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0):
-        """A freshly initialised small Gemma 3 (same family as the pretrained model), on this device."""
-        self.libraries()
-        import torch
-        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
+    def resolved_device(self) -> str:
+        """The device models run on (picked on first use)."""
         if self.device == "?":
             self._pick_device()
-        cfg = Gemma3TextConfig(
-            vocab_size=vocab_size,
-            hidden_size=n_embd,
-            intermediate_size=((8 * n_embd // 3 + 7) // 8) * 8,  # gated MLP at nanoGPT's 4x parameter budget
-            num_hidden_layers=n_layer,
-            num_attention_heads=n_head,
-            num_key_value_heads=1,  # one shared K/V head, as Gemma 3 270M has (and ~10% faster steps on CPU)
-            head_dim=n_embd // n_head,
-            query_pre_attn_scalar=n_embd // n_head,
-            max_position_embeddings=block_size,
-            sliding_window=block_size,  # the window covers the whole block, so every layer sees it all
-            layer_types=["full_attention"] * n_layer,
-            pad_token_id=0,
-            bos_token_id=None,
-            eos_token_id=None,
-            tie_word_embeddings=True,
-            attn_implementation="sdpa",
-            use_cache=False,
-        )
-        torch.manual_seed(seed)
-        return Gemma3ForCausalLM(cfg).to(self.device)
+        return self.device
 
     def status_markdown(self) -> str:
         s = self.status

@@ -103,8 +103,10 @@ def test_background_load_calls_on_done_when_ready_and_when_failed(tiny_loader, m
 
 
 def test_scratch_model_is_same_family_and_seeded(tiny_loader):
-    a = tiny_loader.scratch_model(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
-    b = tiny_loader.scratch_model(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
+    from modes.pretrain_core import scratch_model
+
+    a = scratch_model(tiny_loader, vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
+    b = scratch_model(tiny_loader, vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
     assert type(a).__name__ == "Gemma3ForCausalLM"
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
