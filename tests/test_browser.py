@@ -119,8 +119,9 @@ def test_korean_walkthrough_all_tabs(real_loader):
             cell = page.locator('#ic-pool [data-testid="cell-0-1"]')  # row 1, Korean column
             expect(cell).to_have_text("안녕하세요, 만나서 반가워요.")
             cell.dblclick()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("우리 고양이는 하루 종일 자요.")
+            editor = page.locator("#ic-pool textarea:focus, #ic-pool input:focus").first
+            editor.wait_for(timeout=10_000)  # typing before the editor has focus appended to the old text (flaky)
+            editor.fill("우리 고양이는 하루 종일 자요.")
             page.keyboard.press("Enter")
             expect(cell).to_have_text(re.compile("우리 고양이는 하루 종일 자요\\."))  # a selected cell also shows its menu glyph
             page.get_by_role("button", name="번역하기").click()
