@@ -15,19 +15,22 @@ from modes.loader import ModelLoader
 # torch only when they compute: `import app` stays cheap and the page is built before torch loads.
 
 
-def build_app(loader: ModelLoader, ctx=None) -> "gr.Blocks":  # noqa: F821 - gradio is imported below
-    """Lay out the page: model status, the three tabs, licences. The model loads elsewhere.
-    `ctx`: the AppContext the tabs share (a memory-only one when not given); the page keeps it as `demo.ctx`."""
+def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa: F821 - gradio is imported below
+    """Lay out the page: model status, the registered tabs, licences. The model loads elsewhere.
+    `ctx`: the AppContext the tabs share (a memory-only one when not given); the page keeps it as
+    `demo.ctx`. `tabs`: the Tab entries to build (default: the registry, modes/tabs.py)."""
+    import dataclasses
+
     import gradio as gr
 
-    from modes import adapters, finetune, incontext, pretrain, scoreboard, ui
+    from modes import adapters, runs, tabs as registry, ui
     from modes.context import AppContext
 
     ctx = ctx or AppContext(loader)
+    tabs = list(tabs or registry.load())
 
     with gr.Blocks(title="How Models Learn") as demo:
-        # Queue settings first: Gradio rebuilds its route table on each queue() call, and here the
-        # table is still empty (~0.3 s saved at start).
+        # Queue settings before any event: Gradio rebuilds its route table on each queue() call.
         demo.queue(default_concurrency_limit=4, max_size=64)
         gr.Markdown(ui.t("app_title"))
         gr.Markdown(ui.t("app_intro"))
@@ -47,19 +50,16 @@ def build_app(loader: ModelLoader, ctx=None) -> "gr.Blocks":  # noqa: F821 - gra
             return loader.status.as_dict()
 
         gr.api(model_status, api_name="model_status", queue=False)
-        # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
-        adapter_state = gr.State(None, time_to_live=3 * 3600, delete_callback=adapters.cleanup)
-        runs = gr.State(scoreboard.new_runs())  # this session's results, for the scoreboard
+        page = registry.Page(
+            ctx=ctx,
+            # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
+            adapter=gr.State(None, time_to_live=3 * 3600, delete_callback=adapters.cleanup),
+            runs=gr.State(runs.new_runs()),  # this session's results, for the scoreboard
+            tabs=tabs)
         with gr.Tabs():
-            with gr.Tab(ui.t("tab_pretrain"), id="pretrain"):
-                pretrain.build(ctx, runs)
-            with gr.Tab(ui.t("tab_finetune"), id="finetune"):
-                finetune.build(ctx, adapter_state, runs)
-            with gr.Tab(ui.t("tab_incontext"), id="incontext") as incontext_tab:
-                incontext.build(ctx, adapter_state, runs, tab=incontext_tab)
-            with gr.Tab(ui.t("tab_scoreboard"), id="scoreboard") as board_tab:
-                board = scoreboard.build(runs)
-        board_tab.select(scoreboard.show, runs, board, api_name=False, queue=False)
+            for tab in tabs:
+                with gr.Tab(ui.t(tab.title), id=tab.id) as gr_tab:
+                    tab.build(dataclasses.replace(page, tab=gr_tab))
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
     demo.ctx = ctx
@@ -85,11 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classroom", default=os.environ.get("HML_CLASSROOM", "on"), choices=["on", "off"],
                         help="off: no batching engine, no reuse, a weights hash per request (the benchmark's baseline)")
     args = parser.parse_args(argv)
-    # Starting up creates about a million objects that live as long as the app (modules, the page,
-    # the model); the cycle collector would walk them again and again and find nothing to free
-    # (bench/startup.py, alternating with the collector on: warm model-ready median 8.5 s vs 9.9 s,
-    # page 3.5 s vs 4.2 s; a cold start 45 s vs 58 s). So collect nothing until the model has
-    # loaded, then freeze what exists, so later collections skip it too.
+    # Starting up creates about a million objects that live as long as the app; the cycle collector
+    # would walk them again and again and free nothing. So collect nothing until the model has
+    # loaded, then freeze what exists, so later collections skip it too (bench/startup.py).
     gc.disable()
     loader = ModelLoader(args.model, dtype=args.dtype)
     from modes.context import AppContext
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = AppContext(loader, store_dir=store, reuse=on, engine=on)
     demo = build_app(loader, ctx)
     # Load after the page is built and while it launches: started before the Gradio import, the
-    # two fight over the GIL and both finish later (measured: page 8.0 s, model 13.1 s vs 5.1 s, 12.1 s).
+    # two fight over the GIL and both finish later (bench/startup.py).
     loader.start_background(on_done=resume_gc)
     launch(demo)
 

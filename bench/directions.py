@@ -28,7 +28,7 @@ def main() -> None:
 
     import app
     from modes import data as task
-    from modes.finetune_core import chrf
+    from modes.metrics import chrf
     from modes.loader import ModelLoader
     from tests.conftest import free_port
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modes import data as task  # noqa: E402
 from modes import finetune_core as fc  # noqa: E402
+from modes.metrics import chrf  # noqa: E402
 from modes.loader import ModelLoader  # noqa: E402
 
 T = task.DEFAULT_TEMPLATE
@@ -99,7 +100,7 @@ def main() -> None:
     for k in (0, 1, 2, 4, 8):
         prefix, _ = task.split_prompt(T, d.direction, task.select_examples(pool, k, "random", seed=0), test[0].source)
         hyps = ic.generate_batch(base, tok, prefix, [task.render_prompt(T, d.direction, p.source) for p in test])
-        icl[k] = fc.chrf(hyps, [p.target for p in test])
+        icl[k] = chrf(hyps, [p.target for p in test])
     best = max(icl, key=icl.get)
     print(f"in-context chrF on the same pairs: {icl}; best k={best}: {icl[best]}")
     print(f"fine-tuned minus best in-context: {res.chrf_after - icl[best]:+.2f} chrF (target > 0)")

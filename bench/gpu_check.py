@@ -32,8 +32,11 @@ from modes import data as task  # noqa: E402
 from modes import finetune_core as fc  # noqa: E402
 from modes import incontext_core as ic  # noqa: E402
 from modes import pretrain_core as pc  # noqa: E402
+from modes.metrics import pretrained_bpc  # noqa: E402
 from modes.adapters import apply_adapter  # noqa: E402
-from modes.loader import ModelLoader, load_cached_tokenizer, pick_device  # noqa: E402
+from modes.embedded import load_cached_tokenizer  # noqa: E402
+from modes.loader import ModelLoader  # noqa: E402
+from modes.precision import pick_device  # noqa: E402
 
 T = task.DEFAULT_TEMPLATE
 RESULTS: dict = {}
@@ -89,7 +92,7 @@ def main() -> None:
     res = timed("token_losses", pc.token_losses, model, tok, "Now is the winter of our discontent. 지금은 우리 불만의 겨울이다.")
     assert all(math.isfinite(r["loss"]) for r in res.tokens) and len(res.tokens[0]["top"]) == 5
     data = load_corpus(args.assets)
-    bpc = timed("pretrained_bpc_4000_chars", pc.pretrained_bpc, model, tok, data.val[: pc.VAL_SNIPPET_CHARS])
+    bpc = timed("pretrained_bpc_4000_chars", pretrained_bpc, model, tok, data.val[: pc.VAL_SNIPPET_CHARS])
     assert math.isfinite(bpc)
 
     # Tab 1, part 2: from-scratch pre-training, ours against the plain GPT loop on this device.

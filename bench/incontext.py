@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modes import data as task  # noqa: E402
 from modes import incontext_core as ic  # noqa: E402
-from modes.finetune_core import chrf  # noqa: E402
+from modes.metrics import chrf  # noqa: E402
 from modes.loader import ModelLoader  # noqa: E402
 
 T = task.DEFAULT_TEMPLATE

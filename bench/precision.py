@@ -25,9 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 from modes import data as task  # noqa: E402
 from modes import finetune_core as fc  # noqa: E402
+from modes.metrics import chrf  # noqa: E402
 from modes import incontext_core as ic  # noqa: E402
 from modes import pretrain_core as pc  # noqa: E402
-from modes.loader import ModelLoader, cpu_bf16_flags  # noqa: E402
+from modes.loader import ModelLoader  # noqa: E402
+from modes.precision import cpu_bf16_flags  # noqa: E402
 
 TEXT = ("The weather was lovely, so we walked along the river and talked about the new library. "
         "오늘은 날씨가 좋아서 강을 따라 걸으며 새 도서관 이야기를 했어요.")
@@ -78,7 +80,7 @@ def sweep(model, tok, direction: str, ks, n: int) -> dict:
     for k in ks:
         prompts = [task.fewshot_prompt(direction, p.source, k) for p in test]
         hyps = ic.generate_batch(model, tok, prompts[0][0], [q for _, q, _ in prompts])
-        out[k] = fc.chrf(hyps, [p.target for p in test])
+        out[k] = chrf(hyps, [p.target for p in test])
     return out
 
 
@@ -177,7 +179,7 @@ def main() -> None:
         out = {}
         for name, m in (("fp32", m32), ("bf16", m16)):
             tuned = apply_adapter(m, res.adapter)
-            out[name] = fc.chrf(ic.generate_batch(tuned, tok, "", queries), refs)
+            out[name] = chrf(ic.generate_batch(tuned, tok, "", queries), refs)
             del tuned
         print(f"  default LoRA ({args.lora_steps} steps, trained in fp32) applied to the served model: "
               f"chrF fp32 {out['fp32']:.2f}  bf16 {out['bf16']:.2f}  diff {out['bf16'] - out['fp32']:+.2f} "

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modes import corpus as corpus_mod  # noqa: E402
+from modes import pretrain_config as pcfg  # noqa: E402
 from modes import pretrain_core as pc  # noqa: E402
 from modes.loader import ModelLoader  # noqa: E402
 
@@ -48,7 +49,7 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """nanoGPT's model, dropout 0."""
 
-    def __init__(self, vocab: int, p: pc.SizePreset):
+    def __init__(self, vocab: int, p: pcfg.SizePreset):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(vocab, p.n_embd), nn.Embedding(p.block_size, p.n_embd)
         self.blocks = nn.ModuleList(Block(p.n_embd, p.n_head) for _ in range(p.n_layer))
@@ -101,8 +102,8 @@ def baseline_curve(data, vocab, steps: int, device: str = "cpu") -> tuple[list, 
             model.eval()
             with torch.no_grad():
                 vl = []
-                for i in range(0, len(starts), pc.EVAL_BATCH):
-                    s_ = starts[i : i + pc.EVAL_BATCH]
+                for i in range(0, len(starts), pcfg.EVAL_BATCH):
+                    s_ = starts[i : i + pcfg.EVAL_BATCH]
                     xv = torch.stack([val[j : j + p.block_size] for j in s_]).to(device)
                     yv = torch.stack([val[j + 1 : j + 1 + p.block_size] for j in s_]).to(device)
                     vl.append(float(F.cross_entropy(model(xv).view(-1, len(vocab)), yv.view(-1))))
@@ -178,7 +179,7 @@ def main() -> None:
         print(f"  step {smp['step']}: {smp['text'][:100]!r}")
     print("the tab's val curve: " + ", ".join(f"{s}:{v:.3f}@{w:.0f}s" for s, w, v in curve))
     if args.previous:
-        pc.PRESETS["baby-previous"] = dataclasses.replace(pc.PRESETS["baby"], batch_size=12)
+        pcfg.PRESETS["baby-previous"] = dataclasses.replace(pcfg.PRESETS["baby"], batch_size=12)
         prev = parse_config("baby", 2000, 1337, "en")
         prev = dataclasses.replace(prev, size="baby-previous", optimizer="adamw", min_lr_ratio=0.1)
         c2, _, w2 = tab_curve(loader, data, prev)

@@ -32,9 +32,6 @@ class Adapter:
     trainable_params: int
     total_params: int
     source: str = "trained"  # 'trained' or 'uploaded'
-    chrf: float | None = None
-    n_train: int = 0
-    seconds: float = 0.0
     path: str | None = None  # the downloadable zip on disk, removed when the session ends
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from modes.uploads import InputError, read_utf8
+from modes.uploads import InputError, from_hub_dataset, read_utf8
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an upload larger than Shakespeare's complete plays is refused
 MIN_CHARS = 2_000  # fewer characters than this cannot fill train and val batches
@@ -93,21 +93,14 @@ def from_text(name: str, text: str) -> Corpus:
 
 def from_hub(dataset_id: str, column: str = "text", max_chars: int = MAX_UPLOAD_BYTES) -> Corpus:
     """A Hub dataset's text column, via `datasets` (only when the Hub is reachable)."""
-    import os
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise CorpusError("err_hub_offline", name=dataset_id)
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(dataset_id, split="train", streaming=True)
+    def take(rows) -> list[str]:
         parts, total = [], 0
-        for row in ds:
-            chunk = str(row.get(column) or "")
-            parts.append(chunk)
-            total += len(chunk)
+        for row in rows:
+            parts.append(str(row.get(column) or ""))
+            total += len(parts[-1])
             if total >= max_chars:
                 break
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot use this dataset"
-        raise CorpusError("err_hub_dataset", name=dataset_id, why=str(exc).splitlines()[0][:160]) from exc
+        return parts
+
+    parts = from_hub_dataset(dataset_id, take, CorpusError)
     return from_text(dataset_id, "\n".join(parts)[:max_chars])

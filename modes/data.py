@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from modes.uploads import InputError, read_utf8
+from modes.uploads import InputError, from_hub_dataset, read_utf8
 
 PAIRS_FILE = Path(__file__).resolve().parent.parent / "assets" / "data" / "en_ko_pairs.jsonl"
 DIRECTIONS = {"en-ko": ("English", "Korean", "en", "ko"), "ko-en": ("Korean", "English", "ko", "en")}
@@ -226,13 +225,5 @@ def from_upload(path: str | Path) -> list[Pair]:
 
 def from_hub(dataset_id: str, source_col: str, target_col: str) -> list[Pair]:
     """A Hub dataset's two columns (needs the Hub; refused at once when offline)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise DataError("err_hub_offline", name=dataset_id)
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(dataset_id, split="train", streaming=True)
-        rows = [r for _, r in zip(range(MAX_ROWS), ds)]
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot use this dataset"
-        raise DataError("err_hub_dataset", name=dataset_id, why=str(exc).splitlines()[0][:160]) from exc
+    rows = from_hub_dataset(dataset_id, lambda ds: [r for _, r in zip(range(MAX_ROWS), ds)], DataError)
     return _clean_rows(rows, source_col, target_col)

@@ -6,6 +6,8 @@ The script uses transformers' Trainer, PEFT and datasets only, so it runs unchan
 
 from __future__ import annotations
 
+from modes.finetune_config import TARGETS
+
 SCRIPT = '''#!/usr/bin/env python
 """LoRA fine-tune for {direction} translation, exported from How Models Learn.
 
@@ -91,8 +93,6 @@ if __name__ == "__main__":
 
 def render_script(cfg, template: str) -> str:
     """The script text for a FinetuneConfig and prompt template."""
-    from modes.finetune_config import TARGETS
-
     text = SCRIPT.format(
         direction=cfg.direction, template=template, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout,
         targets=TARGETS[cfg.target], steps=cfg.steps, batch_size=cfg.batch_size,

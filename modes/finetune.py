@@ -1,23 +1,29 @@
 """The fine-tune tab: one button teaches the model English↔Korean with a LoRA adapter, with proof.
 
-Compute lives in modes/finetune_core.py and modes/adapters.py (imported lazily); this module lays
-out the tab and wires its events. The adapter lives in the learner's session (gr.State).
+Compute lives in modes/finetune_core.py and modes/adapters.py (imported lazily). Here: the checks
+and the handlers (module level, the app context bound in by `ui.endpoint`), then `build(page)`,
+which lays out the tab and wires its events, then the tab's registry entry. The adapter lives in
+the learner's session (gr.State).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from modes import corpus
 from modes import data as task
-from modes import scoreboard, ui
+from modes import runs as records
+from modes import ui
+from modes.fields import bounds
+from modes.finetune_config import FinetuneConfig
 from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
-from modes.loader import gpu
+from modes.reuse import code_version, runtime, text_hash
+from modes.tabs import Page, Tab
 from modes.uploads import InputError
 
 PAGE = 10  # preview rows per page
@@ -25,8 +31,6 @@ PAGE = 10  # preview rows per page
 
 def shakespeare_val() -> str | None:
     """The pre-training corpus's validation text (general text for the off-task measurement)."""
-    from modes import corpus
-
     try:
         return corpus.shakespeare().val
     except Exception:  # noqa: BLE001 - the measurement then uses the two neutral paragraphs only
@@ -34,7 +38,7 @@ def shakespeare_val() -> str | None:
 
 
 def preview_page(pairs: list, page: int) -> tuple[pd.DataFrame, str]:
-    pages = max(1, math.ceil(len(pairs) / PAGE))
+    pages = max(1, -(-len(pairs) // PAGE))
     page = min(max(1, int(page)), pages)
     rows = pairs[(page - 1) * PAGE : page * PAGE]
     df = pd.DataFrame([{"source": p.source, "target": p.target} for p in rows], columns=["source", "target"])
@@ -86,16 +90,9 @@ def render_cost(off: dict, chrf_before, chrf_after, direction: str, lang: str) -
         m("ft_cost_seconds", secs=f"{off['off_task_seconds']:.0f}")
 
 
-def make_config(lang: str, **kw):
-    from modes.finetune_config import FinetuneConfig
-
+def make_config(lang: str, **kw) -> FinetuneConfig:
+    """The run's config from the widgets or the API (3.0 from a JSON client is 3), refused in the learner's language."""
     try:
-        for k in ("steps", "r", "alpha", "batch_size", "max_length", "seed"):
-            v = kw[k]
-            if isinstance(v, float):
-                if not math.isfinite(v) or v != int(v):
-                    raise ValueError(f"{k}: must be a whole number, got {v!r}")
-                kw[k] = int(v)
         return FinetuneConfig(**kw)
     except (ValueError, TypeError) as exc:
         raise gr.Error(ui.msg("err_ft_setting", lang, why=str(exc))) from None
@@ -103,23 +100,184 @@ def make_config(lang: str, **kw):
 
 def run_key(ctx, cfg, train, test) -> dict:
     """Everything a fine-tune's figures depend on: an identical key replays the recorded run."""
-    from dataclasses import asdict
-
-    from modes.reuse import code_version, runtime, text_hash
-
-    return {"kind": "finetune", "cfg": asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
+    return {"kind": "finetune", "cfg": dataclasses.asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
             [(p.source, p.target) for p in test], task.DEFAULT_TEMPLATE), "model": ctx.proof().reference,
             "dtype": ctx.loader.dtype_name, "code": code_version("finetune_core", "finetune_config", "finetune_offtask",
                                                                  "adapters", "engine", "metrics", "data", "loader"),
             **runtime()}
 
 
-def build(ctx, adapter_state: gr.State, runs: gr.State) -> None:
-    from modes.finetune_config import MAX_STEPS, FinetuneConfig
+def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request: gr.Request = None):
+    """One page of the training pairs the run would use (or why there are none)."""
+    lang = ui.lang_of(request)
+    try:
+        pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+    except gr.Error as exc:
+        return pd.DataFrame(columns=["source", "target"]), f"⚠️ {exc.message}"
+    return preview_page(pairs, page)
 
+
+OUT = ui.Outputs("progress", "plot", "result", "table", "adapter_file", "adapter", "summary", "anew")
+D = FinetuneConfig()
+
+
+def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.learning_rate, seed: int = D.seed,
+             alpha: int = D.alpha, dropout: float = D.dropout, target: str = D.target, batch_size: int = D.batch_size,
+             max_length: int = D.max_length, direction: str = D.direction, data_source: str = "built-in",
+             upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
+             adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
+    """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
+    An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
+    lang = ui.lang_of(request)
+    cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+    cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
+    train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
     loader = ctx.loader
+    if not loader.ready:
+        yield OUT(progress=ui.msg("waiting_model", lang), adapter=adapter)
+    loader.get()  # the libraries and the model, loaded by their one owner: never race it
+    from modes.engine import bulk_generator
+    from modes.finetune_core import FtResult, finetune as run
 
-    d = FinetuneConfig()
+    stop = stop if stop is not None else StopFlag()
+    stop.clear()
+    # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
+    base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
+                "model": ctx.proof().reference, "dtype": loader.dtype_name}
+    base = ctx.results.get(base_key) or {}
+    throttle = Throttle(0.5)
+    rows: list[dict] = []
+    replayed, res = None, None
+    yield OUT(progress=ui.msg("ft_preparing", lang), adapter=adapter)
+
+    def compute():
+        return run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
+                   fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
+                   shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+
+    est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+    keep = lambda r: not r.stopped and r.diverged_at is None  # noqa: E731
+    try:
+        for job in run_job(ctx, run_key(ctx, cfg, train, test), compute, stop, est, keep=keep, fresh=bool(fresh)):
+            if job.kind in ("queued", "left"):
+                yield OUT(progress=records.queue_line(job, lang), adapter=adapter)
+                if job.kind == "left":
+                    return
+                continue
+            if job.kind == "replay":
+                replayed = job.value
+                continue
+            ev = job.value
+            if isinstance(ev, FtResult):
+                res = ev
+                break
+            if ev.step:  # step 0 carries only the held-out loss before training
+                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+            if ev.eval_loss is not None:
+                rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
+            # The plot's colour legend is fixed by the first data it draws: the first yield
+            # (step 1) already holds both the train and the held-out series.
+            if ev.step and throttle(force=ev.eval_loss is not None):
+                md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                            loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+                yield OUT(progress=records.progress_line(md, replayed, lang), plot=pd.DataFrame(rows), adapter=adapter)
+    except RuntimeError as exc:
+        raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
+    except InputError as exc:  # the trained adapter failed the integrity checks every adapter passes
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+    finally:
+        stop.clear()
+    if res is None:
+        return  # a replay the learner stopped: no result (they can train anew)
+    if not replayed and not base:
+        ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
+    path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
+    path.write_bytes(res.adapter.zip_bytes)
+    new_adapter = dataclasses.replace(res.adapter, path=str(path))  # this session's own copy (a replay shares `res`)
+    if adapter is not None and adapter is not new_adapter:
+        from modes.adapters import cleanup
+
+        cleanup(adapter)  # the session's previous adapter file is replaced
+    md = result_text(res, len(test), direction, lang)
+    summary = res.summary()
+    summary["replay"] = records.replay_info(replayed)
+    if replayed:
+        md = records.replay_line(replayed, lang) + "\n\n" + md
+    df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
+                      columns=["source", "base model", "fine-tuned", "reference"])
+    records.record(runs, TAB.id, {**summary, "n_pairs": len(train), "n_test": len(test)})
+    yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"), plot=pd.DataFrame(res.curve),
+              result=md, table=df, adapter_file=str(path), adapter=new_adapter, summary=summary,
+              anew=gr.update(visible=bool(replayed)))
+
+
+def result_text(res, n_test: int, direction: str, lang: str) -> str:
+    """The result card: chrF before/after, the weights proof, and what the run cost elsewhere."""
+    md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=n_test,
+                el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
+                trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",
+                h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
+                same="✅" if res.base_weights_unchanged else "❌", changed=f"{res.adapter_params_changed:,}",
+                steps=res.steps, secs=f"{res.seconds:.0f}")
+    if res.stopped:
+        md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
+    if res.diverged_at is not None:
+        md = "⚠️ " + ui.msg("ft_diverged", lang, step=res.diverged_at, kept=res.kept_step) + "\n\n" + md
+    if res.empty_outputs:
+        md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=n_test)
+    if res.off_task is not None:
+        md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
+    return md
+
+
+def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
+    """A standalone training script with these settings (transformers + PEFT), to run anywhere."""
+    from modes.export import render_script
+
+    lang = ui.lang_of(request)
+    cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+    path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
+    path.write_text(render_script(cfg, task.DEFAULT_TEMPLATE), encoding="utf-8")
+    return str(path)
+
+
+def load_adapter(ctx, path, direction, request: gr.Request = None):
+    """Use an uploaded LoRA adapter zip (checked before it is used) as this session's adapter."""
+    lang = ui.lang_of(request)
+    if not path:
+        return gr.skip(), gr.skip()
+    base = ctx.loader.get()[0]  # the libraries first: adapters import safetensors and peft
+    from modes.adapters import adapter_from_upload
+
+    try:
+        a = adapter_from_upload(path, base, direction, task.DEFAULT_TEMPLATE)
+    except InputError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+    return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
+
+
+def score_row(f: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest fine-tune."""
+    if not f:
+        return ui.msg("sb_empty_finetune", lang)
+    off = f.get("off_task")
+    other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
+        "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
+        rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
+    return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
+                  pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
+                  other=other)
+
+
+def slider(name: str, label, **kw) -> gr.Slider:
+    """A setting's slider, its bounds and default from FinetuneConfig."""
+    return gr.Slider(**bounds(FinetuneConfig, name), value=getattr(D, name), label=label, **kw)
+
+
+def build(page: Page) -> None:
+    ctx = page.ctx
     gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
     easier_btn = gr.Button(ui.t("ft_try_ko_en"), size="sm")
 
@@ -136,25 +294,25 @@ def build(ctx, adapter_state: gr.State, runs: gr.State) -> None:
     preview = gr.Dataframe(headers=["source", "target"], label=ui.t("ft_preview"), interactive=False, wrap=True)
     with gr.Row():
         prev_btn = gr.Button("◀", size="sm")
-        page = gr.Number(value=1, precision=0, label=ui.t("ft_page"), minimum=1)
+        page_no = gr.Number(value=1, precision=0, label=ui.t("ft_page"), minimum=1)
         next_btn = gr.Button("▶", size="sm")
         page_info = gr.Markdown()
 
     # ---- settings ----
     with gr.Accordion(ui.t("ft_advanced"), open=False):
         with gr.Row():
-            direction = gr.Radio(list(task.DIRECTIONS), value=d.direction, label=ui.t("direction_label"))
-            target = gr.Radio(["attention", "all-linear"], value=d.target, label=ui.t("ft_target"))
+            direction = gr.Radio(list(task.DIRECTIONS), value=D.direction, label=ui.t("direction_label"))
+            target = gr.Radio(["attention", "all-linear"], value=D.target, label=ui.t("ft_target"))
         with gr.Row():
-            r = gr.Slider(1, 64, value=d.r, step=1, label="r", info=ui.t("ft_r_info"))
-            alpha = gr.Slider(1, 128, value=d.alpha, step=1, label="alpha", info=ui.t("ft_alpha_info"))
-            dropout = gr.Slider(0, 0.5, value=d.dropout, step=0.01, label="dropout")
+            r = slider("r", "r", info=ui.t("ft_r_info"))
+            alpha = slider("alpha", "alpha", info=ui.t("ft_alpha_info"))
+            dropout = slider("dropout", "dropout")
         with gr.Row():
-            learning_rate = gr.Number(value=d.learning_rate, label=ui.t("ft_lr"))
-            steps = gr.Slider(1, MAX_STEPS, value=d.steps, step=1, label=ui.t("ft_steps"))
-            batch_size = gr.Slider(1, 32, value=d.batch_size, step=1, label=ui.t("ft_batch"))
-            max_length = gr.Slider(16, 256, value=d.max_length, step=8, label=ui.t("ft_maxlen"))
-            seed = gr.Number(value=d.seed, precision=0, label=ui.t("seed_label"))
+            learning_rate = gr.Number(value=D.learning_rate, label=ui.t("ft_lr"))
+            steps = slider("steps", ui.t("ft_steps"))
+            batch_size = slider("batch_size", ui.t("ft_batch"))
+            max_length = slider("max_length", ui.t("ft_maxlen"))
+            seed = gr.Number(value=D.seed, precision=0, label=ui.t("seed_label"))
     with gr.Row():
         train_btn = gr.Button(ui.t("ft_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
@@ -176,166 +334,25 @@ def build(ctx, adapter_state: gr.State, runs: gr.State) -> None:
     stop_flag = gr.State(StopFlag())
 
     # ---- events ----
-    def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request: gr.Request = None):
-        lang = ui.lang_of(request)
-        try:
-            pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang)
-        except gr.Error as exc:
-            return pd.DataFrame(columns=["source", "target"]), f"⚠️ {exc.message}"
-        return preview_page(pairs, page)
-
     data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
-    for comp in (data_source, upload, direction, page):
-        comp.change(show_page, data_inputs + [page], [preview, page_info], api_name=False, queue=False)
+    for comp in (data_source, upload, direction, page_no):
+        comp.change(show_page, data_inputs + [page_no], [preview, page_info], api_name=False, queue=False)
     # The first page of the built-in pairs as soon as the page opens, not after the first change.
-    ui.on_page_load(lambda: preview_page(task.pairs_for(d.direction, "train"), 1), [preview, page_info])
+    ui.on_page_load(lambda: preview_page(task.pairs_for(D.direction, "train"), 1), [preview, page_info])
     easier_btn.click(lambda: "ko-en", None, direction, api_name=False, queue=False)
-    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page, page, api_name=False, queue=False)
-    next_btn.click(lambda p: int(p or 1) + 1, page, page, api_name=False, queue=False)
-    gr.on([hub_id.submit], show_page, data_inputs + [page], [preview, page_info], api_name=False)
-
-    @ui.guard
-    @gpu(duration=600)
-    def finetune(steps: int = d.steps, r: int = d.r, learning_rate: float = d.learning_rate, seed: int = d.seed,
-                 alpha: int = d.alpha, dropout: float = d.dropout, target: str = d.target, batch_size: int = d.batch_size,
-                 max_length: int = d.max_length, direction: str = d.direction, data_source: str = "built-in",
-                 upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
-                 adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
-        """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
-        An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
-        lang = ui.lang_of(request)
-        cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
-                          batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
-        cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
-        train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
-        skip5 = (gr.skip(),) * 5
-        if not loader.ready:
-            yield ui.msg("waiting_model", lang), *skip5[:4], adapter, gr.skip(), gr.skip()
-        loader.get()  # the libraries and the model, loaded by their one owner: never race it
-        from modes.engine import bulk_generator
-        from modes.finetune_core import FtResult, finetune as run
-        stop = stop if stop is not None else StopFlag()
-        stop.clear()
-        # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
-        base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
-                    "model": ctx.proof().reference, "dtype": loader.dtype_name}
-        base = ctx.results.get(base_key) or {}
-        throttle = Throttle(0.5)
-        rows: list[dict] = []
-        replayed, res = None, None
-        yield ui.msg("ft_preparing", lang), *skip5[:4], adapter, gr.skip(), gr.skip()
-
-        def compute():
-            return run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
-                       fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
-                       shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
-
-        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-        keep = lambda r: not r.stopped and r.diverged_at is None  # noqa: E731
-        try:
-            for job in run_job(ctx, run_key(ctx, cfg, train, test), compute, stop, est, keep=keep, fresh=bool(fresh)):
-                if job.kind in ("queued", "left"):
-                    md = ui.msg("queue_wait", lang, pos=job.position, wait=fmt_eta(job.wait)) if job.kind == "queued" \
-                        else ui.msg("queue_left", lang)
-                    yield md, *skip5[:4], adapter, gr.skip(), gr.skip()
-                    if job.kind == "left":
-                        return
-                    continue
-                if job.kind == "replay":
-                    replayed = job.value
-                    continue
-                ev = job.value
-                if isinstance(ev, FtResult):
-                    res = ev
-                    break
-                if ev.step:  # step 0 carries only the held-out loss before training
-                    rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                if ev.eval_loss is not None:
-                    rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
-                # The plot's colour legend is fixed by the first data it draws: the first yield
-                # (step 1) already holds both the train and the held-out series.
-                if ev.step and throttle(force=ev.eval_loss is not None):
-                    md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
-                                loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-                    if replayed:
-                        md = "♻️ " + ui.msg("replay_progress", lang) + " " + md
-                    yield md, pd.DataFrame(rows), *skip5[:3], adapter, gr.skip(), gr.skip()
-        except RuntimeError as exc:
-            raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
-        except InputError as exc:  # the trained adapter failed the integrity checks every adapter passes
-            raise ui.error(exc.key, lang, **exc.fmt) from None
-        finally:
-            stop.clear()
-        if res is None:
-            return  # a replay the learner stopped: no result (they can train anew)
-        if not replayed and not base:
-            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
-        path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
-        path.write_bytes(res.adapter.zip_bytes)
-        new_adapter = dataclasses.replace(res.adapter, path=str(path))  # this session's own copy (a replay shares `res`)
-        if adapter is not None and adapter is not new_adapter:
-            from modes.adapters import cleanup
-
-            cleanup(adapter)  # the session's previous adapter file is replaced
-        md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=len(test),
-                    el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
-                    trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",
-                    h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
-                    same="✅" if res.base_weights_unchanged else "❌", changed=f"{res.adapter_params_changed:,}",
-                    steps=res.steps, secs=f"{res.seconds:.0f}")
-        if res.stopped:
-            md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
-        if res.diverged_at is not None:
-            md = "⚠️ " + ui.msg("ft_diverged", lang, step=res.diverged_at, kept=res.kept_step) + "\n\n" + md
-        if res.empty_outputs:
-            md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=len(test))
-        if res.off_task is not None:
-            md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
-        summary = res.summary()
-        summary["replay"] = None
-        if replayed:
-            summary["replay"] = {"recorded_at": replayed.recorded_at, "original_seconds": round(replayed.seconds, 1)}
-            md = "♻️ " + ui.msg("replay_note", lang, when=replayed.recorded_at, secs=f"{replayed.seconds:.0f}") + "\n\n" + md
-        df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
-                          columns=["source", "base model", "fine-tuned", "reference"])
-        scoreboard.record_finetune(runs, summary, len(train), len(test))
-        done = ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}")
-        yield done, pd.DataFrame(res.curve), md, df, str(path), new_adapter, summary, gr.update(visible=bool(replayed))
+    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_no, page_no, api_name=False, queue=False)
+    next_btn.click(lambda p: int(p or 1) + 1, page_no, page_no, api_name=False, queue=False)
+    hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
 
     settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
-    ft_inputs = settings + data_inputs[:5] + [fresh_box, adapter_state, stop_flag, runs]
-    ft_outputs = [progress_md, plot, result_md, table, adapter_file, adapter_state, summary, anew_btn]
-    # Trainings queue in ctx.slot (visible position, leavable), not in Gradio's queue: replays never wait.
-    train_btn.click(finetune, ft_inputs, ft_outputs, api_name="finetune", concurrency_limit=None)
-    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
-        finetune, ft_inputs, ft_outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
-    stop_btn.click(lambda f: f.set(), [stop_flag], None, queue=False, api_name=False)
+    inputs = settings + data_inputs[:5] + [fresh_box, page.adapter, stop_flag, page.runs]
+    outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
+                        "adapter": page.adapter, "summary": summary, "anew": anew_btn})
+    ui.wire_training(ui.endpoint(finetune, ctx, duration=600), inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box,
+                     stop_flag, api_name="finetune")
+    export_btn.click(ui.endpoint(export), settings, script_file, api_name="export_script")
+    adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
+                          api_name="load_adapter")
 
-    @ui.guard
-    def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
-        from modes.export import render_script
 
-        lang = ui.lang_of(request)
-        cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
-                          batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
-        path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
-        path.write_text(render_script(cfg, task.DEFAULT_TEMPLATE), encoding="utf-8")
-        return str(path)
-
-    export_btn.click(export, settings, script_file, api_name="export_script")
-
-    @ui.guard
-    def load_adapter(path, direction, request: gr.Request = None):
-        lang = ui.lang_of(request)
-        if not path:
-            return gr.skip(), gr.skip()
-        base = loader.get()[0]  # the libraries first: adapters import safetensors and peft
-        from modes.adapters import adapter_from_upload
-
-        try:
-            a = adapter_from_upload(path, base, direction, task.DEFAULT_TEMPLATE)
-        except InputError as exc:
-            raise ui.error(exc.key, lang, **exc.fmt) from None
-        return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
-
-    adapter_upload.upload(load_adapter, [adapter_upload, direction], [adapter_state, adapter_msg], api_name="load_adapter")
+TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row)

@@ -3,10 +3,10 @@ widgets (whose defaults come from these) before the model libraries have loaded.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from modes import data as task
+from modes.fields import bounded, check, number, whole
 
 TARGETS = {
     "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -22,39 +22,25 @@ MAX_R = 256
 class FinetuneConfig:
     """Settings of one LoRA run. The widget defaults come from here."""
 
-    steps: int = 60  # optimizer steps: ~2 min on 2 CPU cores with the defaults below
-    r: int = 16  # adapter rank: the size of the low-rank update per weight matrix
-    alpha: int = 32  # LoRA scaling numerator (update scaled by alpha / r)
-    dropout: float = 0.05  # dropout on the adapter input: mild regularisation for a small data set
+    steps: int = bounded(60, 1, MAX_STEPS)  # optimizer steps: ~2 min on 2 CPU cores with the defaults below
+    r: int = bounded(16, 1, MAX_R)  # adapter rank: the size of the low-rank update per weight matrix
+    alpha: int = bounded(32, 1, 4 * MAX_R)  # LoRA scaling numerator (update scaled by alpha / r)
+    dropout: float = bounded(0.05, 0.0, 0.9, 0.01)  # dropout on the adapter input: mild regularisation for a small data set
     target: str = "attention"  # which linear layers get adapters: 'attention' or 'all-linear'
     learning_rate: float = 1e-3  # LoRA tolerates a high rate; the base weights never move
-    batch_size: int = 8  # pairs per step
-    max_length: int = 96  # tokens per pair (prompt + target); longer pairs are truncated
+    batch_size: int = bounded(8, 1, MAX_BATCH)  # pairs per step
+    max_length: int = bounded(96, 16, MAX_LEN_CAP, 8)  # tokens per pair (prompt + target); longer pairs are truncated
     seed: int = 0  # fixes adapter init, batch order and dropout
     direction: str = "en-ko"  # which way to translate: 'en-ko' or 'ko-en'
-    eval_every: int = 20  # steps between held-out eval-loss points
-    warmup: int = 5  # linear warmup steps
+    eval_every: int = bounded(20, 1, MAX_STEPS)  # steps between held-out eval-loss points
+    warmup: int = bounded(5, 0, MAX_STEPS)  # linear warmup steps
 
     def __post_init__(self):
-        def whole(name, lo, hi):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name}: must be a whole number from {lo} to {hi}, got {v!r}")
-
-        whole("steps", 1, MAX_STEPS)
-        whole("r", 1, MAX_R)
-        whole("alpha", 1, 4 * MAX_R)
-        whole("batch_size", 1, MAX_BATCH)
-        whole("max_length", 16, MAX_LEN_CAP)
-        whole("eval_every", 1, MAX_STEPS)
-        whole("warmup", 0, MAX_STEPS)
-        if not isinstance(self.seed, int):
-            raise ValueError(f"seed: must be a whole number, got {self.seed!r}")
-        lr = self.learning_rate
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or not 0 < lr <= 0.1:
-            raise ValueError(f"learning_rate: must be a number in (0, 0.1], got {lr!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout: must lie in [0, 1), got {self.dropout!r}")
+        check(self)
+        self.seed = whole(self.seed, "seed")
+        number(self.learning_rate, "learning_rate", 0, 0.1)
+        if self.learning_rate == 0:
+            raise ValueError("learning_rate: must be a number above 0, got 0")
         if self.target not in TARGETS:
             raise ValueError(f"target: must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if self.direction not in task.DIRECTIONS:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from modes import data as task
 from modes.adapters import Adapter, adapter_zip, validate_adapter_zip
 from modes.data import Pair
-from modes.metrics import chrf, weights_hash  # noqa: F401 - benches and tests read them here too
-from modes.finetune_config import MAX_BATCH, MAX_LEN_CAP, MAX_R, MAX_STEPS, TARGETS, FinetuneConfig  # noqa: F401 - re-exported
+from modes.metrics import chrf, weights_hash
+from modes.finetune_config import FinetuneConfig
 
 
 # ---- tokenisation with a loss mask ---------------------------------------------------------------
@@ -275,7 +275,7 @@ def finetune(
     validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
     score_after = chrf(after, refs)
     train_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    adapter = Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained", score_after, len(train_pairs), round(seconds, 1))
+    adapter = Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained")
     cost, cost_base = None, None
     if off_task:
         # Off-task, on the training copy with the adapter on and disabled, like the scoring above:

@@ -1,25 +1,30 @@
 """The in-context tab: a few-shot translation playground and a "how many examples?" sweep.
 
-Compute lives in modes/incontext_core.py (imported lazily); this module lays out the tab and wires
-its events. The weights never change here, and the panel proves it with a hash before and after.
+Generation goes through the app's one engine (modes/engine.py). Here: the checks and the handlers
+(module level, the app context bound in by `ui.endpoint`), then `build(page)`, which lays out the
+tab and wires its events, then the tab's registry entry. The weights never change here, and the
+panel proves it with a hash before and after.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import gradio as gr
 import pandas as pd
 
 from modes import data as task
-from modes import scoreboard, ui
-from modes.data import Pair
+from modes import runs as records
+from modes import ui
+from modes.data import SELECTIONS
+from modes.fields import bounds, whole
+from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS, SweepConfig, TranslateConfig
 from modes.jobs import Throttle
-from modes.loader import gpu
+from modes.reuse import code_version, runtime
+from modes.tabs import Page, Tab
 
-DEFAULT_KS = "0,1,2,4,8"
+T, S = TranslateConfig(), SweepConfig()
 SWEEP_ICL, SWEEP_LORA = "in-context (base model)", "LoRA fine-tuned (k=0)"
 EXAMPLE_TEXT = {"en-ko": "Where can I buy a ticket for the museum?", "ko-en": "박물관 표는 어디에서 살 수 있어요?"}
 
@@ -76,8 +81,6 @@ def default_pool() -> pd.DataFrame:
 
 def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
     """Validate a translate request (pool: (English, Korean) rows, or None for the built-in split)."""
-    from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS
-
     if direction not in task.DIRECTIONS:
         raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
     if text is None or not str(text).strip():
@@ -88,19 +91,20 @@ def check_inputs(text, direction, k, template, max_new_tokens, pool, lang):
         task.check_template(template)
     except task.DataError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
-    if not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k) or k != int(k) or not 0 <= k <= MAX_K:
-        raise ui.error("err_k_range", lang, k=k, max=MAX_K)
+    try:
+        k = whole(k, "k", 0, MAX_K)
+    except ValueError:
+        raise ui.error("err_k_range", lang, k=k, max=MAX_K) from None
     n_pool = len(task.builtin_pool("train")) if pool is None else len(pool)
     if k > n_pool:
         raise ui.error("err_k_pool", lang, k=int(k), n=n_pool)
-    if not isinstance(max_new_tokens, (int, float)) or not math.isfinite(max_new_tokens) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, float)) or not math.isfinite(max_new_tokens) \
+            or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ui.error("err_max_new", lang, max=MAX_NEW_TOKENS)
-    return str(text).strip().replace("\n", " "), int(k), int(max_new_tokens)
+    return str(text).strip().replace("\n", " "), k, int(max_new_tokens)
 
 
 def parse_ks(ks: str, lang: str) -> list[int]:
-    from modes.incontext_config import MAX_K
-
     try:
         out = sorted({int(x) for x in str(ks).replace(" ", "").split(",") if x != ""})
     except ValueError:
@@ -112,33 +116,213 @@ def parse_ks(ks: str, lang: str) -> list[int]:
 
 def sweep_point_key(ctx, direction: str, k: int, n: int, seed: int) -> dict:
     """Everything one base-model sweep point depends on: the same key gives the same chrF."""
-    from modes.reuse import code_version, runtime
-
     return {"kind": "sweep_point", "model": ctx.proof().reference, "dtype": ctx.loader.dtype_name, "direction": direction,
             "k": k, "n": n, "seed": seed, "template": task.DEFAULT_TEMPLATE, "code": code_version("engine", "data", "metrics"),
             **runtime()}
 
 
-def build(ctx, adapter_state, runs, tab=None) -> None:
-    from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, SELECTIONS
+def prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang):
+    """(prefix, query, max_new, flagged rows): the request checked, the prompt built by task.fewshot_prompt."""
+    rows, flagged = pool_from_table(pool_df, lang)
+    text, k, max_new = check_inputs(text, direction, k, template, max_new_tokens, rows, lang)
+    if selection not in SELECTIONS:
+        raise ui.error("err_selection", lang, name=selection, choices=", ".join(SELECTIONS))
+    prefix, query, _ = task.fewshot_prompt(direction, text, k, rows, selection, int(seed or 0), template)
+    return prefix, query, max_new, flagged
 
-    loader = ctx.loader
+
+def preview(ctx, text, direction, k, selection, seed, template, max_new_tokens, pool_df, request: gr.Request = None):
+    """Show the exact prompt and its token count; warm the prefix cache so the run starts fast."""
+    lang = ui.lang_of(request)
+    try:
+        prefix, query, _, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang)
+    except gr.Error as exc:
+        return "", f"⚠️ {exc.message}"
+    warn = pool_warning(flagged, lang)
+    if not ctx.loader.ready:
+        return prefix + query, ui.msg("ic_model_loading", lang) + warn
+    model, tok = ctx.loader.get()
+    n = len(tok(prefix + query)["input_ids"])
+    ctx.engine.prefixes.get("base", model, tok, prefix)
+    return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n) + warn
+
+
+OUT = ui.Outputs("output", "weights", "prompt", "prompt_info", "summary")
+
+
+def translate(ctx, text: str, direction: str = T.direction, k: int = T.k, selection: str = T.selection, seed: int = T.seed,
+              use_adapter: bool = False, template: str = T.template, temperature: float = T.temperature,
+              top_p: float = T.top_p, max_new_tokens: int = T.max_new_tokens, pool=None, adapter=None,
+              request: gr.Request = None):
+    """Translate with k in-context examples (optionally through the session's LoRA adapter), streaming."""
+    lang = ui.lang_of(request)
+    prefix, query, max_new, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool, lang)
+    if use_adapter and adapter is None:
+        raise ui.error("err_no_adapter", lang)
+    if not ctx.loader.ready:
+        yield OUT(weights=ui.msg("waiting_model", lang))
+    model, tok = ctx.loader.get()  # the libraries and the model, loaded by their one owner
+    t0 = time.perf_counter()
+    before = ctx.proof_before()
+    t_gen = time.perf_counter()  # time to first token counts from here: queue, prefill (unless cached), first step
+    lane, run_model = ctx.adapter_model(adapter) if use_adapter else ("base", model)
+    ev, ttft = None, None
+    throttle = Throttle(0.15)
+    session = getattr(request, "session_hash", None) or "api"
+    for ev in ctx.engine.stream(model=run_model, tok=tok, lane=lane, prefix=prefix, query=query, max_new=max_new,
+                                temperature=float(temperature), top_p=float(top_p), seed=int(seed or 0), session=session):
+        if ttft is None and ev.ttft is not None:
+            ttft = time.perf_counter() - t_gen
+        # Streamed at most every 0.15 s: every token for 16 learners was Gradio work that slowed the batch.
+        if not ev.done and throttle():
+            yield OUT(output=ev.text)
+    proof = ctx.proof_after(before, time.perf_counter())
+    after, same = proof["after"], proof["unchanged"]
+    seconds = time.perf_counter() - t0
+    n_tokens = len(tok(prefix + query)["input_ids"])
+    md = ui.msg("ic_weights", lang, h1=before[:16], h2=after[:16], same="✅" if same else "❌",
+                ttft=f"{ttft or 0:.2f}", secs=f"{seconds:.1f}",
+                via=ui.msg("ic_via_adapter", lang) if use_adapter else "")
+    empty = None if ev.text else ui.msg("empty_reason", "en")
+    if empty:
+        md = "⚠️ " + ui.msg("empty_reason_ui", lang) + "\n\n" + md
+    res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
+           "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
+           "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction,
+           "pool": "built-in" if pool is None else "given", "pool_warnings": flagged, "dtype": ctx.loader.dtype_name,
+           "proof": {"hash_before": before, "hash_after": after, "hash_shared_with": proof["shared_with"],
+                     "hash_wait_s": proof["wait_s"]}}
+    if empty:
+        res["empty_reason"] = empty
+    warn = pool_warning(flagged, lang)
+    yield OUT(output=ev.text, weights=md + warn, prompt=prefix + query,
+              prompt_info=ui.msg("ic_prompt_tokens", lang, n=n_tokens) + warn, summary=res)
+
+
+def sweep_points(ctx, direction: str, k_list: list[int], test: list, seed: int, session: str, on_point) -> tuple[dict, list]:
+    """chrF of the base model at each k ({k: chrF}) and which points were served from shared results."""
+    from modes.metrics import chrf
+
+    model, tok = ctx.loader.get()
+    refs = [p.target for p in test]
+    scores, reused = {}, []
+    for kk in k_list:
+        on_point(kk)
+
+        def compute(kk=kk):
+            # Random examples do not depend on the query: one prefix, one KV cache, for every query.
+            prompts = [task.fewshot_prompt(direction, p.source, kk, seed=seed) for p in test]
+            hyps = ctx.engine.generate(model, tok, prompts[0][0], [q for _, q, _ in prompts], lane="base", session=session)
+            return {"chrf": chrf(hyps, refs)}
+
+        # The base model's points are the same for every learner: computed once, then served to all.
+        if ctx.reuse:
+            point, was_reused = ctx.results.once(sweep_point_key(ctx, direction, kk, len(test), seed), compute)
+        else:
+            point, was_reused = compute(), False
+        if was_reused:
+            reused.append({"k": kk, "computed_at": point["computed_at"], "seconds": point["seconds"]})
+        scores[kk] = point["chrf"]
+    return scores, reused
+
+
+def sweep_lora(ctx, adapter, direction: str, test: list, session: str) -> tuple[float, dict | None]:
+    """chrF through the adapter at k=0, and where it was served from shared results (else None)."""
+    from modes.adapters import adapter_key
+    from modes.metrics import chrf
+
+    def compute():
+        lane, tuned = ctx.adapter_model(adapter)
+        queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
+        return {"chrf": chrf(ctx.engine.generate(tuned, ctx.loader.get()[1], "", queries, lane=lane, session=session),
+                             [p.target for p in test])}
+
+    # Learners holding the same adapter (a replayed fine-tune gives the same bytes) share this point too.
+    key = {**sweep_point_key(ctx, direction, -1, len(test), 0), "kind": "sweep_lora", "adapter": adapter_key(adapter),
+           "template": adapter.template}
+    point, was_reused = ctx.results.once(key, compute) if ctx.reuse else (compute(), False)
+    return point["chrf"], ({"k": "LoRA", "computed_at": point["computed_at"], "seconds": point["seconds"]} if was_reused else None)
+
+
+def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None = None, seed: int = S.seed, adapter=None,
+              runs: dict | None = None, request: gr.Request = None, progress=gr.Progress()):
+    """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched).
+    `n`: how many held-out pairs (None: all of them)."""
+    lang = ui.lang_of(request)
+    if not ctx.loader.ready:
+        progress(0, desc=ui.msg("waiting_model", lang))
+    ctx.loader.get()  # the libraries and the model, loaded by their one owner
+    if direction not in task.DIRECTIONS:
+        raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
+    k_list = parse_ks(ks, lang)
+    test = task.pairs_for(direction, "test")
+    try:
+        test = test[: whole(len(test) if n is None else n, "n", 1, len(test))]
+    except ValueError:
+        raise ui.error("err_n_range", lang, max=len(test)) from None
+    t0 = time.perf_counter()
+    steps = len(k_list) + (1 if adapter is not None else 0)
+    session = "sweep:" + (getattr(request, "session_hash", None) or "api")
+    on_point = lambda kk: progress(k_list.index(kk) / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))  # noqa: E731
+    scores, reused = sweep_points(ctx, direction, k_list, test, int(seed or 0), session, on_point)
+    rows = [{"k": kk, "chrF": scores[kk], "method": SWEEP_ICL} for kk in k_list]
+    lora = None
+    if adapter is not None:
+        progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
+        lora, lora_reused = sweep_lora(ctx, adapter, direction, test, session)
+        reused += [lora_reused] if lora_reused else []
+        rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
+    seconds = round(time.perf_counter() - t0, 2)
+    best = max(scores, key=scores.get)
+    md = ui.msg("ic_sweep_result", lang, best=best, score=scores[best], n=len(test), secs=f"{seconds:.0f}")
+    if lora is not None:
+        md += "\n\n" + ui.msg("ic_sweep_lora", lang, score=lora)
+    if reused:
+        md += "\n\n♻️ " + ui.msg("ic_sweep_reused", lang, ks=", ".join(str(r["k"]) for r in reused),
+                                   when=reused[0]["computed_at"], secs=f"{sum(r['seconds'] for r in reused):.0f}")
+    df = pd.DataFrame(rows)
+    # k is a count: the plot's x axis shows the measured k values as categories, in order.
+    plot = gr.LinePlot(value=df.assign(k=df["k"].astype(str)), sort=[str(kk) for kk in k_list])
+    out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
+           "best_k": best, "lora_chrf": lora, "dtype": ctx.loader.dtype_name,
+           # Base-model points served from the shared results (computed earlier for identical settings).
+           "reused": reused}
+    records.record(runs, TAB.id, out)
+    return plot, df, md, out
+
+
+def score_row(i: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest sweep."""
+    if not i:
+        return ui.msg("sb_empty_incontext", lang)
+    best = str(i["best_k"])
+    return ui.msg("sb_row_incontext", lang, k=best, secs=f"{i['seconds']:.0f}", score=i["chrf"][best], n=i["n"],
+                  other=ui.msg("sb_other_incontext", lang))
+
+
+def slider(name: str, label) -> gr.Slider:
+    """A setting's slider, its bounds and default from TranslateConfig."""
+    return gr.Slider(**bounds(TranslateConfig, name), value=getattr(T, name), label=label)
+
+
+def build(page: Page) -> None:
+    ctx = page.ctx
     gr.Markdown(ui.t("ic_card"), elem_classes=["card"])
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(value=EXAMPLE_TEXT["en-ko"], label=ui.t("ic_text"), lines=2)
+            text = gr.Textbox(value=EXAMPLE_TEXT[T.direction], label=ui.t("ic_text"), lines=2)
             easier_btn = gr.Button(ui.t("ic_try_ko_en"), size="sm")
             with gr.Row():
-                direction = gr.Radio(list(task.DIRECTIONS), value="en-ko", label=ui.t("direction_label"))
-                k = gr.Slider(0, MAX_K, value=4, step=1, label=ui.t("ic_k"))
-                selection = gr.Radio([(ui.t(f"ic_sel_{x}"), x) for x in SELECTIONS], value="random", label=ui.t("ic_selection"))
-                seed = gr.Number(value=0, precision=0, label=ui.t("seed_label"))
+                direction = gr.Radio(list(task.DIRECTIONS), value=T.direction, label=ui.t("direction_label"))
+                k = slider("k", ui.t("ic_k"))
+                selection = gr.Radio([(ui.t(f"ic_sel_{x}"), x) for x in SELECTIONS], value=T.selection, label=ui.t("ic_selection"))
+                seed = gr.Number(value=T.seed, precision=0, label=ui.t("seed_label"))
             with gr.Accordion(ui.t("ic_decoding"), open=False):
-                template = gr.Textbox(value=task.DEFAULT_TEMPLATE, lines=2, label=ui.t("ic_template"), info=ui.t("ic_template_info"))
+                template = gr.Textbox(value=T.template, lines=2, label=ui.t("ic_template"), info=ui.t("ic_template_info"))
                 with gr.Row():
-                    temperature = gr.Slider(0, 2, value=0, step=0.05, label=ui.t("ic_temperature"))
-                    top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="top-p")
-                    max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=64, step=1, label=ui.t("ic_max_new"))
+                    temperature = slider("temperature", ui.t("ic_temperature"))
+                    top_p = slider("top_p", "top-p")
+                    max_new_tokens = slider("max_new_tokens", ui.t("ic_max_new"))
             use_adapter = gr.Checkbox(value=False, label=ui.t("ic_use_adapter"))
             translate_btn = gr.Button(ui.t("ic_translate_btn"), variant="primary")
             output = gr.Textbox(label=ui.t("ic_output"), lines=2, interactive=False)
@@ -151,106 +335,13 @@ def build(ctx, adapter_state, runs, tab=None) -> None:
         # built-in split) instead of carrying 416 rows in its schema.
         pool = gr.Dataframe(headers=list(task.POOL_COLUMNS), interactive=True, wrap=True,
                             label=ui.t("ic_pool_label"), max_height=320, elem_id="ic-pool")
-        pool_md = gr.Markdown()
     ui.on_page_load(default_pool, pool)
     summary = gr.JSON(label=ui.t("summary_json"))
-
-    def prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang):
-        """(prefix, query, max_new, flagged rows): the request checked, the prompt built by task.fewshot_prompt."""
-        rows, flagged = pool_from_table(pool_df, lang)
-        text, k, max_new = check_inputs(text, direction, k, template, max_new_tokens, rows, lang)
-        if selection not in SELECTIONS:
-            raise ui.error("err_selection", lang, name=selection, choices=", ".join(SELECTIONS))
-        prefix, query, _ = task.fewshot_prompt(direction, text, k, rows, selection, int(seed or 0), template)
-        return prefix, query, max_new, flagged
-
-    def preview(text, direction, k, selection, seed, template, max_new_tokens, pool_df, request: gr.Request = None):
-        """Show the exact prompt and its token count; warm the prefix cache so the run starts fast."""
-        lang = ui.lang_of(request)
-        try:
-            prefix, query, _, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang)
-        except gr.Error as exc:
-            return "", f"⚠️ {exc.message}"
-        warn = pool_warning(flagged, lang)
-        if not loader.ready:
-            return prefix + query, ui.msg("ic_model_loading", lang) + warn
-        model, tok = loader.get()
-        n = len(tok(prefix + query)["input_ids"])
-        ctx.engine.prefixes.get("base", model, tok, prefix)
-        return prefix + query, ui.msg("ic_prompt_tokens", lang, n=n) + warn
-
-    inputs = [text, direction, k, selection, seed, template, max_new_tokens, pool]
-    for comp in (text, direction, k, selection, seed, template, pool):
-        comp.change(preview, inputs, [prompt_box, prompt_info], api_name=False, trigger_mode="always_last",
-                    concurrency_id="preview", concurrency_limit=1, show_progress="hidden")
-    if tab is not None:  # opening the tab shows the prompt and warms its prefix cache before the first run
-        tab.select(preview, inputs, [prompt_box, prompt_info], api_name=False, concurrency_id="preview",
-                   concurrency_limit=1, show_progress="hidden")
-    # The pool keeps its (English, Korean) columns and the learner's edits when the direction flips.
-    easier_btn.click(lambda: ("ko-en", EXAMPLE_TEXT["ko-en"]), None, [direction, text], api_name=False, queue=False)
-
-    @ui.guard
-    @gpu
-    def translate(text: str, direction: str = "en-ko", k: int = 4, selection: str = "random", seed: int = 0,
-                  use_adapter: bool = False, template: str = task.DEFAULT_TEMPLATE, temperature: float = 0.0,
-                  top_p: float = 1.0, max_new_tokens: int = 64, pool=None, adapter=None, request: gr.Request = None):
-        """Translate with k in-context examples (optionally through the session's LoRA adapter), streaming."""
-        lang = ui.lang_of(request)
-        prefix, query, max_new, flagged = prepare(text, direction, k, selection, seed, template, max_new_tokens, pool, lang)
-        if use_adapter and adapter is None:
-            raise ui.error("err_no_adapter", lang)
-        if not loader.ready:
-            yield gr.skip(), ui.msg("waiting_model", lang), gr.skip(), gr.skip(), gr.skip()
-        model, tok = loader.get()  # the libraries and the model, loaded by their one owner
-        t0 = time.perf_counter()
-        before = ctx.proof_before()
-        t_gen = time.perf_counter()  # time to first token counts from here: queue, prefill (unless cached), first step
-        lane, run_model = ctx.adapter_model(adapter) if use_adapter else ("base", model)
-        ev, ttft = None, None
-        throttle = Throttle(0.15)
-        session = getattr(request, "session_hash", None) or "api"
-        for ev in ctx.engine.stream(model=run_model, tok=tok, lane=lane, prefix=prefix, query=query, max_new=max_new,
-                                    temperature=float(temperature), top_p=float(top_p), seed=int(seed or 0), session=session):
-            if ttft is None and ev.ttft is not None:
-                ttft = time.perf_counter() - t_gen
-            # Streamed at most every 0.15 s: 16 learners x every token was Gradio work that slowed the batch.
-            if not ev.done and throttle():
-                yield ev.text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        proof = ctx.proof_after(before, time.perf_counter())
-        after, same = proof["after"], proof["unchanged"]
-        seconds = time.perf_counter() - t0
-        n_tokens = len(tok(prefix + query)["input_ids"])
-        md = ui.msg("ic_weights", lang, h1=before[:16], h2=after[:16], same="✅" if same else "❌",
-                    ttft=f"{ttft or 0:.2f}", secs=f"{seconds:.1f}",
-                    via=ui.msg("ic_via_adapter", lang) if use_adapter else "")
-        empty = None if ev.text else ui.msg("empty_reason", "en")
-        if empty:
-            md = "⚠️ " + ui.msg("empty_reason_ui", lang) + "\n\n" + md
-        res = {"translation": ev.text, "prompt": prefix + query, "prompt_tokens": n_tokens, "seconds": round(seconds, 3),
-               "weights_unchanged": same, "ttft": round(ttft or 0.0, 3), "generate_seconds": round(time.perf_counter() - t_gen, 3),
-               "parameters_updated": 0, "used_adapter": bool(use_adapter), "k": int(k), "direction": direction,
-               "pool": "built-in" if pool is None else "given", "pool_warnings": flagged, "dtype": loader.dtype_name,
-               "proof": {"hash_before": before, "hash_after": after, "hash_shared_with": proof["shared_with"],
-                         "hash_wait_s": proof["wait_s"]}}
-        if empty:
-            res["empty_reason"] = empty
-        warn = pool_warning(flagged, lang)
-        yield ev.text, md + warn, prefix + query, ui.msg("ic_prompt_tokens", lang, n=n_tokens) + warn, res
-
-    translate_btn.click(
-        translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
-        [output, weights_md, prompt_box, prompt_info, summary], api_name="translate",
-        concurrency_limit=None,  # every request reaches the engine, which batches them and caps rows per session
-    )
-    text.submit(
-        translate, [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, adapter_state],
-        [output, weights_md, prompt_box, prompt_info, summary], api_name=False, concurrency_limit=None,
-    )
 
     # ---- sweep ----
     gr.Markdown(ui.t("ic_sweep_title"))
     with gr.Row():
-        ks = gr.Textbox(value=DEFAULT_KS, label=ui.t("ic_ks"))
+        ks = gr.Textbox(value=S.ks, label=ui.t("ic_ks"))
         n_test = len(task.load_pairs("test"))
         n = gr.Slider(1, n_test, value=n_test, step=1, label=ui.t("ic_n"))
         sweep_btn = gr.Button(ui.t("ic_sweep_btn"), variant="primary")
@@ -261,83 +352,26 @@ def build(ctx, adapter_state, runs, tab=None) -> None:
     sweep_md = gr.Markdown()
     sweep_json = gr.JSON(label=ui.t("summary_json"))
 
-    @ui.guard
-    @gpu(duration=600)
-    def icl_sweep(direction: str = "en-ko", ks: str = DEFAULT_KS, n: int = 69, seed: int = 0, adapter=None,
-                  runs: dict | None = None, request: gr.Request = None, progress=gr.Progress()):
-        """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched)."""
-        lang = ui.lang_of(request)
-        if not loader.ready:
-            progress(0, desc=ui.msg("waiting_model", lang))
-        loader.get()  # the libraries and the model, loaded by their one owner
-        from modes.metrics import chrf
+    # ---- events ----
+    inputs = [text, direction, k, selection, seed, template, max_new_tokens, pool]
+    show_prompt = ui.endpoint(preview, ctx)
+    for comp in (text, direction, k, selection, seed, template, pool):
+        comp.change(show_prompt, inputs, [prompt_box, prompt_info], api_name=False, trigger_mode="always_last",
+                    concurrency_id="preview", concurrency_limit=1, show_progress="hidden")
+    if page.tab is not None:  # opening the tab shows the prompt and warms its prefix cache before the first run
+        page.tab.select(show_prompt, inputs, [prompt_box, prompt_info], api_name=False, concurrency_id="preview",
+                        concurrency_limit=1, show_progress="hidden")
+    # The pool keeps its (English, Korean) columns and the learner's edits when the direction flips.
+    easier_btn.click(lambda: ("ko-en", EXAMPLE_TEXT["ko-en"]), None, [direction, text], api_name=False, queue=False)
+    run = ui.endpoint(translate, ctx)
+    tr_inputs = [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, page.adapter]
+    tr_outputs = OUT.wire({"output": output, "weights": weights_md, "prompt": prompt_box, "prompt_info": prompt_info,
+                           "summary": summary})
+    # concurrency_limit=None: every request reaches the engine, which batches them and caps rows per session.
+    translate_btn.click(run, tr_inputs, tr_outputs, api_name="translate", concurrency_limit=None)
+    text.submit(run, tr_inputs, tr_outputs, api_name=False, concurrency_limit=None)
+    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), [direction, ks, n, seed, page.adapter, page.runs],
+                    [sweep_plot, sweep_table, sweep_md, sweep_json], api_name="icl_sweep", concurrency_limit=None)
 
-        if direction not in task.DIRECTIONS:
-            raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
-        k_list = parse_ks(ks, lang)
-        test = task.pairs_for(direction, "test")
-        if not isinstance(n, (int, float)) or not math.isfinite(n) or not 1 <= n <= len(test):
-            raise ui.error("err_n_range", lang, max=len(test))
-        test = test[: int(n)]
-        model, tok = loader.get()
-        refs = [p.target for p in test]
-        t0 = time.perf_counter()
-        rows, scores, reused = [], {}, []
-        steps = len(k_list) + (1 if adapter is not None else 0)
-        session = "sweep:" + (getattr(request, "session_hash", None) or "api")
-        for i, kk in enumerate(k_list):
-            progress(i / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))
 
-            def compute(kk=kk):
-                # Random examples do not depend on the query: one prefix, one KV cache, for every query.
-                prompts = [task.fewshot_prompt(direction, p.source, kk, seed=int(seed or 0)) for p in test]
-                hyps = ctx.engine.generate(model, tok, prompts[0][0], [q for _, q, _ in prompts], lane="base", session=session)
-                return {"chrf": chrf(hyps, refs)}
-
-            # The base model's points are the same for every learner: computed once, then served to all.
-            if ctx.reuse:
-                point, was_reused = ctx.results.once(sweep_point_key(ctx, direction, kk, len(test), int(seed or 0)), compute)
-            else:
-                point, was_reused = compute(), False
-            if was_reused:
-                reused.append({"k": kk, "computed_at": point["computed_at"], "seconds": point["seconds"]})
-            scores[kk] = point["chrf"]
-            rows.append({"k": kk, "chrF": scores[kk], "method": SWEEP_ICL})
-        lora = None
-        if adapter is not None:
-            progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
-            def compute_lora():
-                lane, tuned = ctx.adapter_model(adapter)
-                queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
-                return {"chrf": chrf(ctx.engine.generate(tuned, tok, "", queries, lane=lane, session=session), refs)}
-
-            from modes.adapters import adapter_key
-
-            # Learners holding the same adapter (a replayed fine-tune gives the same bytes) share this point too.
-            lora_key = {**sweep_point_key(ctx, direction, -1, len(test), 0), "kind": "sweep_lora",
-                        "adapter": adapter_key(adapter), "template": adapter.template}
-            point, was_reused = ctx.results.once(lora_key, compute_lora) if ctx.reuse else (compute_lora(), False)
-            if was_reused:
-                reused.append({"k": "LoRA", "computed_at": point["computed_at"], "seconds": point["seconds"]})
-            lora = point["chrf"]
-            rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
-        seconds = round(time.perf_counter() - t0, 2)
-        best = max(scores, key=scores.get)
-        md = ui.msg("ic_sweep_result", lang, best=best, score=scores[best], n=len(test), secs=f"{seconds:.0f}")
-        if lora is not None:
-            md += "\n\n" + ui.msg("ic_sweep_lora", lang, score=lora)
-        if reused:
-            md += "\n\n♻️ " + ui.msg("ic_sweep_reused", lang, ks=", ".join(str(r["k"]) for r in reused),
-                                       when=reused[0]["computed_at"], secs=f"{sum(r['seconds'] for r in reused):.0f}")
-        df = pd.DataFrame(rows)
-        # k is a count: the plot's x axis shows the measured k values as categories, in order.
-        plot = gr.LinePlot(value=df.assign(k=df["k"].astype(str)), sort=[str(kk) for kk in k_list])
-        out = {"chrf": {str(kk): v for kk, v in scores.items()}, "seconds": seconds, "n": len(test), "direction": direction,
-               "best_k": best, "lora_chrf": lora, "dtype": loader.dtype_name,
-               # Base-model points served from the shared results (computed earlier for identical settings).
-               "reused": reused}
-        scoreboard.record_sweep(runs, out)
-        return plot, df, md, out
-
-    sweep_btn.click(icl_sweep, [direction, ks, n, seed, adapter_state, runs], [sweep_plot, sweep_table, sweep_md, sweep_json],
-                    api_name="icl_sweep", concurrency_limit=None)  # the engine batches and caps its rows
+TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row)

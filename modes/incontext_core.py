@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from modes.engine import Engine, StreamEvent, bulk_generator, prefill, stop_ids  # noqa: F401 - the engine's helpers, re-exported
+from modes.engine import Engine, StreamEvent, bulk_generator
 
 
 def generate_batch(model, tok, prefix: str, queries: list[str], max_new_tokens: int = 40, engine: Engine | None = None) -> list[str]:

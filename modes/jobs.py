@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from modes.reuse import Recording, replay
+
 
 class StopFlag:
     """A per-session stop request. Lives in gr.State (deep-copied per session, so no locks inside)."""
@@ -144,8 +146,6 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
     `key` names everything the run depends on (None: never replayed); `keep(result)` says whether
     the finished run may be replayed (not a stopped or diverged one); `is_result(ev)` tells the
     final result from progress events (progress carries an `eta`)."""
-    from modes.reuse import Recording, replay
-
     replayable = key is not None and ctx.reuse and ctx.deterministic
 
     def recorded():

@@ -19,8 +19,9 @@ from pathlib import Path
 # the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
 # two threads importing transformers at once can hand one of them a half-initialised module.
 
-from modes.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer, strip_gguf_quantizer  # noqa: F401
-from modes.precision import DTYPES, cpu_bf16_flags, pick_device, probe_decode_seconds, requested_dtype  # noqa: F401
+from modes.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer
+from modes.precision import cpu_bf16_flags, pick_device, probe_decode_seconds, requested_dtype
+from modes.uploads import hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,6 @@ class ModelLoader:
         self._thread: threading.Thread | None = None
         self._model = None
         self._tokenizer = None
-        self._error: Exception | None = None
         self.status = ModelStatus()
 
     def _pick_device(self) -> None:
@@ -246,7 +246,6 @@ class ModelLoader:
         except Exception as exc:  # noqa: BLE001
             self.status.state = "error"
             self.status.message = f"Could not load the embedded model: {exc}"
-            self._error = exc
             raise
         self._finish(model, tok, t0)
 
@@ -265,8 +264,7 @@ class ModelLoader:
         src = str(local) if local.is_dir() else ident
         if not local.is_dir() and (ident.startswith((".", "/", "~")) or ident.count("/") > 1):
             raise ModelLoadError(f"Could not load model '{ident}': no such local directory, and it is not a Hub id.")
-        # Read offline mode at call time, so a Hub id fails at once instead of retrying the network.
-        offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        offline_env = hub_offline()
         opts = dict(trust_remote_code=False, local_files_only=offline_env)
         if offline_env and not local.is_dir():
             from huggingface_hub import try_to_load_from_cache
@@ -343,7 +341,7 @@ class ModelLoader:
         if self._source is None:
             raise ModelLoadError("This model was given in memory; there is no float32 source to load from.")
         src, _ = self._source
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        offline = hub_offline()
         return AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, use_safetensors=True, trust_remote_code=False,
                                                     local_files_only=offline or Path(src).expanduser().is_dir())
 

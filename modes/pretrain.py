@@ -1,18 +1,25 @@
 """The pre-training tab: next-token loss on any text, and a tiny Gemma 3 pre-trained live from scratch.
 
-Compute lives in modes/pretrain_core.py (imported lazily, so the page appears before torch loads);
-this module lays out the tab and wires its events.
+Compute lives in modes/pretrain_core.py (imported lazily, so the page appears before torch loads).
+Here: the checks and the handlers (module level, the app context bound in by `ui.endpoint`), then
+`build(page)`, which lays out the tab and wires its events, then the tab's registry entry.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import gradio as gr
 import pandas as pd
 
 from modes import corpus as corpus_mod
-from modes import scoreboard, ui
+from modes import runs as records
+from modes import ui
+from modes.fields import bounds, whole
 from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
-from modes.loader import gpu
+from modes.pretrain_config import MAX_STEPS, MAX_TEXT_CHARS, PretrainConfig
+from modes.reuse import code_version, runtime, text_hash
+from modes.tabs import Page, Tab
 from modes.uploads import InputError
 
 # Loss buckets for the colour legend (nats): low = the model saw it coming.
@@ -32,8 +39,6 @@ def bucket(loss: float) -> str:
 
 
 def validate_text(text: str | None, lang: str) -> str:
-    from modes.pretrain_config import MAX_TEXT_CHARS
-
     if text is None or not str(text).strip():
         raise ui.error("err_text_empty", lang)
     if len(text) > MAX_TEXT_CHARS:
@@ -57,18 +62,16 @@ def resolve_corpus(name: str | None, upload, lang: str):
 
 
 def parse_config(size, steps, seed, lang: str):
-    from modes.pretrain_config import MAX_STEPS, PretrainConfig
-
     if size not in SIZES:
         raise ui.error("err_unknown_preset", lang, name=size, choices=", ".join(SIZES))
     try:
-        steps_i, seed_i = int(steps), int(seed)
-        if steps_i != steps:
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
+        steps_i = whole(steps, "steps", 1, MAX_STEPS)
+    except ValueError:
         raise ui.error("err_steps", lang, cap=MAX_STEPS) from None
-    if not 1 <= steps_i <= MAX_STEPS:
-        raise ui.error("err_steps", lang, cap=MAX_STEPS)
+    try:
+        seed_i = whole(seed, "seed")
+    except ValueError as exc:
+        raise ui.error("err_ft_setting", lang, why=str(exc)) from None
     cfg = PretrainConfig(size=size, steps=steps_i, seed=seed_i)
     # About 20 val points and 6 samples whatever the run length, but never so often that they dominate.
     cfg.eval_every = max(10, steps_i // 20)
@@ -78,33 +81,127 @@ def parse_config(size, steps, seed, lang: str):
 
 def run_key(ctx, cfg, data) -> dict:
     """Everything a pre-training run's figures depend on: an identical key replays the recorded run."""
-    from dataclasses import asdict
-
-    from modes.reuse import code_version, runtime, text_hash
-
     return {"kind": "pretrain", "cfg": asdict(cfg), "corpus": [data.name, text_hash(data.train, data.val)],
             "code": code_version("pretrain_core", "pretrain_config", "optim", "loader", "metrics"),
             "reference_model": [ctx.loader.model_id, ctx.loader.dtype_request], **runtime()}
 
 
-def queue_message(ev, lang: str) -> str:
-    """The waiting learner's line: place in the queue and the estimated wait."""
-    return ui.msg("queue_wait", lang, pos=ev.position, wait=fmt_eta(ev.wait))
+def token_loss(ctx, text: str, request: gr.Request = None):
+    """Next-token loss of every token of `text` under the pretrained model, with top-5 guesses."""
+    lang = ui.lang_of(request)
+    text = validate_text(text, lang)
+    model, tok = ctx.loader.get()  # waits for the libraries and the model: never import them before
+    from modes.pretrain_core import token_losses
+
+    res = token_losses(model, tok, text)
+    spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
+    md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
+    return spans, md, None, {**res.as_dict(), "dtype": ctx.loader.dtype_name}
 
 
-def build(ctx, runs: gr.State) -> None:
-    from modes.pretrain_config import MAX_STEPS, PretrainConfig
+def show_top(summary: dict, evt: gr.SelectData):
+    """The top-5 guesses at the token the learner clicked."""
+    if not summary or evt.index is None:
+        return None
+    i = evt.index if isinstance(evt.index, int) else evt.index[0]
+    row = summary["tokens"][i]
+    return {repr(t)[1:-1] or "∅": p for t, p in row["top"]}
 
+
+OUT = ui.Outputs("progress", "plot", "samples", "result", "summary", "anew")
+
+
+def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, steps: int = PretrainConfig.steps,
+             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, stop: StopFlag | None = None,
+             runs: dict | None = None, request: gr.Request = None):
+    """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
+    An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
+    lang = ui.lang_of(request)
+    cfg = parse_config(size, steps, seed, lang)
+    data = resolve_corpus(corpus, upload, lang)
     loader = ctx.loader
+    if not loader.libraries_ready:
+        yield OUT(progress=ui.msg("waiting_libraries", lang))
+    loader.libraries()  # the one owner of torch/transformers imports: never race it
+    from modes.metrics import pretrained_bpc
+    from modes.pretrain_core import PretrainResult, train_scratch
 
-    defaults = PretrainConfig()
+    stop = stop if stop is not None else StopFlag()
+    stop.clear()
+    rows: list[dict] = []
+    samples: list[str] = []
+    throttle = Throttle(0.5)
+    replayed, res = None, None
+
+    def reference(text: str) -> float:
+        return pretrained_bpc(*loader.get(), text)
+
+    def compute():
+        return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
+
+    est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
+    try:
+        for job in run_job(ctx, run_key(ctx, cfg, data), compute, stop, est, keep=lambda r: not r.stopped, fresh=bool(fresh)):
+            if job.kind in ("queued", "left"):
+                yield OUT(progress=records.queue_line(job, lang))
+                if job.kind == "left":
+                    return
+                continue
+            if job.kind == "replay":
+                replayed = job.value
+                yield OUT(anew=gr.update(visible=True))
+                continue
+            ev = job.value
+            if isinstance(ev, PretrainResult):
+                res = ev
+                break
+            rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
+            if ev.val_loss is not None:
+                rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
+            if ev.sample is not None:
+                samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
+            if throttle(force=ev.sample is not None):
+                md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                            eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+                yield OUT(progress=records.progress_line(md, replayed, lang), plot=pd.DataFrame(rows), samples="\n\n".join(samples))
+    finally:
+        stop.clear()
+    if res is None:
+        return  # a replay the learner stopped: no result (they can train anew)
+    key = "pt_result_stopped" if res.stopped else "pt_result"
+    md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
+                secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
+    summary = res.summary()
+    summary["replay"] = records.replay_info(replayed)
+    if replayed:  # said plainly: these figures are an identical earlier run's, streamed again
+        md = records.replay_line(replayed, lang) + "\n\n" + md
+    records.record(runs, TAB.id, {**summary, "corpus": data.name, "n_chars": len(data.train) + len(data.val)})
+    yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"), plot=pd.DataFrame(rows),
+              samples="\n\n".join(samples), result=md, summary=summary, anew=gr.update(visible=bool(replayed)))
+
+
+def _ref(bpc: float | None) -> str:
+    return "—" if bpc is None else f"{bpc:.2f}"
+
+
+def score_row(p: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest pre-training."""
+    if not p:
+        return ui.msg("sb_empty_pretrain", lang)
+    return ui.msg("sb_row_pretrain", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
+                  chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
+                  ref=_ref(p.get("pretrained_val_bpc")), other=ui.msg("sb_other_pretrain", lang, bpc=f"{p['val_bpc']:.2f}"))
+
+
+def build(page: Page) -> None:
+    ctx, defaults = page.ctx, PretrainConfig()
     gr.Markdown(ui.t("pt_card"), elem_classes=["card"])
 
     # ---- Part 1 ----
     gr.Markdown(ui.t("pt_part1_title"))
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(label=ui.t("pt_text_label"), lines=3, value=EXAMPLES[0][0], max_length=2000)
+            text = gr.Textbox(label=ui.t("pt_text_label"), lines=3, value=EXAMPLES[0][0], max_length=MAX_TEXT_CHARS)
             gr.Examples(EXAMPLES, inputs=[text], label=ui.t("pt_examples_label"), example_labels=[
                 "Shakespeare", "한국어 (Korean)", "random letters", "repeated phrase"])
             gr.Markdown(ui.t("pt_examples_hint"))
@@ -115,29 +212,6 @@ def build(ctx, runs: gr.State) -> None:
     tokens = gr.HighlightedText(label=ui.t("pt_tokens_label"), color_map=COLORS, show_legend=True, combine_adjacent=False, interactive=False)
     loss_json = gr.JSON(label=ui.t("summary_json"), visible=False)
 
-    @ui.guard
-    @gpu
-    def token_loss(text: str, request: gr.Request = None):
-        """Next-token loss of every token of `text` under the pretrained model, with top-5 guesses."""
-        lang = ui.lang_of(request)
-        text = validate_text(text, lang)
-        model, tok = loader.get()  # waits for the libraries and the model: never import them before
-        from modes.pretrain_core import token_losses
-        res = token_losses(model, tok, text)
-        spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
-        md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
-        return spans, md, None, {**res.as_dict(), "dtype": loader.dtype_name}
-
-    def show_top(summary: dict, evt: gr.SelectData):
-        if not summary or evt.index is None:
-            return None
-        i = evt.index if isinstance(evt.index, int) else evt.index[0]
-        row = summary["tokens"][i]
-        return {repr(t)[1:-1] or "∅": p for t, p in row["top"]}
-
-    score_btn.click(token_loss, [text], [tokens, totals, top5, loss_json], api_name="token_loss")
-    tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
-
     # ---- Part 2 ----
     gr.Markdown(ui.t("pt_part2_title"))
     stop_flag = gr.State(StopFlag())
@@ -147,7 +221,7 @@ def build(ctx, runs: gr.State) -> None:
         upload = gr.File(label=ui.t("pt_upload_label"), file_types=[".txt"], type="filepath")
     with gr.Row():
         size = gr.Radio(list(SIZES), value=defaults.size, label=ui.t("pt_size_label"), info=ui.t("pt_size_info"))
-        steps = gr.Slider(1, MAX_STEPS, value=defaults.steps, step=1, label=ui.t("pt_steps_label"))
+        steps = gr.Slider(**bounds(PretrainConfig, "steps"), value=defaults.steps, label=ui.t("pt_steps_label"))
         seed = gr.Number(value=defaults.seed, precision=0, label=ui.t("seed_label"))
     with gr.Row():
         train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
@@ -164,83 +238,14 @@ def build(ctx, runs: gr.State) -> None:
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))
 
-    @ui.guard
-    @gpu(duration=300)
-    def pretrain(corpus: str = "shakespeare", size: str = "baby", steps: int = defaults.steps, seed: int = 1337,
-                 upload=None, fresh: bool = False, stop: StopFlag | None = None, runs: dict | None = None,
-                 request: gr.Request = None):
-        """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
-        An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
-        lang = ui.lang_of(request)
-        cfg = parse_config(size, steps, seed, lang)
-        data = resolve_corpus(corpus, upload, lang)
-        if not loader.libraries_ready:
-            yield ui.msg("waiting_libraries", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        loader.libraries()  # the one owner of torch/transformers imports: never race it
-        from modes.pretrain_core import PretrainResult, pretrained_bpc, train_scratch
-        stop = stop if stop is not None else StopFlag()
-        stop.clear()
-        rows: list[dict] = []
-        samples: list[str] = []
-        throttle = Throttle(0.5)
-        replayed = None
+    # ---- events ----
+    score_btn.click(ui.endpoint(token_loss, ctx), [text], [tokens, totals, top5, loss_json], api_name="token_loss")
+    tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
+    train = ui.endpoint(pretrain, ctx, duration=300)
+    outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "result": result_md,
+                        "summary": summary, "anew": anew_btn})
+    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, stop_flag, page.runs]
+    ui.wire_training(train, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, stop_flag, api_name="pretrain")
 
-        def reference(text: str) -> float:
-            return pretrained_bpc(*loader.get(), text)
 
-        def compute():
-            return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
-
-        est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
-        try:
-            for job in run_job(ctx, run_key(ctx, cfg, data), compute, stop, est, keep=lambda r: not r.stopped, fresh=bool(fresh)):
-                if job.kind == "queued":
-                    yield queue_message(job, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                    continue
-                if job.kind == "left":
-                    yield ui.msg("queue_left", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                    return
-                if job.kind == "replay":
-                    replayed = job.value
-                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=True)
-                    continue
-                ev = job.value
-                if isinstance(ev, PretrainResult):
-                    break
-                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-                if ev.val_loss is not None:
-                    rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
-                if ev.sample is not None:
-                    samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
-                if throttle(force=ev.sample is not None):
-                    md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                                eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
-                    if replayed:
-                        md = "♻️ " + ui.msg("replay_progress", lang) + " " + md
-                    yield md, pd.DataFrame(rows), "\n\n".join(samples), gr.skip(), gr.skip(), gr.skip()
-            else:
-                return  # a replay the learner stopped: no result (they can train anew)
-        finally:
-            stop.clear()
-        res = ev
-        key = "pt_result_stopped" if res.stopped else "pt_result"
-        ref = "—" if res.pretrained_val_bpc is None else f"{res.pretrained_val_bpc:.2f}"
-        md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=ref,
-                    secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
-        done = ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}")
-        summary = res.summary()
-        summary["replay"] = None
-        if replayed:
-            # Said plainly: these figures are an identical earlier run's, streamed again.
-            summary["replay"] = {"recorded_at": replayed.recorded_at, "original_seconds": round(replayed.seconds, 1)}
-            md = "♻️ " + ui.msg("replay_note", lang, when=replayed.recorded_at, secs=f"{replayed.seconds:.0f}") + "\n\n" + md
-        scoreboard.record_pretrain(runs, summary, data.name, len(data.train) + len(data.val))
-        yield done, pd.DataFrame(rows), "\n\n".join(samples), md, summary, gr.update(visible=bool(replayed))
-
-    outputs = [progress_md, plot, samples_box, result_md, summary, anew_btn]
-    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, stop_flag, runs]
-    # Trainings queue in ctx.slot (visible position, leavable), not in Gradio's queue: replays never wait.
-    train_btn.click(pretrain, inputs, outputs, api_name="pretrain", concurrency_limit=None)
-    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
-        pretrain, inputs, outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
-    stop_btn.click(lambda flag: flag.set(), [stop_flag], None, queue=False, api_name=False)
+TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row)

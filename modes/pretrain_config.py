@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modes.fields import bounded, check, whole
+
 MAX_TEXT_CHARS = 2_000  # /token_loss input cap: one forward pass of the 270M model stays under ~2 s
 
 
@@ -36,33 +38,25 @@ class PretrainConfig:
     """Settings of one from-scratch run. Widget defaults come from here."""
 
     size: str = "baby"  # which SizePreset: model shape, block, batch and peak learning rate
-    steps: int = 1100  # optimizer steps: `baby` reaches val <= 1.60 nats/char at about 1000, in about a minute
+    steps: int = bounded(1100, 1, MAX_STEPS)  # optimizer steps: `baby` reaches val <= 1.60 nats/char at about 1000, in about a minute
     seed: int = 1337  # fixes init, batches and samples, so a run is reproducible
     optimizer: str = "muon"  # "muon": Muon on hidden matrices + AdamW on the rest; "adamw": AdamW everywhere (nanoGPT's)
-    warmup: int = 100  # linear warmup steps (stabilises the first updates)
-    decay_frac: float = 0.5  # warmup-stable-decay: the last half of the steps decay linearly (muon); adamw: cosine
+    warmup: int = bounded(100, 0, MAX_STEPS)  # linear warmup steps (stabilises the first updates)
+    decay_frac: float = bounded(0.5, 0.0, 1.0)  # warmup-stable-decay: the last half of the steps decay linearly (muon); adamw: cosine
     min_lr_ratio: float = 0.05  # the schedule ends at this fraction of the peak
     weight_decay: float = 0.1  # decoupled decay on the hidden matrices only
-    eval_every: int = 100  # steps between validation estimates on the fixed val batches
-    eval_batches: int = 8  # val batches of EVAL_BATCH windows per estimate: a smooth curve, cheap on CPU
-    sample_every: int = 250  # steps between generated samples (gibberish -> words -> names)
-    sample_chars: int = 160  # characters per sample
+    eval_every: int = bounded(100, 1, MAX_STEPS)  # steps between validation estimates on the fixed val batches
+    eval_batches: int = bounded(8, 1, 1000)  # val batches of EVAL_BATCH windows per estimate: a smooth curve, cheap on CPU
+    sample_every: int = bounded(250, 1, MAX_STEPS)  # steps between generated samples (gibberish -> words -> names)
+    sample_chars: int = bounded(160, 1, 10_000)  # characters per sample
 
     def __post_init__(self):
         if self.size not in PRESETS:
             raise ValueError(f"size: unknown preset '{self.size}' (choose one of {', '.join(PRESETS)})")
-        for name in ("steps", "eval_every", "eval_batches", "sample_every", "sample_chars"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name}: must be a positive whole number, got {v!r}")
-        if self.steps > MAX_STEPS:
-            raise ValueError(f"steps: at most {MAX_STEPS}, got {self.steps}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup: must be a whole number >= 0, got {self.warmup!r}")
+        check(self)
+        self.seed = whole(self.seed, "seed")
         if self.optimizer not in ("muon", "adamw"):
             raise ValueError(f"optimizer: 'muon' or 'adamw', got {self.optimizer!r}")
-        if not 0 <= self.decay_frac <= 1:
-            raise ValueError(f"decay_frac: between 0 and 1, got {self.decay_frac!r}")
 
     @property
     def preset(self) -> SizePreset:

@@ -14,8 +14,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from modes.metrics import bits_per_char, pretrained_bpc  # noqa: F401 - tests read them here too
-from modes.pretrain_config import EVAL_BATCH, MAX_STEPS, MAX_TEXT_CHARS, PRESETS, PretrainConfig, SizePreset  # noqa: F401 - re-exported
+from modes.metrics import bits_per_char
+from modes.pretrain_config import EVAL_BATCH, PretrainConfig
 
 LN2 = math.log(2.0)
 TOP_K = 5

@@ -131,3 +131,56 @@ def on_page_load(fn, outputs) -> None:
     if Context.root_block is None:
         raise RuntimeError("on_page_load must be called inside a gr.Blocks context")
     Context.root_block.load(fn, None, outputs, api_name=False, queue=False, show_progress="hidden")
+
+
+def endpoint(fn, *bound, duration: int | None = None):
+    """A module-level handler made into an endpoint: `bound` (the app context) filled in first, the
+    guard around it and, on a ZeroGPU Space, `spaces.GPU` (duration: seconds it may hold the GPU).
+
+    Gradio reads the result's signature, type hints and docstring for the API; they are the
+    handler's own, less the bound parameters.
+    """
+    import inspect
+
+    from modes.loader import gpu
+
+    call = functools.partial(fn, *bound)
+    if inspect.isgeneratorfunction(fn):
+        def handler(*args, **kwargs):
+            yield from call(*args, **kwargs)
+    else:
+        def handler(*args, **kwargs):
+            return call(*args, **kwargs)
+    functools.update_wrapper(handler, fn)  # name, doc, hints (resolved in fn's module)
+    handler.__signature__ = inspect.signature(call)  # ...but not the bound parameters
+    bound_names = list(inspect.signature(fn).parameters)[: len(bound)]
+    handler.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in bound_names}
+    return guard(gpu(handler, duration=duration) if duration else gpu(handler))
+
+
+class Outputs:
+    """The named outputs of a streaming handler: `out(progress=md)` is a tuple in the wired order,
+    with gr.skip() for every output the update leaves alone."""
+
+    def __init__(self, *names: str):
+        self.names = names
+
+    def __call__(self, **values) -> tuple:
+        unknown = set(values) - set(self.names)
+        if unknown:
+            raise KeyError(f"not an output of this handler: {sorted(unknown)}")
+        return tuple(values[n] if n in values else gr.skip() for n in self.names)
+
+    def wire(self, components: dict) -> list:
+        """The components in the order the tuples use."""
+        return [components[n] for n in self.names]
+
+
+def wire_training(fn, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, stop_flag, api_name: str) -> None:
+    """The buttons of a training: train, train anew (ignore a recorded identical run) and stop."""
+    # Trainings queue in the app's training slot (visible position, leavable), not in Gradio's
+    # queue: a replay never waits behind a real training.
+    train_btn.click(fn, inputs, outputs, api_name=api_name, concurrency_limit=None)
+    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
+        fn, inputs, outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
+    stop_btn.click(lambda flag: flag.set(), [stop_flag], None, queue=False, api_name=False)

@@ -1,8 +1,13 @@
-"""Reading learner uploads safely: one size cap, and clear reasons for empty, binary or non-UTF-8 files."""
+"""Reading learner data safely: uploads (one size cap, clear reasons for empty, binary or non-UTF-8
+files) and Hub datasets (refused at once when offline, any failure explained)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
 
 
 class InputError(ValueError):
@@ -28,3 +33,20 @@ def read_utf8(path: str | Path, max_bytes: int) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("err_upload_not_utf8") from None
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE is set: a Hub id fails at once instead of retrying the network. Read at call time."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def from_hub_dataset(dataset_id: str, take: Callable[[Iterable[dict]], T], error: type[InputError] = InputError) -> T:
+    """`take(rows)` over a Hub dataset's streamed train split; offline or any failure is an `error`."""
+    if hub_offline():
+        raise error("err_hub_offline", name=dataset_id)
+    try:
+        from datasets import load_dataset
+
+        return take(load_dataset(dataset_id, split="train", streaming=True))
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot use this dataset"
+        raise error("err_hub_dataset", name=dataset_id, why=str(exc).splitlines()[0][:160]) from exc

@@ -14,6 +14,7 @@ import torch
 
 from modes import adapters, data as task, finetune_core as fc
 from modes.data import Pair
+from modes.metrics import weights_hash
 from modes.uploads import InputError
 
 TEMPLATE = task.DEFAULT_TEMPLATE
@@ -55,9 +56,9 @@ def test_sliced_logits_loss_equals_full_loss(tiny_loader):
 
 def test_lora_steps_change_only_adapter(tiny_loader):
     model, _ = tiny_loader.get()
-    before = fc.weights_hash(model)
+    before = weights_hash(model)
     res = small_run(tiny_loader)
-    assert res.base_weights_unchanged and res.base_hash_after == before == fc.weights_hash(model)
+    assert res.base_weights_unchanged and res.base_hash_after == before == weights_hash(model)
     assert res.adapter_params_changed == res.trainable_params > 0
     assert 0 < res.trainable_fraction < 0.2
     assert res.chrf_before is not None and res.chrf_after is not None

@@ -9,6 +9,7 @@ import torch
 
 from modes import data as task, incontext, incontext_core as ic
 from modes.data import DataError, Pair
+from modes.engine import stop_ids
 
 T = task.DEFAULT_TEMPLATE
 
@@ -64,7 +65,7 @@ def test_greedy_same_with_and_without_prefix_reuse(tiny_tokenizer, window):
     for q in queries:
         ids = torch.tensor([tok(prefix)["input_ids"] + tok(q, add_special_tokens=False)["input_ids"]])
         g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
-                           eos_token_id=ic.stop_ids(tok), pad_token_id=tok.pad_token_id)
+                           eos_token_id=stop_ids(tok), pad_token_id=tok.pad_token_id)
         slow.append(tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True).split("\n")[0].strip())
     assert fast == slow
     streamed = list(ic.stream_generate(model, tok, prefix, queries[0], max_new_tokens=12))[-1]
@@ -72,7 +73,7 @@ def test_greedy_same_with_and_without_prefix_reuse(tiny_tokenizer, window):
 
 
 def test_weights_unchanged_after_translation(tiny_loader):
-    from modes.finetune_core import weights_hash
+    from modes.metrics import weights_hash
 
     model, tok = tiny_loader.get()
     before = weights_hash(model)
@@ -139,5 +140,5 @@ def test_pool_rows_in_the_wrong_language_are_flagged_and_a_swapped_pool_is_refus
 def test_parse_ks():
     assert incontext.parse_ks("8, 0,2,2", "en") == [0, 2, 8]
     for bad in ("", "a,b", "0,99", "-1"):
-        with pytest.raises(gr.Error):
+        with pytest.raises(gr.Error, match="k values must be whole numbers"):
             incontext.parse_ks(bad, "en")

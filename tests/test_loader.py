@@ -213,7 +213,7 @@ CPUINFO_PLAIN = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n"
 
 
 def test_cpu_bf16_flags_are_read_from_cpuinfo():
-    from modes.loader import cpu_bf16_flags
+    from modes.precision import cpu_bf16_flags
 
     assert cpu_bf16_flags(CPUINFO_BF16) == ["avx512_bf16"]
     assert cpu_bf16_flags(CPUINFO_PLAIN) == []
@@ -222,14 +222,14 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo():
 
 @pytest.mark.parametrize("value, want", [(None, "auto"), ("bf16", "bfloat16"), ("FLOAT32", "float32")])
 def test_requested_dtype(monkeypatch, value, want):
-    from modes.loader import requested_dtype
+    from modes.precision import requested_dtype
 
     monkeypatch.delenv("HML_DTYPE", raising=False)
     assert requested_dtype(value) == want
 
 
 def test_bad_dtype_names_the_knob(monkeypatch):
-    from modes.loader import requested_dtype
+    from modes.precision import requested_dtype
 
     monkeypatch.setenv("HML_DTYPE", "float8")
     with pytest.raises(ValueError, match="dtype: must be one of auto, float32, bfloat16 .*HML_DTYPE.*float8"):

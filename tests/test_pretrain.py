@@ -8,6 +8,7 @@ import gradio as gr
 import pytest
 
 from modes import corpus, pretrain, pretrain_core as pc
+from modes.metrics import bits_per_char
 
 
 def test_shakespeare_corpus_loads_and_split_is_stable():
@@ -26,9 +27,9 @@ def test_clean_play_turns_markdown_into_dialogue():
 
 def test_bits_per_char_hand_computed():
     # 4 tokens at ln(2) nats each over 2 characters = 4 bits / 2 chars = 2 bits/char.
-    assert pc.bits_per_char(4 * math.log(2), 2) == pytest.approx(2.0)
-    with pytest.raises(ValueError):
-        pc.bits_per_char(1.0, 0)
+    assert bits_per_char(4 * math.log(2), 2) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="n_chars must be positive"):
+        bits_per_char(1.0, 0)
 
 
 def test_token_losses_match_bits_per_char(tiny_loader):

@@ -67,7 +67,7 @@ def test_bf16_per_token_losses_match_float32(fp32_and_bf16):
 @pytest.mark.parametrize("direction", list(task.DIRECTIONS))
 def test_bf16_chrf_at_k4_matches_float32(sweeps, fp32_and_bf16, real_loader, direction):
     """The served model's k=4 chrF (from the endpoint) against the other precision, same prompts."""
-    from modes.finetune_core import chrf
+    from modes.metrics import chrf
     from modes.incontext_core import generate_batch
 
     m32, m16, tok = fp32_and_bf16

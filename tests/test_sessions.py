@@ -11,6 +11,14 @@ import app
 from tests.conftest import free_port, make_tiny_model
 
 
+
+def wait_until(cond, timeout: float, why: str) -> None:
+    """Poll a state until it holds: generous on a busy machine, and it fails with the reason."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, why
+        time.sleep(0.1)
+
 @pytest.fixture()
 def served(tiny_tokenizer):
     from gradio_client import Client
@@ -27,7 +35,7 @@ def served(tiny_tokenizer):
 def test_two_trainings_run_one_after_the_other(served):
     new_client, loader, demo = served
     a, b = new_client(), new_client()
-    j1 = a.submit(corpus="shakespeare", size="tiny", steps=200, seed=1, api_name="/pretrain")
+    j1 = a.submit(corpus="shakespeare", size="tiny", steps=100, seed=1, api_name="/pretrain")
     while not j1.outputs():
         time.sleep(0.1)
     j2 = b.submit(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
@@ -50,18 +58,15 @@ def test_adapters_are_private_to_their_session(served):
 def test_cancel_stops_training_and_frees_the_slot(served):
     new_client, loader, demo = served
     a, b = new_client(), new_client()
-    t = time.perf_counter()
-    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
-    alone = time.perf_counter() - t
     job = a.submit(corpus="shakespeare", size="baby", steps=5000, seed=1, api_name="/pretrain")
     while not job.outputs():
         time.sleep(0.1)
+    assert demo.ctx.slot.gauge.now == 1
     job.cancel()
-    t = time.perf_counter()
-    b.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, fresh=True, api_name="/pretrain")  # trained, not replayed
-    after_cancel = time.perf_counter() - t
-    assert after_cancel < alone + 2.0, (alone, after_cancel)
-    assert demo.ctx.slot.gauge.now == 0
+    wait_until(lambda: demo.ctx.slot.gauge.now == 0 and demo.ctx.slot.waiting() == 0, 60, "the cancelled training kept the slot")
+    out = b.submit(corpus="shakespeare", size="tiny", steps=5, seed=1, fresh=True, api_name="/pretrain")  # trained, not replayed
+    assert out.result()[-1]["steps"] == 5
+    assert not [o for o in out.outputs() if "in line" in str(o[0])], "the next training queued behind a cancelled one"
 
 
 def test_injected_exception_is_reported_and_app_keeps_serving(served):

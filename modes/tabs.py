@@ -1,0 +1,39 @@
+"""The tab registry: the page is built from TABS, and the scoreboard reads each tab's row from it.
+
+A new tab is one module that defines `TAB = Tab(...)` and one line in TABS. A tab module never
+imports another tab: what tabs share reaches them through the Page (the app context, the learner's
+adapter and runs) or through the shared modules (engine, metrics, data, jobs, ui).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# The order is the order of the tabs on the page; the scoreboard is last and reads the others.
+TABS = ("modes.pretrain", "modes.finetune", "modes.incontext", "modes.scoreboard")
+
+
+@dataclass(frozen=True)
+class Tab:
+    id: str  # the gr.Tab id, and the key of this tab's runs in the learner's records
+    title: str  # the UI string key of the tab's title
+    build: Callable[["Page"], Any]  # lays out the tab (inside its gr.Tab) and wires its events
+    score_row: Callable[[dict | None, str], str] | None = None  # (latest run's summary or None, lang) -> scoreboard row
+
+
+@dataclass
+class Page:
+    """What one build of the page hands every tab."""
+
+    ctx: Any  # the AppContext (shared by every learner)
+    adapter: Any  # gr.State: the learner's LoRA adapter (fine-tune writes it, in-context reads it)
+    runs: Any  # gr.State: the learner's results, one record per tab id (the scoreboard reads them)
+    tabs: list[Tab] = field(default_factory=list)  # every tab on the page, in order
+    tab: Any = None  # the gr.Tab being built (for its select event)
+
+
+def load(names: tuple[str, ...] = TABS) -> list[Tab]:
+    """The Tab of each registered module, in order (importing them: Gradio, no torch)."""
+    return [importlib.import_module(name).TAB for name in names]
