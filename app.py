@@ -50,12 +50,15 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
             return loader.status.as_dict()
 
         gr.api(model_status, api_name="model_status", queue=False)
-        page = registry.Page(
-            ctx=ctx,
-            # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
-            adapter=gr.State(None, time_to_live=3 * 3600, delete_callback=adapters.cleanup),
-            runs=gr.State(runs.new_runs()),  # this session's results, for the scoreboard
-            tabs=tabs)
+        # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
+        adapter = gr.State(None, time_to_live=3 * 3600, delete_callback=adapters.cleanup)
+        session = gr.State(runs.new_session())  # whose runs this page shows, and how it draws curves
+        # The learner's owner id stays in the browser, so a reload finds the same runs (and
+        # reattaches to a training still running); the server checks it before it counts.
+        owner = gr.BrowserState(None, storage_key="hml-owner")
+        attached = demo.load(ui.endpoint(runs.attach, ctx), [owner, session], [owner, adapter], api_name=False,
+                             show_progress="hidden")
+        page = registry.Page(ctx=ctx, adapter=adapter, session=session, attached=attached, tabs=tabs)
         with gr.Tabs():
             for tab in tabs:
                 with gr.Tab(ui.t(tab.title), id=tab.id) as gr_tab:

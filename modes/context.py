@@ -2,7 +2,7 @@
 
 The loader knows models; this holds the app state around them: the generation engine, the weights
 proof, the training slot and its queue, results that are the same for every learner (computed once),
-recorded trainings that can be replayed, and test hooks.
+recorded trainings that can be replayed, every learner's runs (modes/history.py), and test hooks.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Hashable
 
+from modes.history import History
 from modes.jobs import TrainingSlot
 from modes.reuse import Once, ReplayStore, ResultStore
 
@@ -24,6 +25,8 @@ class AppContext:
         # store_dir: results and recordings also go to disk there (app.py: beside the model cache).
         self.results = ResultStore(store_dir if reuse else None)
         self.replays = ReplayStore(store_dir if reuse else None)
+        # Every learner's runs, in memory (their adapters in a temp folder): a restart forgets them.
+        self.history = History()
         self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
         self._engine = None
         self._proof = None

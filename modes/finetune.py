@@ -21,12 +21,13 @@ from modes import runs as records
 from modes import ui
 from modes.fields import bounds
 from modes.finetune_config import FinetuneConfig
-from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
+from modes.jobs import fmt_eta
 from modes.reuse import code_version, runtime, text_hash
 from modes.tabs import Page, Tab
 from modes.uploads import InputError
 
 PAGE = 10  # preview rows per page
+MARK = "held-out eval"  # the series whose lowest point the plot marks when it rose after it
 
 
 def shakespeare_val() -> str | None:
@@ -117,7 +118,7 @@ def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request
     return preview_page(pairs, page)
 
 
-OUT = ui.Outputs("progress", "plot", "result", "table", "adapter_file", "adapter", "summary", "anew")
+OUT = ui.Outputs("progress", "plot", "result", "table", "adapter_file", "adapter", "summary", "anew", "run_id")
 D = FinetuneConfig()
 
 
@@ -125,7 +126,7 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
              alpha: int = D.alpha, dropout: float = D.dropout, target: str = D.target, batch_size: int = D.batch_size,
              max_length: int = D.max_length, direction: str = D.direction, data_source: str = "built-in",
              upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
-             adapter=None, stop: StopFlag | None = None, runs: dict | None = None, request: gr.Request = None):
+             adapter=None, session=None, request: gr.Request = None):
     """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
     An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
     lang = ui.lang_of(request)
@@ -135,81 +136,95 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
     train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
     loader = ctx.loader
     if not loader.ready:
-        yield OUT(progress=ui.msg("waiting_model", lang), adapter=adapter)
+        yield OUT(progress=ui.msg("waiting_model", lang))
     loader.get()  # the libraries and the model, loaded by their one owner: never race it
     from modes.engine import bulk_generator
-    from modes.finetune_core import FtResult, finetune as run
+    from modes.finetune_core import FtResult, finetune as run_lora
 
-    stop = stop if stop is not None else StopFlag()
-    stop.clear()
     # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
     base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
                 "model": ctx.proof().reference, "dtype": loader.dtype_name}
     base = ctx.results.get(base_key) or {}
-    throttle = Throttle(0.5)
-    rows: list[dict] = []
-    replayed, res = None, None
-    yield OUT(progress=ui.msg("ft_preparing", lang), adapter=adapter)
+    yield OUT(progress=ui.msg("ft_preparing", lang))
 
-    def compute():
-        return run(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
-                   fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
-                   shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+    def compute(stop):
+        return run_lora(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
+                        fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
+                        shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
 
+    def on_event(run, ev) -> dict:
+        if isinstance(ev, FtResult):
+            if not run.replayed and not base:
+                ctx.results.put(base_key, {"chrf": ev.chrf_before, "off_task": ev.off_task_base})
+            meta = {f.name: getattr(ev.adapter, f.name) for f in dataclasses.fields(ev.adapter) if f.name not in ("zip_bytes", "path")}
+            ctx.history.save_adapter(run, ev.adapter.zip_bytes, meta)
+            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
+            light = dataclasses.replace(ev, adapter=dataclasses.replace(ev.adapter, zip_bytes=b""))  # the bytes live on disk
+            return {"result": light, "summary": summary,
+                    "outcome": "stopped" if ev.stopped or ev.diverged_at is not None else "done"}
+        if ev.step:  # step 0 carries only the held-out loss before training
+            run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
+        if ev.eval_loss is not None:
+            run.curve.append({"x": ev.step, "y": ev.eval_loss, "series": "held-out eval"})
+        return {"progress": ev}
+
+    settings = {**dataclasses.asdict(cfg), "data": data_source if data_source != "hub" else f"hub:{hub_id}"}
     est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-    keep = lambda r: not r.stopped and r.diverged_at is None  # noqa: E731
-    try:
-        for job in run_job(ctx, run_key(ctx, cfg, train, test), compute, stop, est, keep=keep, fresh=bool(fresh)):
-            if job.kind in ("queued", "left"):
-                yield OUT(progress=records.queue_line(job, lang), adapter=adapter)
-                if job.kind == "left":
-                    return
-                continue
-            if job.kind == "replay":
-                replayed = job.value
-                continue
-            ev = job.value
-            if isinstance(ev, FtResult):
-                res = ev
-                break
-            if ev.step:  # step 0 carries only the held-out loss before training
-                rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-            if ev.eval_loss is not None:
-                rows.append({"step": ev.step, "loss": ev.eval_loss, "split": "held-out eval"})
-            # The plot's colour legend is fixed by the first data it draws: the first yield
-            # (step 1) already holds both the train and the held-out series.
-            if ev.step and throttle(force=ev.eval_loss is not None):
-                md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
-                            loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-                yield OUT(progress=records.progress_line(md, replayed, lang), plot=pd.DataFrame(rows), adapter=adapter)
-    except RuntimeError as exc:
-        raise gr.Error(ui.msg("err_ft_failed", lang, why=str(exc))) from None
-    except InputError as exc:  # the trained adapter failed the integrity checks every adapter passes
-        raise ui.error(exc.key, lang, **exc.fmt) from None
-    finally:
-        stop.clear()
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_event,
+                        keep=lambda r: not r.stopped and r.diverged_at is None, fresh=bool(fresh))
+    yield from follow(ctx, run, session, adapter, lang)
+
+
+def follow(ctx, run, session, adapter, lang: str):
+    """Stream a fine-tune run to this page until it ends (a reloaded page follows it again)."""
+    view = records.view_of(session, TAB.id)
+    for r in ctx.history.follow(run):
+        if r.status in ("queued", "left"):
+            yield OUT(progress=records.queue_line(r, lang), run_id=r.id)
+        elif r.status == "failed":
+            if isinstance(r.error, InputError):  # the trained adapter failed the checks every adapter passes
+                raise ui.error(r.error.key, lang, **r.error.fmt)
+            if isinstance(r.error, RuntimeError):
+                raise gr.Error(ui.msg("err_ft_failed", lang, why=str(r.error)))
+            raise r.error
+        # The plot's colour legend is fixed by the first data it draws: the first drawing (step 1)
+        # already holds both the train and the held-out series.
+        elif r.result is None and r.progress is not None and r.progress.step:
+            ev = r.progress
+            md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                        loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view, mark=MARK),
+                      run_id=r.id)
+    res = run.result
     if res is None:
-        return  # a replay the learner stopped: no result (they can train anew)
-    if not replayed and not base:
-        ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
-    path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"
-    path.write_bytes(res.adapter.zip_bytes)
-    new_adapter = dataclasses.replace(res.adapter, path=str(path))  # this session's own copy (a replay shares `res`)
+        return  # left the queue, or a replay the learner stopped: no result (they can train anew)
+    new_adapter = records.adapter_of(ctx, run.owner, run.id)
+    path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"  # this session's own download
+    path.write_bytes(new_adapter.zip_bytes)
+    new_adapter.path = str(path)
     if adapter is not None and adapter is not new_adapter:
         from modes.adapters import cleanup
 
         cleanup(adapter)  # the session's previous adapter file is replaced
-    md = result_text(res, len(test), direction, lang)
-    summary = res.summary()
-    summary["replay"] = records.replay_info(replayed)
-    if replayed:
-        md = records.replay_line(replayed, lang) + "\n\n" + md
+    md = result_text(res, run.summary["n_test"], run.settings["direction"], lang)
+    overfit = records.overfit_line(run, lang)
+    md = overfit + "\n\n" + md if overfit else md
+    if run.replayed:
+        md = records.replay_line(run.replayed, lang) + "\n\n" + md
     df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                       columns=["source", "base model", "fine-tuned", "reference"])
-    records.record(runs, TAB.id, {**summary, "n_pairs": len(train), "n_test": len(test)})
-    yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"), plot=pd.DataFrame(res.curve),
-              result=md, table=df, adapter_file=str(path), adapter=new_adapter, summary=summary,
-              anew=gr.update(visible=bool(replayed)))
+    yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"),
+              plot=records.plot_update(run, view, mark=MARK), result=md, table=df, adapter_file=str(path),
+              adapter=new_adapter, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+
+
+def resume(ctx, session=None, adapter=None, request: gr.Request = None):
+    """After a reload: follow the learner's fine-tune that is still running, if there is one."""
+    run = ctx.history.active(session.owner if session else None, TAB.id)
+    if run is None:
+        yield OUT()  # nothing to follow: every output stays as it is
+        return
+    yield from follow(ctx, run, session, adapter, ui.lang_of(request))
 
 
 def result_text(res, n_test: int, direction: str, lang: str) -> str:
@@ -321,7 +336,10 @@ def build(page: Page) -> None:
     fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
     progress_md = gr.Markdown()
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
-                       color_map={"train": "#6366f1", "held-out eval": "#f97316"}, color_title="")
+                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "held-out eval": "#f97316",
+                                  records.BEST: "#10b981"}, color_title="")
+    run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
+    records.curve_controls(ctx, TAB.id, run_id, page.session, plot, mark=MARK)
     result_md = gr.Markdown()
     table = gr.Dataframe(headers=["source", "base model", "fine-tuned", "reference"], label=ui.t("ft_table"), wrap=True)
     with gr.Row():
@@ -331,7 +349,6 @@ def build(page: Page) -> None:
         adapter_upload = gr.File(label=ui.t("ft_adapter_upload"), file_types=[".zip"], type="filepath")
         adapter_msg = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))
-    stop_flag = gr.State(StopFlag())
 
     # ---- events ----
     data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
@@ -345,14 +362,14 @@ def build(page: Page) -> None:
     hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
 
     settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
-    inputs = settings + data_inputs[:5] + [fresh_box, page.adapter, stop_flag, page.runs]
+    inputs = settings + data_inputs[:5] + [fresh_box, page.adapter, page.session]
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
-                        "adapter": page.adapter, "summary": summary, "anew": anew_btn})
-    ui.wire_training(ui.endpoint(finetune, ctx, duration=600), inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box,
-                     stop_flag, api_name="finetune")
+                        "adapter": page.adapter, "summary": summary, "anew": anew_btn, "run_id": run_id})
+    records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx, duration=600), ui.endpoint(resume, ctx), inputs, outputs,
+                          train_btn, anew_btn, stop_btn, fresh_box, page, api_name="finetune", resume_inputs=[page.session, page.adapter])
     export_btn.click(ui.endpoint(export), settings, script_file, api_name="export_script")
     adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
                           api_name="load_adapter")
 
 
-TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row)
+TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"])

@@ -15,7 +15,6 @@ import gradio as gr
 import pandas as pd
 
 from modes import data as task
-from modes import runs as records
 from modes import ui
 from modes.data import SELECTIONS
 from modes.fields import bounds, whole
@@ -245,7 +244,7 @@ def sweep_lora(ctx, adapter, direction: str, test: list, session: str) -> tuple[
 
 
 def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None = None, seed: int = S.seed, adapter=None,
-              runs: dict | None = None, request: gr.Request = None, progress=gr.Progress()):
+              session=None, request: gr.Request = None, progress=gr.Progress()):
     """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched).
     `n`: how many held-out pairs (None: all of them)."""
     lang = ui.lang_of(request)
@@ -262,14 +261,14 @@ def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None =
         raise ui.error("err_n_range", lang, max=len(test)) from None
     t0 = time.perf_counter()
     steps = len(k_list) + (1 if adapter is not None else 0)
-    session = "sweep:" + (getattr(request, "session_hash", None) or "api")
+    lane_session = "sweep:" + (getattr(request, "session_hash", None) or "api")  # the engine's per-session row cap
     on_point = lambda kk: progress(k_list.index(kk) / steps, desc=ui.msg("ic_sweep_progress", lang, k=kk))  # noqa: E731
-    scores, reused = sweep_points(ctx, direction, k_list, test, int(seed or 0), session, on_point)
+    scores, reused = sweep_points(ctx, direction, k_list, test, int(seed or 0), lane_session, on_point)
     rows = [{"k": kk, "chrF": scores[kk], "method": SWEEP_ICL} for kk in k_list]
     lora = None
     if adapter is not None:
         progress(len(k_list) / steps, desc=ui.msg("ic_sweep_progress_lora", lang))
-        lora, lora_reused = sweep_lora(ctx, adapter, direction, test, session)
+        lora, lora_reused = sweep_lora(ctx, adapter, direction, test, lane_session)
         reused += [lora_reused] if lora_reused else []
         rows += [{"k": kk, "chrF": lora, "method": SWEEP_LORA} for kk in (min(k_list), max(k_list))]
     seconds = round(time.perf_counter() - t0, 2)
@@ -287,7 +286,13 @@ def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None =
            "best_k": best, "lora_chrf": lora, "dtype": ctx.loader.dtype_name,
            # Base-model points served from the shared results (computed earlier for identical settings).
            "reused": reused}
-    records.record(runs, TAB.id, out)
+    from modes.adapters import adapter_key
+
+    settings = {"direction": direction, "ks": ",".join(map(str, k_list)), "n": len(test), "seed": int(seed or 0),
+                "adapter": adapter_key(adapter) if adapter is not None else None}
+    run = ctx.history.new_run(ctx.history.owner_of(session), TAB.id, settings, axes=("k", "chrF"))
+    run.curve = [{"x": r["k"], "y": r["chrF"], "series": r["method"]} for r in rows]
+    ctx.history.update(run, status="done", summary=out)
     return plot, df, md, out
 
 
@@ -370,8 +375,8 @@ def build(page: Page) -> None:
     # concurrency_limit=None: every request reaches the engine, which batches them and caps rows per session.
     translate_btn.click(run, tr_inputs, tr_outputs, api_name="translate", concurrency_limit=None)
     text.submit(run, tr_inputs, tr_outputs, api_name=False, concurrency_limit=None)
-    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), [direction, ks, n, seed, page.adapter, page.runs],
+    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), [direction, ks, n, seed, page.adapter, page.session],
                     [sweep_plot, sweep_table, sweep_md, sweep_json], api_name="icl_sweep", concurrency_limit=None)
 
 
-TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row)
+TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row, best=lambda s: s["chrf"][str(s["best_k"])])

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import gradio as gr
-import pandas as pd
 
 from modes import corpus as corpus_mod
 from modes import runs as records
 from modes import ui
 from modes.fields import bounds, whole
-from modes.jobs import StopFlag, Throttle, fmt_eta, run_job
+from modes.jobs import fmt_eta
 from modes.pretrain_config import MAX_STEPS, MAX_TEXT_CHARS, PretrainConfig
 from modes.reuse import code_version, runtime, text_hash
 from modes.tabs import Page, Tab
@@ -108,12 +107,11 @@ def show_top(summary: dict, evt: gr.SelectData):
     return {repr(t)[1:-1] or "∅": p for t, p in row["top"]}
 
 
-OUT = ui.Outputs("progress", "plot", "samples", "result", "summary", "anew")
+OUT = ui.Outputs("progress", "plot", "samples", "result", "summary", "anew", "run_id")
 
 
 def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, steps: int = PretrainConfig.steps,
-             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, stop: StopFlag | None = None,
-             runs: dict | None = None, request: gr.Request = None):
+             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, session=None, request: gr.Request = None):
     """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
     An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
     lang = ui.lang_of(request)
@@ -126,58 +124,65 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
     from modes.metrics import pretrained_bpc
     from modes.pretrain_core import PretrainResult, train_scratch
 
-    stop = stop if stop is not None else StopFlag()
-    stop.clear()
-    rows: list[dict] = []
-    samples: list[str] = []
-    throttle = Throttle(0.5)
-    replayed, res = None, None
-
     def reference(text: str) -> float:
         return pretrained_bpc(*loader.get(), text)
 
-    def compute():
+    def compute(stop):
         return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
 
+    def on_event(run, ev) -> dict:
+        if isinstance(ev, PretrainResult):
+            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
+                       "n_chars": len(data.train) + len(data.val)}
+            return {"result": ev, "summary": summary, "outcome": "stopped" if ev.stopped else "done"}
+        run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
+        if ev.val_loss is not None:
+            run.curve.append({"x": ev.step, "y": ev.val_loss, "series": "val"})
+        if ev.sample is not None:
+            run.samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
+        return {"progress": ev}
+
+    settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed}
     est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
-    try:
-        for job in run_job(ctx, run_key(ctx, cfg, data), compute, stop, est, keep=lambda r: not r.stopped, fresh=bool(fresh)):
-            if job.kind in ("queued", "left"):
-                yield OUT(progress=records.queue_line(job, lang))
-                if job.kind == "left":
-                    return
-                continue
-            if job.kind == "replay":
-                replayed = job.value
-                yield OUT(anew=gr.update(visible=True))
-                continue
-            ev = job.value
-            if isinstance(ev, PretrainResult):
-                res = ev
-                break
-            rows.append({"step": ev.step, "loss": ev.train_loss, "split": "train"})
-            if ev.val_loss is not None:
-                rows.append({"step": ev.step, "loss": ev.val_loss, "split": "val"})
-            if ev.sample is not None:
-                samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
-            if throttle(force=ev.sample is not None):
-                md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                            eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
-                yield OUT(progress=records.progress_line(md, replayed, lang), plot=pd.DataFrame(rows), samples="\n\n".join(samples))
-    finally:
-        stop.clear()
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_event,
+                        keep=lambda r: not r.stopped, fresh=bool(fresh))
+    yield from follow(ctx, run, session, lang)
+
+
+def follow(ctx, run, session, lang: str):
+    """Stream a pre-training run to this page until it ends (a reloaded page follows it again)."""
+    view = records.view_of(session, TAB.id)
+    for r in ctx.history.follow(run):
+        if r.status in ("queued", "left"):
+            yield OUT(progress=records.queue_line(r, lang), run_id=r.id)
+        elif r.status == "failed":
+            raise r.error
+        elif r.result is None and r.progress is not None:
+            ev = r.progress
+            md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                        eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view),
+                      samples="\n\n".join(r.samples), anew=gr.update(visible=bool(r.replayed)), run_id=r.id)
+    res = run.result
     if res is None:
-        return  # a replay the learner stopped: no result (they can train anew)
+        return  # left the queue, or a replay the learner stopped: no result (they can train anew)
     key = "pt_result_stopped" if res.stopped else "pt_result"
     md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
                 secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
-    summary = res.summary()
-    summary["replay"] = records.replay_info(replayed)
-    if replayed:  # said plainly: these figures are an identical earlier run's, streamed again
-        md = records.replay_line(replayed, lang) + "\n\n" + md
-    records.record(runs, TAB.id, {**summary, "corpus": data.name, "n_chars": len(data.train) + len(data.val)})
-    yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"), plot=pd.DataFrame(rows),
-              samples="\n\n".join(samples), result=md, summary=summary, anew=gr.update(visible=bool(replayed)))
+    if run.replayed:  # said plainly: these figures are an identical earlier run's, streamed again
+        md = records.replay_line(run.replayed, lang) + "\n\n" + md
+    yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"),
+              plot=records.plot_update(run, view), samples="\n\n".join(run.samples), result=md, summary=run.summary,
+              anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+
+
+def resume(ctx, session=None, request: gr.Request = None):
+    """After a reload: follow the learner's pre-training that is still running, if there is one."""
+    run = ctx.history.active(session.owner if session else None, TAB.id)
+    if run is None:
+        yield OUT()  # nothing to follow: every output stays as it is
+        return
+    yield from follow(ctx, run, session, ui.lang_of(request))
 
 
 def _ref(bpc: float | None) -> str:
@@ -214,7 +219,6 @@ def build(page: Page) -> None:
 
     # ---- Part 2 ----
     gr.Markdown(ui.t("pt_part2_title"))
-    stop_flag = gr.State(StopFlag())
     with gr.Row():
         corpus_dd = gr.Dropdown(["shakespeare", "upload"], value="shakespeare", allow_custom_value=True,
                                 label=ui.t("pt_corpus_label"), info=ui.t("pt_corpus_info"))
@@ -233,7 +237,9 @@ def build(page: Page) -> None:
     # never draw (tests/test_browser.py checks the drawn paths).
     # A fixed colour map gives the legend its entries before the first point arrives.
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot",
-                       color_map={"train": "#6366f1", "val": "#f97316"}, color_title="")
+                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "val": "#f97316"}, color_title="")
+    run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
+    records.curve_controls(page.ctx, TAB.id, run_id, page.session, plot)
     samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))
@@ -241,11 +247,11 @@ def build(page: Page) -> None:
     # ---- events ----
     score_btn.click(ui.endpoint(token_loss, ctx), [text], [tokens, totals, top5, loss_json], api_name="token_loss")
     tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
-    train = ui.endpoint(pretrain, ctx, duration=300)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "result": result_md,
-                        "summary": summary, "anew": anew_btn})
-    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, stop_flag, page.runs]
-    ui.wire_training(train, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, stop_flag, api_name="pretrain")
+                        "summary": summary, "anew": anew_btn, "run_id": run_id})
+    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, page.session]
+    records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
+                          train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
 
 
-TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row)
+TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"])

@@ -2,7 +2,7 @@
 
 A new tab is one module that defines `TAB = Tab(...)` and one line in TABS. A tab module never
 imports another tab: what tabs share reaches them through the Page (the app context, the learner's
-adapter and runs) or through the shared modules (engine, metrics, data, jobs, ui).
+adapter and session) or through the shared modules (engine, metrics, data, jobs, ui).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ class Tab:
     id: str  # the gr.Tab id, and the key of this tab's runs in the learner's records
     title: str  # the UI string key of the tab's title
     build: Callable[["Page"], Any]  # lays out the tab (inside its gr.Tab) and wires its events
-    score_row: Callable[[dict | None, str], str] | None = None  # (latest run's summary or None, lang) -> scoreboard row
+    score_row: Callable[[dict | None, str], str] | None = None  # (best run's summary or None, lang) -> scoreboard row
+    best: Callable[[dict], float] | None = None  # a run summary's score (higher is better): which run the board shows
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Page:
 
     ctx: Any  # the AppContext (shared by every learner)
     adapter: Any  # gr.State: the learner's LoRA adapter (fine-tune writes it, in-context reads it)
-    runs: Any  # gr.State: the learner's results, one record per tab id (the scoreboard reads them)
+    session: Any  # gr.State(history.Session): whose runs this page shows (the owner id) and how it draws curves
+    attached: Any = None  # the page-load event that found the learner's owner id: tabs chain their reattach on it
     tabs: list[Tab] = field(default_factory=list)  # every tab on the page, in order
     tab: Any = None  # the gr.Tab being built (for its select event)
 

@@ -175,12 +175,3 @@ class Outputs:
         """The components in the order the tuples use."""
         return [components[n] for n in self.names]
 
-
-def wire_training(fn, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, stop_flag, api_name: str) -> None:
-    """The buttons of a training: train, train anew (ignore a recorded identical run) and stop."""
-    # Trainings queue in the app's training slot (visible position, leavable), not in Gradio's
-    # queue: a replay never waits behind a real training.
-    train_btn.click(fn, inputs, outputs, api_name=api_name, concurrency_limit=None)
-    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
-        fn, inputs, outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
-    stop_btn.click(lambda flag: flag.set(), [stop_flag], None, queue=False, api_name=False)

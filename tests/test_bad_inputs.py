@@ -154,6 +154,9 @@ CASES = [
     ("sw-bad-ks", "/icl_sweep", lambda d, t: {"ks": "a,b"}, r"k values must be whole numbers"),
     ("sw-k-out-of-range", "/icl_sweep", lambda d, t: {"ks": "0,99"}, r"k values must be whole numbers"),
     ("sw-n-zero", "/icl_sweep", lambda d, t: {"n": 0}, r"less than minimum|number of held-out pairs"),
+    ("cmp-no-runs", "/compare", lambda d, t: {"picked": []}, r"^Pick at least two runs to compare\.$"),
+    ("cmp-unknown-ids", "/compare", lambda d, t: {"picked": ["#zz1", "../../etc/passwd", "1" * 500]}, r"^Pick at least two runs to compare\.$"),
+    ("cmp-smoothing-too-big", "/compare", lambda d, t: {"picked": ["a", "b"], "smoothing": 5}, r"greater than maximum|at least two runs"),
 ]
 
 

@@ -20,14 +20,15 @@ DUMMY = '''
 """A fourth tab for the registry test: one button that records a run for the scoreboard."""
 import gradio as gr
 
-from modes import runs as records
+from modes import ui
 from modes.tabs import Page, Tab
 
 
-def count(text: str, runs: dict | None = None) -> dict:
-    """How many words `text` has."""
+def count(ctx, text: str, session=None) -> dict:
+    """How many words `text` has (recorded as one of the learner's runs)."""
     summary = {"words": len(text.split())}
-    records.record(runs, TAB.id, summary)
+    run = ctx.history.new_run(ctx.history.owner_of(session), TAB.id, {"text": text})
+    ctx.history.update(run, status="done", summary=summary)
     return summary
 
 
@@ -38,10 +39,10 @@ def score_row(run, lang):
 def build(page: Page) -> None:
     text = gr.Textbox(value="one two three", elem_id="dummy-text")
     out = gr.JSON()
-    gr.Button("Count").click(count, [text, page.runs], out, api_name="count_words")
+    gr.Button("Count").click(ui.endpoint(count, page.ctx), [text, page.session], out, api_name="count_words")
 
 
-TAB = Tab(id="wordcount", title="app_title", build=build, score_row=score_row)
+TAB = Tab(id="wordcount", title="app_title", build=build, score_row=score_row, best=lambda s: s["words"])
 '''
 
 
@@ -65,12 +66,15 @@ def test_a_fourth_tab_is_one_module_and_one_registry_line(tiny_loader, dummy_mod
         client = Client(url, verbose=False)
         assert "/count_words" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
         assert client.predict("a b c d", api_name="/count_words") == {"words": 4}
-        # The scoreboard renders a row for the new tab from its own score_row.
+        assert client.predict("a b", api_name="/count_words") == {"words": 2}
+        # The new tab's runs are the learner's runs, and the board shows its best one in its own row.
+        assert [r["kind"] for r in client.predict(api_name="/runs")] == ["wordcount", "wordcount"]
         from modes import scoreboard
 
-        tabs = registry.load(names)
-        assert "| word counting | 4 words |" in scoreboard.render({"wordcount": {"words": 4}}, tabs)
-        assert "| word counting | nothing learned |" in scoreboard.render({}, tabs)
+        owner = next(iter(demo.ctx.history._owners))
+        board = scoreboard.board(demo.ctx, owner, registry.load(names), "en")
+        assert "| word counting | 4 words |" in board
+        assert "| word counting | nothing learned |" in scoreboard.render({}, registry.load(names))
     finally:
         demo.close()
 

@@ -99,6 +99,7 @@ def served(tiny_loader):
     from gradio_client import Client
 
     demo = app.build_app(tiny_loader)
+    demo.ctx.history.grace_s = 0.5  # a closed page's training stops after the grace period: shortened here
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
     yield (lambda **kw: Client(url, verbose=False, **kw)), demo
     demo.close()

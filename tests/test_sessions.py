@@ -27,6 +27,7 @@ def served(tiny_tokenizer):
 
     loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
     demo = app.build_app(loader)
+    demo.ctx.history.grace_s = 0.5  # a closed page's training stops after the grace period: shortened here
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
     yield (lambda: Client(url, verbose=False)), loader, demo
     demo.close()

@@ -1,0 +1,202 @@
+"""Your runs: kept per learner (owner id), private, bounded, expiring, comparable, and still running
+(and followed again) after a reload; a training nobody follows stops after the grace period."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import app
+from modes import runs as records
+from modes.history import History, Session
+from tests.conftest import free_port
+
+
+def wait_until(cond, timeout: float, why: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, why
+        time.sleep(0.05)
+
+
+# ---- owners: issued by the server, checked, private -------------------------------------------------
+def test_owner_ids_are_issued_128_bit_and_checked():
+    h = History()
+    a = h.issue()
+    assert len(a) == 32 and int(a, 16) >= 0 and h.known(a)
+    for forged in ("0" * 32, a.upper(), a[:-1], a + "0", "../" + a[3:], None, 12345, {"owner": a}):
+        assert not h.known(forged), forged
+    s = Session()
+    assert h.attach(s, "f" * 32) != "f" * 32 and h.known(s.owner)  # a never-issued id gets a fresh owner
+    s2 = Session()
+    assert h.attach(s2, a) == a  # an issued one is taken back (the reload case)
+
+
+def test_each_owner_sees_only_its_own_runs():
+    h = History()
+    a, b = h.issue(), h.issue()
+    ra = h.new_run(a, "pretrain", {"seed": 1})
+    h.new_run(b, "pretrain", {"seed": 2})
+    assert [r.id for r in h.runs(a)] == [ra.id]
+    assert h.get(b, ra.id) is None and not h.delete(b, ra.id)  # b cannot read or delete a's run
+    assert h.runs("0" * 32) == [] and h.get("0" * 32, ra.id) is None  # a forged id sees nothing
+    assert not h.delete(a, ra.id)  # still queued or running: stop it first
+    h.update(ra, status="done")
+    assert h.delete(a, ra.id) and h.runs(a) == []
+
+
+def test_caps_drop_the_oldest_finished_runs_and_say_so(tmp_path):
+    h = History(tmp_path, max_runs=3, max_adapter_bytes=1000)
+    o = h.issue()
+    runs = [h.new_run(o, "finetune", {"seed": i}) for i in range(3)]
+    for r in runs:
+        h.update(r, status="done")
+    h.save_adapter(runs[0], b"x" * 600, {})
+    first_file = runs[0].adapter_path
+    h.save_adapter(runs[1], b"y" * 600, {})  # 1200 bytes > 1000: the oldest (with its file) goes
+    assert runs[0].id not in [r.id for r in h.runs(o)] and not (tmp_path / o / f"{runs[0].id}.zip").exists()
+    assert first_file and h.take_dropped(o) == [runs[0].id] and h.take_dropped(o) == []  # told once
+    live = h.new_run(o, "pretrain", {})  # running: never dropped for the cap
+    for i in range(3):
+        h.update(h.new_run(o, "pretrain", {"i": i}), status="done")
+    assert live in h.runs(o) and len(h.runs(o)) == 3
+
+
+def test_runs_expire_with_their_files(tmp_path):
+    h = History(tmp_path, ttl_s=0.2)
+    o = h.issue()
+    r = h.new_run(o, "finetune", {})
+    h.update(r, status="done")
+    h.save_adapter(r, b"zip", {})
+    assert (tmp_path / o / f"{r.id}.zip").exists()
+    time.sleep(0.4)
+    assert not h.known(o)  # the owner, its runs and its files are gone
+    assert not (tmp_path / o).exists()
+
+
+def test_a_run_nobody_follows_stops_after_the_grace_period():
+    import threading
+
+    h = History(grace_s=0.3)
+    r = h.new_run(h.issue(), "pretrain", {})
+    h.update(r, status="running")
+    page_open = threading.Event()
+    page_open.set()
+
+    def page():  # a connected page: Gradio asks the follower for its next update again and again
+        for _ in h.follow(r, every=0.05):
+            if not page_open.is_set():
+                return
+
+    t = threading.Thread(target=page)
+    t.start()
+    for i in range(6):  # followed for 3 s, longer than grace: never stopped
+        h.update(r, progress=i)
+        time.sleep(0.5)
+    assert not r.stop.is_set(), "a followed run was stopped"
+    page_open.clear()  # the page closed (or vanished, leaving its follower suspended)
+    h.update(r, progress=99)
+    t.join(2)
+    wait_until(r.stop.is_set, 5, "an orphaned run was never stopped")
+
+
+# ---- curves ---------------------------------------------------------------------------------------
+def test_ema_matches_tensorboard_and_zero_is_raw():
+    assert records.ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    s = records.ema([1.0, 2.0], 0.5)  # debiased: the first value is itself, then (0.25 + 0.5)/(1 - 0.25)
+    assert s[0] == pytest.approx(1.0) and s[1] == pytest.approx(5 / 3)
+
+
+def test_frame_keeps_raw_faint_under_smoothed_and_marks_the_lowest_held_out_loss():
+    rows = [{"x": i, "y": 5 - i if i < 3 else i - 1, "series": "held-out eval"} for i in range(6)]
+    rows += [{"x": i, "y": float(10 - i), "series": "train"} for i in range(6)]
+    df = records.frame(rows, smoothing=0.6, mark="held-out eval")
+    assert set(df["series"]) == {"train", "train" + records.RAW, "held-out eval", records.BEST}
+    assert list(df[df["series"] == "train" + records.RAW]["y"]) == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0]
+    assert set(df[df["series"] == records.BEST]["x"]) == {3}  # lowest at step 3, then it rose
+    logged = records.frame(rows, log=True)
+    assert logged[logged["series"] == "train"]["y"].iloc[0] == pytest.approx(1.0)  # log10(10)
+    falling = [{"x": i, "y": 5.0 - i, "series": "held-out eval"} for i in range(4)]
+    assert records.lowest_point(falling, "held-out eval") is None  # still falling: nothing to mark
+
+
+def test_settings_diff_names_only_what_differs():
+    h = History()
+    o = h.issue()
+    a = h.new_run(o, "pretrain", {"size": "tiny", "steps": 30, "seed": 1})
+    b = h.new_run(o, "pretrain", {"size": "tiny", "steps": 30, "seed": 2})
+    assert records.settings_diff([a, b]) == {"seed": [1, 2]}
+
+
+# ---- through the app ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(tiny_tokenizer):
+    from gradio_client import Client
+
+    from modes.loader import ModelLoader
+    from tests.conftest import make_tiny_model
+
+    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    yield (lambda **kw: Client(url, verbose=False, **kw)), demo
+    demo.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_two_learners_each_see_only_their_runs_and_compare_them(served, lang):
+    new_client, demo = served
+    headers = {"Accept-Language": "ko-KR,ko;q=0.9"} if lang == "ko" else {}
+    a, b = new_client(headers=headers), new_client(headers=headers)
+    for seed in (1, 2):
+        a.predict(corpus="shakespeare", size="tiny", steps=10, seed=seed, api_name="/pretrain")
+    b.predict(corpus="shakespeare", size="tiny", steps=10, seed=3, api_name="/pretrain")
+    mine, theirs = a.predict(api_name="/runs"), b.predict(api_name="/runs")
+    assert [r["settings"]["seed"] for r in mine] == [2, 1] and [r["settings"]["seed"] for r in theirs] == [3]
+    assert all("curve" not in r and r["summary"]["val_bpc"] > 0 for r in mine)  # settings and summary, no curves
+    out = a.predict(picked=[r["id"] for r in mine], api_name="/compare")[-1]
+    assert out["diff"] == {"seed": [2, 1]}
+    assert len(out["curves"]["train"]["x"]) == 10 and set(out["curves"]["train"]) == {"x", mine[0]["id"], mine[1]["id"]}
+    with pytest.raises(Exception, match="two runs|두 개"):  # b cannot reach a's runs: they are not there for b
+        b.predict(picked=[r["id"] for r in mine], api_name="/compare")
+
+
+def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(served):
+    """A page that reloads gets the same owner id from the browser; page load then follows the
+    running training again (the same generator the page-load event runs)."""
+    from modes import pretrain
+
+    new_client, demo = served
+    ctx = demo.ctx
+    job = new_client().submit(corpus="shakespeare", size="tiny", steps=400, seed=5, fresh=True, api_name="/pretrain")
+    wait_until(lambda: any(r.kind == "pretrain" and r.settings["seed"] == 5 and r.progress is not None
+                           for o in list(ctx.history._owners) for r in ctx.history.runs(o)), 60, "the run never started")
+    owner = next(o for o in list(ctx.history._owners) for r in ctx.history.runs(o) if r.settings.get("seed") == 5)
+    job.cancel()  # the page goes away mid-run
+    time.sleep(1.0)
+    run = ctx.history.active(owner, "pretrain")
+    assert run is not None and not run.stop.is_set(), "the run did not survive its page closing"
+    reloaded = Session()
+    records.attach(ctx, owner, reloaded)  # what the page-load event does with the browser's id
+    assert reloaded.owner == owner
+    outs = list(pretrain.resume(ctx, reloaded))
+    summary = outs[-1][pretrain.OUT.names.index("summary")]
+    assert summary["steps"] == 400 and not summary["stopped"]
+    assert [r["x"] for r in run.curve if r["series"] == "train"] == list(range(1, 401))  # the whole curve
+    assert run.status == "done" and ctx.slot.gauge.now == 0  # ended only once it let go of the slot
+
+
+def test_closing_every_page_stops_the_training_after_the_grace_period(served):
+    new_client, demo = served
+    ctx = demo.ctx
+    ctx.history.grace_s = 0.5
+    try:
+        job = new_client().submit(corpus="shakespeare", size="baby", steps=5000, seed=9, api_name="/pretrain")
+        wait_until(lambda: ctx.slot.gauge.now == 1, 60, "the training never started")
+        job.cancel()
+        wait_until(lambda: ctx.slot.gauge.now == 0 and ctx.slot.waiting() == 0, 60, "the orphaned training kept the slot")
+        run = next(r for o in list(ctx.history._owners) for r in ctx.history.runs(o) if r.settings.get("seed") == 9)
+        assert run.status == "stopped" and run.summary["stopped"] and run.summary["steps"] < 5000
+    finally:
+        ctx.history.grace_s = 60.0
