@@ -159,7 +159,8 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
             meta = {f.name: getattr(ev.adapter, f.name) for f in dataclasses.fields(ev.adapter) if f.name not in ("zip_bytes", "path")}
             ctx.history.save_adapter(run, ev.adapter.zip_bytes, meta)
             summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
-            light = dataclasses.replace(ev, adapter=dataclasses.replace(ev.adapter, zip_bytes=b""))  # the bytes live on disk
+            # The adapter's bytes live on disk and the curve is the run's own: neither is kept twice.
+            light = dataclasses.replace(ev, adapter=dataclasses.replace(ev.adapter, zip_bytes=b""), curve=[])
             return {"result": light, "summary": summary,
                     "outcome": "stopped" if ev.stopped or ev.diverged_at is not None else "done"}
         if ev.step:  # step 0 carries only the held-out loss before training
@@ -193,8 +194,7 @@ def follow(ctx, run, session, adapter, lang: str):
             ev = r.progress
             md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
                         loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view, mark=MARK),
-                      run_id=r.id)
+            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view), run_id=r.id)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
@@ -213,6 +213,8 @@ def follow(ctx, run, session, adapter, lang: str):
         md = records.replay_line(run.replayed, lang) + "\n\n" + md
     df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
                       columns=["source", "base model", "fine-tuned", "reference"])
+    if overfit:
+        yield OUT(plot=records.CLEAR)  # the mark is a new series: the plot takes new series only when cleared first
     yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"),
               plot=records.plot_update(run, view, mark=MARK), result=md, table=df, adapter_file=str(path),
               adapter=new_adapter, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)

@@ -7,6 +7,7 @@ Here: the checks and the handlers (module level, the app context bound in by `ui
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict
 
 import gradio as gr
@@ -134,7 +135,8 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
         if isinstance(ev, PretrainResult):
             summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
                        "n_chars": len(data.train) + len(data.val)}
-            return {"result": ev, "summary": summary, "outcome": "stopped" if ev.stopped else "done"}
+            kept = dataclasses.replace(ev, curve=[])  # the curve is the run's own (run.curve)
+            return {"result": kept, "summary": summary, "outcome": "stopped" if ev.stopped else "done"}
         run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
         if ev.val_loss is not None:
             run.curve.append({"x": ev.step, "y": ev.val_loss, "series": "val"})

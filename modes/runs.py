@@ -15,6 +15,9 @@ from modes import ui
 from modes.history import Run, Session
 from modes.jobs import fmt_eta, run_job
 
+COLORS = {"train": "#6366f1", "train (raw)": "#c7d2fe", "val": "#f97316", "held-out eval": "#f97316",
+          "lowest held-out loss": "#10b981"}
+CLEAR = {"__type__": "update", "value": None}  # empties a plot: the next data sets its series (and colours) anew
 RAW = " (raw)"  # suffix of the faint unsmoothed series drawn beneath a smoothed one
 BEST = "lowest held-out loss"  # the fine-tune plot's mark where the held-out loss stopped falling
 
@@ -126,7 +129,7 @@ def plot_update(run: Run, view: dict, smooth=("train",), mark: str | None = None
     x, y = run.axes
     df = frame(run.curve, view.get("smoothing", 0.0), view.get("log", False), smooth, mark)
     return gr.LinePlot(value=df.rename(columns={"x": x, "y": y, "series": "split"}),
-                       y_title=f"log₁₀ {y}" if view.get("log") else y)
+                       y_title=f"log₁₀ {y}" if view.get("log") else y, color_map=COLORS)
 
 
 def overfit_line(run: Run, lang: str) -> str:
@@ -202,7 +205,11 @@ def redraw(ctx, kind: str, run_id, smoothing: float, log: bool, session: Session
     view = view_of(session, kind)
     view.update(smoothing=float(smoothing or 0.0), log=bool(log))
     run = ctx.history.get(session.owner if session else None, run_id)
-    return gr.skip() if run is None else plot_update(run, view, mark=mark)
+    if run is None:
+        yield gr.skip()
+        return
+    yield CLEAR  # a plot keeps the colour domain of the first data it drew: clear it, then draw
+    yield plot_update(run, view, mark=mark)
 
 
 def curve_controls(ctx, kind: str, run_id, session, plot, mark: str | None = None) -> None:
@@ -217,7 +224,7 @@ def curve_controls(ctx, kind: str, run_id, session, plot, mark: str | None = Non
         log = gr.Checkbox(value=False, label=ui.t("curve_log"), elem_id=f"{kind}-log")
     fn = functools.partial(redraw, ctx, kind, mark=mark)
     for comp in (smoothing, log):
-        comp.change(fn, [run_id, smoothing, log, session], plot, api_name=False, queue=False, show_progress="hidden")
+        comp.change(fn, [run_id, smoothing, log, session], plot, api_name=False, show_progress="hidden")
 
 
 def wire_training(ctx, kind: str, train, resume, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, page,

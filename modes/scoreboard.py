@@ -130,7 +130,18 @@ def compare(ctx, picked, smoothing: float = 0.0, log: bool = False, session=None
     results = pd.DataFrame([{"run": f"#{r.id}", "status": r.status, "result": headline(r),
                              "seconds": (r.summary or {}).get("seconds")} for r in runs])
     out = {"runs": [r.public() for r in runs], "diff": diff, "axes": list(runs[0].axes), "curves": records.aligned(runs)}
-    return plot, md, results, out
+    yield records.CLEAR, gr.skip(), gr.skip(), gr.skip()  # other runs, other series: the plot takes them once cleared
+    yield plot, md, results, out
+
+
+def recompare(ctx, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
+    """The smoothing or log control moved: redraw the comparison if there is one to draw."""
+    owner = session.owner if session else None
+    runs = [r for r in (ctx.history.get(owner, i) for i in run_ids(picked)) if r is not None]
+    if len(runs) < 2 or len({r.kind for r in runs}) > 1:
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    yield from compare(ctx, picked, smoothing, log, session, request)
 
 
 def delete(ctx, tabs, picked, session=None, request: gr.Request = None):
@@ -189,10 +200,10 @@ def build(page: Page) -> None:
     api_btn.click(ui.endpoint(runs_api, ctx), page.session, runs_json, api_name="runs", queue=False)
     comparing = ui.endpoint(compare, ctx)
     compare_btn.click(comparing, [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
-                      api_name="compare", queue=False)
+                      api_name="compare")
     for comp in (smoothing, log):
-        comp.change(comparing, [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
-                    api_name=False, queue=False, show_progress="hidden")
+        comp.change(ui.endpoint(recompare, ctx), [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
+                    api_name=False, show_progress="hidden")
     delete_btn.click(ui.endpoint(delete, ctx, tabs), [picked, page.session], shown, api_name=False, queue=False)
     adapter_btn.click(ui.endpoint(use_adapter, ctx), [picked, page.session], [page.adapter, adapter_md], api_name=False,
                       queue=False)

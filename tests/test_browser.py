@@ -159,30 +159,112 @@ def test_korean_walkthrough_all_tabs(real_loader):
         demo.close()
 
 
-def test_closing_the_tab_stops_its_training(tiny_loader):
-    """A learner closes the tab mid-training: the run is cancelled and the training slot is free again."""
+def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_loader):
+    """Two tiny pre-trainings with different seeds, then a third one still running when the page
+    reloads: the history is back, the running one reattaches and finishes with its whole curve,
+    two runs overlay with a diff naming `seed`, and closing the page stops a training after the
+    grace period (shortened here)."""
     import time
 
     from gradio_client import Client
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     demo = app.build_app(tiny_loader)
+    history = demo.ctx.history
+    history.grace_s = 2.0
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def runs() -> list:
+        return [r for o in list(history._owners) for r in history.runs(o)]
+
+    def pretrain(page, steps: int, seed: int) -> None:
+        set_number(page, "Training steps", steps)
+        box = page.get_by_role("spinbutton", name="Seed", exact=True).first  # the pre-training tab's (shown first)
+        box.fill(str(seed))
+        box.press("Tab")
+        before = len(runs())
+        page.get_by_role("button", name="Pre-train from scratch").click()
+        end = time.monotonic() + 60
+        while len(runs()) == before:  # the click started a run (a click while one is pending is ignored)
+            assert time.monotonic() < end, "the click started no run"
+            time.sleep(0.1)
+
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(locale="en-US").new_page()
+            page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1600}).new_page()
+            page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)
             page.goto(url)
+            page.get_by_label("tiny").check()
+            for seed in (1, 2):
+                pretrain(page, 30, seed)
+                while runs()[0].active:
+                    time.sleep(0.1)
+                expect(page.get_by_text(re.compile(r"Done: 30 steps")).first).to_be_visible()
+            pretrain(page, 1500, 3)
+            page.get_by_text(re.compile(r"Step \*?\*?\d+/1500")).first.wait_for()
+            running = runs()[0]
+            assert running.settings["seed"] == 3
+            page.reload()  # mid-run
+            page.get_by_text(re.compile(r"Step \*?\*?\d+/1500")).first.wait_for()  # followed again after the reload
+            assert running.active and not running.stop.is_set()
+            expect(page.get_by_text(re.compile(r"Done: 1500 steps")).first).to_be_visible()
+            assert [r["x"] for r in running.curve if r["series"] == "train"] == list(range(1, 1501))
+
+            def pt_plot():
+                assert drawn_lines(page, "pt-plot") == 2 and sorted(legend(page, "pt-plot")) == ["train", "val"]
+
+            eventually(page, pt_plot)
+            # Smoothing draws the smoothed line over a faint raw one.
+            slider = page.locator("#pretrain-smoothing input[type=number]")
+            slider.fill("0.9")
+            slider.press("Enter")
+            slider.press("Tab")  # the slider takes a typed value on change or on blur
+            def smoothed():
+                assert sorted(legend(page, "pt-plot")) == ["train", "train (raw)", "val"]
+                assert drawn_lines(page, "pt-plot") == 3
+
+            eventually(page, smoothed)
+            page.screenshot(path=str(SHOTS / "5-reattached.png"), full_page=True)
+
+            # The scoreboard tab: the three runs are listed; overlay the first two.
+            page.get_by_role("tab", name=re.compile("Three ways compared")).click()
+            table = page.locator("#runs-table")
+            ids = {r.settings["seed"]: r.id for r in runs()}
+            assert sorted(ids) == [1, 2, 3]
+            def listed():  # all three runs are listed after the reload
+                text = table.inner_text()
+                assert all(f"#{run_id}" in text for run_id in ids.values()), text
+
+            eventually(page, listed)
+            pick = page.locator("#runs-pick input")
+            for seed in (1, 2):
+                pick.click()
+                page.get_by_role("option", name=f"#{ids[seed]} pretrain").click()
+            page.get_by_role("button", name="Compare").click()
+            expect(page.locator("#compare-diff").get_by_text(re.compile("seed"))).to_be_visible()
+            def overlaid():
+                assert drawn_lines(page, "compare-plot") == 4  # 2 runs x (train, val)
+                names = legend(page, "compare-plot")
+                assert sorted(names) == sorted(f"#{ids[s]} {k}" for s in (1, 2) for k in ("train", "val")), names
+
+            eventually(page, overlaid)
+            page.screenshot(path=str(SHOTS / "6-compare.png"), full_page=True)
+
+            # Closing the page mid-training frees the slot once the grace period is over.
+            page.get_by_role("tab", name=re.compile("Pre-training")).click()
             page.get_by_label("baby").check()
-            set_number(page, "Training steps", 5000)
-            page.get_by_role("button", name="Pre-train from scratch").click()
-            page.get_by_text(re.compile(r"Step \*?\*?\d+/5000|Step \d+/5000")).first.wait_for(timeout=60_000)
+            pretrain(page, 5000, 4)
+            page.get_by_text(re.compile(r"Step \*?\*?\d+/5000")).first.wait_for()
             page.close()
             browser.close()
-        t = time.perf_counter()
+        end = time.monotonic() + 60
+        while demo.ctx.slot.gauge.now or demo.ctx.slot.waiting():
+            assert time.monotonic() < end, "the closed page's 5000-step training still held the slot"
+            time.sleep(0.2)
         out = Client(url, verbose=False).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
-        assert out[-1]["steps"] == 5
-        assert time.perf_counter() - t < 30, "the closed tab's 5000-step training still held the slot"
-        assert demo.ctx.slot.gauge.now == 0
+        assert out[-1]["steps"] == 5 and demo.ctx.slot.gauge.now == 0
     finally:
         demo.close()
