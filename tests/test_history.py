@@ -144,11 +144,9 @@ def served(tiny_tokenizer):
     demo.close()
 
 
-@pytest.mark.parametrize("lang", ["en", "ko"])
-def test_two_learners_each_see_only_their_runs_and_compare_them(served, lang):
+def test_two_learners_each_see_only_their_runs_and_compare_them(served):
     new_client, demo = served
-    headers = {"Accept-Language": "ko-KR,ko;q=0.9"} if lang == "ko" else {}
-    a, b = new_client(headers=headers), new_client(headers=headers)
+    a, b = new_client(), new_client(headers={"Accept-Language": "ko-KR,ko;q=0.9"})  # one English, one Korean
     for seed in (1, 2):
         a.predict(corpus="shakespeare", size="tiny", steps=10, seed=seed, api_name="/pretrain")
     b.predict(corpus="shakespeare", size="tiny", steps=10, seed=3, api_name="/pretrain")
@@ -158,7 +156,7 @@ def test_two_learners_each_see_only_their_runs_and_compare_them(served, lang):
     out = a.predict(picked=[r["id"] for r in mine], api_name="/compare")[-1]
     assert out["diff"] == {"seed": [2, 1]}
     assert len(out["curves"]["train"]["x"]) == 10 and set(out["curves"]["train"]) == {"x", mine[0]["id"], mine[1]["id"]}
-    with pytest.raises(Exception, match="two runs|두 개"):  # b cannot reach a's runs: they are not there for b
+    with pytest.raises(Exception, match="두 개 이상"):  # b cannot reach a's runs: they are not there for b (said in Korean)
         b.predict(picked=[r["id"] for r in mine], api_name="/compare")
 
 
@@ -169,12 +167,12 @@ def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(
 
     new_client, demo = served
     ctx = demo.ctx
-    job = new_client().submit(corpus="shakespeare", size="tiny", steps=400, seed=5, fresh=True, api_name="/pretrain")
+    job = new_client().submit(corpus="shakespeare", size="tiny", steps=150, seed=5, fresh=True, api_name="/pretrain")
     wait_until(lambda: any(r.kind == "pretrain" and r.settings["seed"] == 5 and r.progress is not None
                            for o in list(ctx.history._owners) for r in ctx.history.runs(o)), 60, "the run never started")
     owner = next(o for o in list(ctx.history._owners) for r in ctx.history.runs(o) if r.settings.get("seed") == 5)
     job.cancel()  # the page goes away mid-run
-    time.sleep(1.0)
+    time.sleep(0.3)
     run = ctx.history.active(owner, "pretrain")
     assert run is not None and not run.stop.is_set(), "the run did not survive its page closing"
     reloaded = Session()
@@ -182,8 +180,8 @@ def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(
     assert reloaded.owner == owner
     outs = list(pretrain.resume(ctx, reloaded))
     summary = outs[-1][pretrain.OUT.names.index("summary")]
-    assert summary["steps"] == 400 and not summary["stopped"]
-    assert [r["x"] for r in run.curve if r["series"] == "train"] == list(range(1, 401))  # the whole curve
+    assert summary["steps"] == 150 and not summary["stopped"]
+    assert [r["x"] for r in run.curve if r["series"] == "train"] == list(range(1, 151))  # the whole curve
     assert run.status == "done" and ctx.slot.gauge.now == 0  # ended only once it let go of the slot
 
 

@@ -119,8 +119,9 @@ def test_identical_pretraining_is_replayed_and_labelled(served, lang):
     assert {k: v for k, v in again[4].items() if k != "replay"} == same  # the same figures and samples
     assert ("Replay" if lang == "en" else "리플레이") in again[3]  # said plainly in the result
     assert demo.ctx.slot.gauge.peak == 1  # the replay never took the training slot (it ran beside nothing)
-    anew = new_client(headers=headers).predict(fresh=True, **{k: v for k, v in kw.items()})
-    assert anew[4]["replay"] is None and anew[4]["val_loss"] == first[4]["val_loss"]  # trained again: same figures
+    if lang == "en":  # "train anew" once is enough (it is a third training)
+        anew = new_client(headers=headers).predict(fresh=True, **kw)
+        assert anew[4]["replay"] is None and anew[4]["val_loss"] == first[4]["val_loss"]  # trained again: same figures
     progress = [o[0] for o in again_job.outputs()[:-1] if isinstance(o[0], str) and o[0]]
     assert progress and all(p.startswith("♻️") for p in progress), progress  # every progress line says it is a replay
 

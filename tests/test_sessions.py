@@ -36,7 +36,7 @@ def served(tiny_tokenizer):
 def test_two_trainings_run_one_after_the_other(served):
     new_client, loader, demo = served
     a, b = new_client(), new_client()
-    j1 = a.submit(corpus="shakespeare", size="tiny", steps=100, seed=1, api_name="/pretrain")
+    j1 = a.submit(corpus="shakespeare", size="tiny", steps=40, seed=1, api_name="/pretrain")
     while not j1.outputs():
         time.sleep(0.1)
     j2 = b.submit(steps=2, r=2, learning_rate=1e-3, seed=0, api_name="/finetune")
