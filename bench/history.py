@@ -113,7 +113,7 @@ def main() -> None:
     import gc
 
     import modes.finetune_core  # noqa: F401 - imported before the idle reading, as in the app
-    import modes.pretrain_core  # noqa: F401
+    import modes.pretrain_core  # noqa: F401 - imported before the idle reading, as in the app
 
     gc.collect()
     idle = rss_mb()

@@ -178,23 +178,23 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
 
 def follow(ctx, run, session, adapter, lang: str):
     """Stream a fine-tune run to this page until it ends (a reloaded page follows it again)."""
+    def failed(error):
+        if isinstance(error, InputError):  # the trained adapter failed the checks every adapter passes
+            return ui.error(error.key, lang, **error.fmt)
+        if isinstance(error, RuntimeError):
+            return gr.Error(ui.msg("err_ft_failed", lang, why=str(error)))
+        return error
+
     view = records.view_of(session, TAB.id)
-    for r in ctx.history.follow(run):
-        if r.status in ("queued", "left"):
-            yield OUT(progress=records.queue_line(r, lang), run_id=r.id)
-        elif r.status == "failed":
-            if isinstance(r.error, InputError):  # the trained adapter failed the checks every adapter passes
-                raise ui.error(r.error.key, lang, **r.error.fmt)
-            if isinstance(r.error, RuntimeError):
-                raise gr.Error(ui.msg("err_ft_failed", lang, why=str(r.error)))
-            raise r.error
+    for kind, ev in records.progress_of(ctx, run, lang, failed):
+        if kind == "queue":
+            yield OUT(progress=ev, run_id=run.id)
         # The plot's colour legend is fixed by the first data it draws: the first drawing (step 1)
         # already holds both the train and the held-out series.
-        elif r.result is None and r.progress is not None and r.progress.step:
-            ev = r.progress
+        elif ev.step:
             md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
                         loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
-            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view), run_id=r.id)
+            yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view), run_id=run.id)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
@@ -222,11 +222,8 @@ def follow(ctx, run, session, adapter, lang: str):
 
 def resume(ctx, session=None, adapter=None, request: gr.Request = None):
     """After a reload: follow the learner's fine-tune that is still running, if there is one."""
-    run = ctx.history.active(session.owner if session else None, TAB.id)
-    if run is None:
-        yield OUT()  # nothing to follow: every output stays as it is
-        return
-    yield from follow(ctx, run, session, adapter, ui.lang_of(request))
+    lang = ui.lang_of(request)
+    yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, adapter, lang), OUT())
 
 
 def result_text(res, n_test: int, direction: str, lang: str) -> str:

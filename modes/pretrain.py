@@ -154,17 +154,14 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
 def follow(ctx, run, session, lang: str):
     """Stream a pre-training run to this page until it ends (a reloaded page follows it again)."""
     view = records.view_of(session, TAB.id)
-    for r in ctx.history.follow(run):
-        if r.status in ("queued", "left"):
-            yield OUT(progress=records.queue_line(r, lang), run_id=r.id)
-        elif r.status == "failed":
-            raise r.error
-        elif r.result is None and r.progress is not None:
-            ev = r.progress
-            md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                        eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
-            yield OUT(progress=records.progress_line(md, r.replayed, lang), plot=records.plot_update(r, view),
-                      samples="\n\n".join(r.samples), anew=gr.update(visible=bool(r.replayed)), run_id=r.id)
+    for kind, ev in records.progress_of(ctx, run, lang):
+        if kind == "queue":
+            yield OUT(progress=ev, run_id=run.id)
+            continue
+        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                    eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+        yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
+                  samples="\n\n".join(run.samples), anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
@@ -180,11 +177,8 @@ def follow(ctx, run, session, lang: str):
 
 def resume(ctx, session=None, request: gr.Request = None):
     """After a reload: follow the learner's pre-training that is still running, if there is one."""
-    run = ctx.history.active(session.owner if session else None, TAB.id)
-    if run is None:
-        yield OUT()  # nothing to follow: every output stays as it is
-        return
-    yield from follow(ctx, run, session, ui.lang_of(request))
+    lang = ui.lang_of(request)
+    yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, lang), OUT())
 
 
 def _ref(bpc: float | None) -> str:

@@ -48,6 +48,28 @@ def start(ctx, session: Session | None, kind: str, settings: dict, key: dict | N
     return run
 
 
+def progress_of(ctx, run: Run, lang: str, failed=lambda error: error):
+    """What a page following `run` shows, until it ends: ("queue", line) while it waits, and
+    ("progress", event) while it trains. A failure is raised as `failed(error)`."""
+    for r in ctx.history.follow(run):
+        if r.status in ("queued", "left"):
+            yield "queue", queue_line(r, lang)
+        elif r.status == "failed":
+            raise failed(r.error)
+        elif r.result is None and r.progress is not None:
+            yield "progress", r.progress
+
+
+def reattach(ctx, kind: str, session: Session | None, follow, idle):
+    """After a reload: `follow(run)` for the owner's run of this kind still going, or one `idle`
+    update (every output left as it is) when there is none."""
+    run = ctx.history.active(session.owner if session else None, kind)
+    if run is None:
+        yield idle
+        return
+    yield from follow(run)
+
+
 def stop(ctx, kind: str, session: Session | None) -> None:
     """The Stop button: stops the owner's running (or queued) run of this kind, from any page."""
     run = ctx.history.active(session.owner if session else None, kind)

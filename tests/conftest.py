@@ -65,3 +65,24 @@ def real_loader():
     loader = ModelLoader(dtype="auto")
     loader.get()
     return loader
+
+
+def wait_until(cond, timeout: float, why: str) -> None:
+    """Poll a state until it holds: generous on a busy machine, and it fails with the reason."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, why
+        time.sleep(0.05)
+
+
+def serve_tiny(tokenizer, **launch_kw):
+    """Build and launch the app on a fresh tiny random Gemma 3: (demo, url, loader); close the demo after."""
+    import app
+    from modes.loader import ModelLoader
+
+    loader = ModelLoader.from_model(make_tiny_model(len(tokenizer)), tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader)
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_kw)
+    return demo, url, loader

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-import app
-from tests.conftest import free_port
+from tests.conftest import serve_tiny
 
 
 @pytest.fixture(scope="module")
 def client(tiny_tokenizer):
     from gradio_client import Client
 
-    from modes.loader import ModelLoader
-    from tests.conftest import make_tiny_model
-
-    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo, url, _ = serve_tiny(tiny_tokenizer)
     yield Client(url, verbose=False)
     demo.close()
 

@@ -3,13 +3,11 @@ defaults, and the API with an explicit (English, Korean) pool. A tiny model; the
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-import app
 from modes import data as task
 from modes import incontext
-from tests.conftest import free_port, make_tiny_model
+from tests.conftest import serve_tiny
 
 TEXT = {"en-ko": "Where is the nearest bus stop?", "ko-en": "가장 가까운 버스 정류장이 어디예요?"}
 
@@ -18,11 +16,7 @@ TEXT = {"en-ko": "Where is the nearest bus stop?", "ko-en": "가장 가까운 �
 def served(tiny_tokenizer):
     from gradio_client import Client
 
-    from modes.loader import ModelLoader
-
-    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo, url, _ = serve_tiny(tiny_tokenizer)
     yield demo, Client(url, verbose=False)
     demo.close()
 

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-import app
-from tests.conftest import free_port, make_tiny_model
+from tests.conftest import make_tiny_model, serve_tiny
 
 GENERIC = "has not enabled verbose error reporting"
 
 
 @pytest.fixture(scope="module")
 def served(tiny_tokenizer):
-    from gradio_client import Client
-
-    from modes.loader import ModelLoader
-
-    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo, url, loader = serve_tiny(tiny_tokenizer)
     yield url, loader
     demo.close()
 

@@ -7,17 +7,9 @@ import time
 
 import pytest
 
-import app
 from modes import runs as records
 from modes.history import History, Session
-from tests.conftest import free_port
-
-
-def wait_until(cond, timeout: float, why: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, why
-        time.sleep(0.05)
+from tests.conftest import serve_tiny, wait_until
 
 
 # ---- owners: issued by the server, checked, private -------------------------------------------------
@@ -134,12 +126,7 @@ def test_settings_diff_names_only_what_differs():
 def served(tiny_tokenizer):
     from gradio_client import Client
 
-    from modes.loader import ModelLoader
-    from tests.conftest import make_tiny_model
-
-    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    demo, url, _ = serve_tiny(tiny_tokenizer)
     yield (lambda **kw: Client(url, verbose=False, **kw)), demo
     demo.close()
 

@@ -8,16 +8,8 @@ import time
 import pytest
 
 import app
-from tests.conftest import free_port, make_tiny_model
+from tests.conftest import free_port, make_tiny_model, wait_until
 
-
-
-def wait_until(cond, timeout: float, why: str) -> None:
-    """Poll a state until it holds: generous on a busy machine, and it fails with the reason."""
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, why
-        time.sleep(0.1)
 
 @pytest.fixture()
 def served(tiny_tokenizer):
