@@ -153,6 +153,77 @@ def lr_lambda(cfg: FinetuneConfig):
     return f
 
 
+@dataclass
+class TrainRun:
+    """What the training loop leaves behind for the scoring that follows it."""
+
+    step: int = 0  # updates that completed
+    seconds: float = 0.0
+    first: float = float("nan")  # the first and the last training loss
+    last: float = float("nan")
+    seen: int = 0  # training pairs seen
+    stopped: bool = False
+    diverged_at: int | None = None  # the step whose loss (or gradient) was not finite
+    kept_step: int | None = None  # after divergence: the adapter kept is the one after this step
+    curve: list = field(default_factory=list)  # train and held-out points (held-out ones after kept_step dropped)
+
+
+def _train(model, cfg: FinetuneConfig, train: list, test: list, pad: int, rng: random.Random,
+           should_stop: Callable[[], bool], fail_at_step: int | None) -> Iterator[FtProgress]:
+    """The LoRA updates: yields progress per step, returns a TrainRun. A non-finite loss or gradient
+    stops it at once and puts back the last adapter whose loss was finite."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    run = TrainRun()
+    batches: list = []
+    t0 = time.perf_counter()
+    last_good: tuple[int, dict] | None = None  # (step after which, trainable tensors): the last adapter with a finite loss
+    trainable_params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        if should_stop():
+            run.stopped = True
+            break
+        if not batches:
+            batches = length_grouped_batches(train, cfg.batch_size, rng)
+        ids, mask, labels = (t.to(model.device) for t in collate(batches.pop(), pad))
+        if fail_at_step == step:
+            raise RuntimeError(f"injected failure at step {step}")
+        loss = masked_lm_loss(model, ids, mask, labels)
+        if not torch.isfinite(loss):  # the adapter after the previous update makes the loss NaN/inf
+            run.diverged_at = step
+            break
+        last_good = (step - 1, {n: p.detach().clone() for n, p in trainable_params.items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(list(trainable_params.values()), 1.0)
+        if not torch.isfinite(norm):  # an update from this gradient would fill the adapter with NaN
+            run.diverged_at = step
+            break
+        opt.step()
+        sched.step()
+        run.step, run.last = step, loss.item()
+        run.first = run.last if step == 1 else run.first
+        run.seen += ids.shape[0]
+        run.curve.append({"step": step, "loss": run.last, "split": "train"})
+        ev = None
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            ev = eval_loss(model, test, pad)
+            run.curve.append({"step": step, "loss": ev, "split": "held-out eval"})
+        elapsed = time.perf_counter() - t0
+        yield FtProgress(step, cfg.steps, run.last, ev, elapsed, (cfg.steps - step) * elapsed / step, run.seen / elapsed)
+    run.seconds = time.perf_counter() - t0
+    if run.diverged_at is not None:
+        run.step = run.diverged_at - 1  # updates that completed
+        run.kept_step = last_good[0] if last_good else 0
+        if last_good:
+            with torch.no_grad():
+                for n, p in trainable_params.items():
+                    p.copy_(last_good[1][n])
+        run.curve = [c for c in run.curve if c["step"] <= run.kept_step or c["split"] == "train"]
+    return run
+
+
 def finetune(
     loader,
     cfg: FinetuneConfig,
@@ -196,64 +267,14 @@ def finetune(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     eval_before = eval_loss(model, test, pad)
-    curve = [{"step": 0, "loss": eval_before, "split": "held-out eval"}]
     # Step 0: the held-out loss before training, so a live curve starts where the final one does.
     yield FtProgress(0, cfg.steps, float("nan"), eval_before, 0.0, 0.0, 0.0)
-    batches: list = []
-    t0 = time.perf_counter()
-    first = last = float("nan")
-    step, seen, stopped = 0, 0, False
-    diverged_at = None
-    last_good: tuple[int, dict] | None = None  # (step after which, trainable tensors): the last adapter with a finite loss
-    trainable_params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    model.train()
-    for step in range(1, cfg.steps + 1):
-        if should_stop():
-            step, stopped = step - 1, True
-            break
-        if not batches:
-            batches = length_grouped_batches(train, cfg.batch_size, rng)
-        ids, mask, labels = (t.to(model.device) for t in collate(batches.pop(), pad))
-        if fail_at_step == step:
-            raise RuntimeError(f"injected failure at step {step}")
-        loss = masked_lm_loss(model, ids, mask, labels)
-        if not torch.isfinite(loss):  # the adapter after the previous update makes the loss NaN/inf
-            diverged_at = step
-            break
-        last_good = (step - 1, {n: p.detach().clone() for n, p in trainable_params.items()})
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(trainable_params.values()), 1.0)
-        if not torch.isfinite(norm):  # an update from this gradient would fill the adapter with NaN
-            diverged_at = step
-            break
-        opt.step()
-        sched.step()
-        last = loss.item()
-        first = last if step == 1 else first
-        seen += ids.shape[0]
-        curve.append({"step": step, "loss": last, "split": "train"})
-        ev = None
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            ev = eval_loss(model, test, pad)
-            curve.append({"step": step, "loss": ev, "split": "held-out eval"})
-        elapsed = time.perf_counter() - t0
-        yield FtProgress(step, cfg.steps, last, ev, elapsed, (cfg.steps - step) * elapsed / step, seen / elapsed)
-    seconds = time.perf_counter() - t0
-    kept_step = None
-    if diverged_at is not None:
-        step = diverged_at - 1  # updates that completed
-        kept_step = last_good[0] if last_good else 0
-        if last_good:
-            with torch.no_grad():
-                for n, p in trainable_params.items():
-                    p.copy_(last_good[1][n])
-        curve = [c for c in curve if c["step"] <= kept_step or c["split"] == "train"]
+    run = yield from _train(model, cfg, train, test, pad, rng, should_stop, fail_at_step)
+    curve = [{"step": 0, "loss": eval_before, "split": "held-out eval"}] + run.curve
+    step, seconds = run.step, run.seconds
     model.eval()
-    fresh_eval = diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
+    fresh_eval = run.diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
     eval_after = eval_loss(model, test, pad) if fresh_eval else curve[-1]["loss"]
     # Scores on the whole held-out split, same greedy decoding for both.
     prompts = [task.fewshot_prompt(cfg.direction, p.source, 0, template=template)[1] for p in test_pairs]
@@ -287,12 +308,13 @@ def finetune(
         cost["dtype"] = train_dtype
     del model, private, tuned  # the training copy lives only while the run does
     yield FtResult(
-        steps=step, seconds=round(seconds, 2), train_loss_first=round(first, 4), train_loss_last=round(last, 4),
+        steps=step, seconds=round(seconds, 2), train_loss_first=round(run.first, 4), train_loss_last=round(run.last, 4),
         eval_loss_before=round(eval_before, 4), eval_loss_after=round(eval_after, 4),
         chrf_before=chrf_before, chrf_after=score_after, trainable_params=trainable,
         trainable_fraction=round(trainable / total, 6), base_weights_unchanged=base_after == base_hash,
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
-        samples_per_s=round(seen / max(seconds, 1e-9), 3), stopped=stopped, diverged_at=diverged_at, kept_step=kept_step,
+        samples_per_s=round(run.seen / max(seconds, 1e-9), 3), stopped=run.stopped, diverged_at=run.diverged_at,
+        kept_step=run.kept_step,
         empty_outputs=sum(1 for h in after if not h), off_task=cost, off_task_base=cost_base, dtype=train_dtype,
         examples=examples, curve=curve, adapter=adapter,
     )
