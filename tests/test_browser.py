@@ -165,8 +165,8 @@ def test_korean_walkthrough_all_tabs(real_loader):
 def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_loader):
     """Two tiny pre-trainings with different seeds, then a third one still running when the page
     reloads: the history is back, the running one reattaches and finishes with its whole curve,
-    two runs overlay with a diff naming `seed`, and closing the page stops a training after the
-    grace period (shortened here)."""
+    two runs overlay with a diff naming `seed`, another browser sees none of them, and closing the
+    page stops a training after the grace period (shortened here)."""
     import time
 
     from gradio_client import Client
@@ -255,6 +255,17 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
 
             eventually(page, overlaid)
             page.screenshot(path=str(SHOTS / "6-compare.png"), full_page=True)
+
+            # Another browser (its own storage, so its own owner id) sees none of these runs.
+            other = browser.new_context(locale="en-US").new_page()
+            other.goto(url)
+            other.get_by_role("tab", name=re.compile("Three ways compared")).click()
+            expect(other.get_by_text(re.compile("not run yet: tab 1")).first).to_be_visible()
+            other.wait_for_timeout(1000)
+            text = other.locator("#runs-table").inner_text()
+            assert not any(f"#{run_id}" in text for run_id in ids.values()), text
+            assert len(list(history._owners)) == 2  # the second browser got an owner of its own
+            other.close()
 
             # Closing the page mid-training frees the slot once the grace period is over.
             page.get_by_role("tab", name=re.compile("Pre-training")).click()
