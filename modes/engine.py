@@ -202,7 +202,9 @@ class Engine:
                 for row in v.rows:
                     sess_n[(k, row.req.session)] = sess_n.get((k, row.req.session), 0) + 1
             take, rest = [], []
-            for r in self._pending:
+            # A learner's own request goes before bulk rows (a sweep's or a fine-tune's scoring, which
+            # submit dozens at once): otherwise a translation waits behind a whole sweep. FIFO within each.
+            for r in sorted(self._pending, key=lambda r: r.cap > PER_SESSION):
                 if r.cancelled.is_set():
                     continue
                 s = (r.lane, r.session)

@@ -129,6 +129,22 @@ def test_a_flooding_session_cannot_starve_others(tiny_tokenizer):
         f.cancel()
 
 
+def test_a_learners_request_goes_before_a_sweeps_waiting_rows(tiny_tokenizer):
+    from modes.engine import BULK_ROWS
+
+    model = make_tiny_model(len(tiny_tokenizer), seed=7)
+    engine = Engine(max_rows=8)
+    bulk = [engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[0], QUERIES[0], 30, session="sweep",
+                                  cap=BULK_ROWS, stream=False)) for _ in range(40)]
+    mine = engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[1], QUERIES[1], 30, session="learner", stream=False))
+    kind, _ = mine.events.get(timeout=30)
+    assert kind == "done"
+    finished_bulk = sum(not b.events.empty() for b in bulk)
+    assert finished_bulk <= 16, finished_bulk  # served within two rounds, not behind all 40 sweep rows
+    for b in bulk:
+        b.cancel()
+
+
 def test_engine_fault_reaches_only_its_callers(tiny_tokenizer):
     tok = tiny_tokenizer
     model = make_tiny_model(len(tok), seed=8)
