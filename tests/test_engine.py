@@ -115,34 +115,23 @@ def test_cancelled_row_leaves_at_next_step(tiny_tokenizer):
     assert engine.stats["rows_decoded"] < 200  # the cancelled row did not decode its 200 tokens
 
 
-def test_a_flooding_session_cannot_starve_others(tiny_tokenizer):
-    model = make_tiny_model(len(tiny_tokenizer), seed=7)
-    engine = Engine(max_rows=8)
-    flood = [engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[0], QUERIES[0], 30, session="flood", stream=False))
-             for _ in range(40)]
-    polite = engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[1], QUERIES[1], 30, session="polite", stream=False))
-    kind, val = polite.events.get(timeout=30)
-    assert kind == "done"
-    finished_flood = sum(not f.events.empty() for f in flood)
-    assert finished_flood <= 8  # the polite row was served within the first two rounds of the flood's cap (4)
-    for f in flood:
-        f.cancel()
-
-
-def test_a_learners_request_goes_before_a_sweeps_waiting_rows(tiny_tokenizer):
-    from modes.engine import BULK_ROWS
+@pytest.mark.parametrize("cap, served_within", [(None, 8), ("bulk", 16)], ids=["a flooding learner", "a sweep"])
+def test_forty_waiting_rows_cannot_starve_a_learner(tiny_tokenizer, cap, served_within):
+    """40 rows waiting from one learner (capped at 4 rows each round) or from a sweep (bulk rows,
+    which go after a learner's own request): the other learner is served within two rounds."""
+    from modes.engine import BULK_ROWS, PER_SESSION
 
     model = make_tiny_model(len(tiny_tokenizer), seed=7)
     engine = Engine(max_rows=8)
-    bulk = [engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[0], QUERIES[0], 30, session="sweep",
-                                  cap=BULK_ROWS, stream=False)) for _ in range(40)]
+    rows = [engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[0], QUERIES[0], 30, session="many",
+                                  cap=BULK_ROWS if cap == "bulk" else PER_SESSION, stream=False)) for _ in range(40)]
     mine = engine.submit(Request(model, tiny_tokenizer, "base", PREFIXES[1], QUERIES[1], 30, session="learner", stream=False))
     kind, _ = mine.events.get(timeout=30)
     assert kind == "done"
-    finished_bulk = sum(not b.events.empty() for b in bulk)
-    assert finished_bulk <= 16, finished_bulk  # served within two rounds, not behind all 40 sweep rows
-    for b in bulk:
-        b.cancel()
+    finished = sum(not r.events.empty() for r in rows)
+    assert finished <= served_within, finished  # not behind all 40
+    for r in rows:
+        r.cancel()
 
 
 def test_engine_fault_reaches_only_its_callers(tiny_tokenizer):
