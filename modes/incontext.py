@@ -20,7 +20,6 @@ from modes.data import SELECTIONS
 from modes.fields import bounds, whole
 from modes.incontext_config import MAX_K, MAX_NEW_TOKENS, MAX_TEXT_CHARS, SweepConfig, TranslateConfig
 from modes.jobs import Throttle
-from modes.reuse import code_version, runtime
 from modes.tabs import Page, Tab
 
 T, S = TranslateConfig(), SweepConfig()
@@ -113,13 +112,6 @@ def parse_ks(ks: str, lang: str) -> list[int]:
     return out
 
 
-def sweep_point_key(ctx, direction: str, k: int, n: int, seed: int) -> dict:
-    """Everything one base-model sweep point depends on: the same key gives the same chrF."""
-    return {"kind": "sweep_point", "model": ctx.proof().reference, "dtype": ctx.loader.dtype_name, "direction": direction,
-            "k": k, "n": n, "seed": seed, "template": task.DEFAULT_TEMPLATE, "code": code_version("engine", "data", "metrics"),
-            **runtime()}
-
-
 def prepare(text, direction, k, selection, seed, template, max_new_tokens, pool_df, lang):
     """(prefix, query, max_new, flagged rows): the request checked, the prompt built by task.fewshot_prompt."""
     rows, flagged = pool_from_table(pool_df, lang)
@@ -198,51 +190,6 @@ def translate(ctx, text: str, direction: str = T.direction, k: int = T.k, select
               prompt_info=ui.msg("ic_prompt_tokens", lang, n=n_tokens) + warn, summary=res)
 
 
-def sweep_points(ctx, direction: str, k_list: list[int], test: list, seed: int, session: str, on_point) -> tuple[dict, list]:
-    """chrF of the base model at each k ({k: chrF}) and which points were served from shared results."""
-    from modes.metrics import chrf
-
-    model, tok = ctx.loader.get()
-    refs = [p.target for p in test]
-    scores, reused = {}, []
-    for kk in k_list:
-        on_point(kk)
-
-        def compute(kk=kk):
-            # Random examples do not depend on the query: one prefix, one KV cache, for every query.
-            prompts = [task.fewshot_prompt(direction, p.source, kk, seed=seed) for p in test]
-            hyps = ctx.engine.generate(model, tok, prompts[0][0], [q for _, q, _ in prompts], lane="base", session=session)
-            return {"chrf": chrf(hyps, refs)}
-
-        # The base model's points are the same for every learner: computed once, then served to all.
-        if ctx.reuse:
-            point, was_reused = ctx.results.once(sweep_point_key(ctx, direction, kk, len(test), seed), compute)
-        else:
-            point, was_reused = compute(), False
-        if was_reused:
-            reused.append({"k": kk, "computed_at": point["computed_at"], "seconds": point["seconds"]})
-        scores[kk] = point["chrf"]
-    return scores, reused
-
-
-def sweep_lora(ctx, adapter, direction: str, test: list, session: str) -> tuple[float, dict | None]:
-    """chrF through the adapter at k=0, and where it was served from shared results (else None)."""
-    from modes.adapters import adapter_key
-    from modes.metrics import chrf
-
-    def compute():
-        lane, tuned = ctx.adapter_model(adapter)
-        queries = [task.fewshot_prompt(direction, p.source, 0, template=adapter.template)[1] for p in test]
-        return {"chrf": chrf(ctx.engine.generate(tuned, ctx.loader.get()[1], "", queries, lane=lane, session=session),
-                             [p.target for p in test])}
-
-    # Learners holding the same adapter (a replayed fine-tune gives the same bytes) share this point too.
-    key = {**sweep_point_key(ctx, direction, -1, len(test), 0), "kind": "sweep_lora", "adapter": adapter_key(adapter),
-           "template": adapter.template}
-    point, was_reused = ctx.results.once(key, compute) if ctx.reuse else (compute(), False)
-    return point["chrf"], ({"k": "LoRA", "computed_at": point["computed_at"], "seconds": point["seconds"]} if was_reused else None)
-
-
 def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None = None, seed: int = S.seed, adapter=None,
               session=None, request: gr.Request = None, progress=gr.Progress()):
     """chrF on the held-out split for each k (fixed seeded examples, shared prefix, batched).
@@ -251,6 +198,8 @@ def icl_sweep(ctx, direction: str = T.direction, ks: str = S.ks, n: int | None =
     if not ctx.loader.ready:
         progress(0, desc=ui.msg("waiting_model", lang))
     ctx.loader.get()  # the libraries and the model, loaded by their one owner
+    from modes.incontext_core import sweep_lora, sweep_points
+
     if direction not in task.DIRECTIONS:
         raise ui.error("err_direction", lang, name=direction, choices=", ".join(task.DIRECTIONS))
     k_list = parse_ks(ks, lang)
