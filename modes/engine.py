@@ -90,12 +90,20 @@ def stop_ids(tok) -> list[int]:
     return [tok("\n", add_special_tokens=False)["input_ids"][-1], tok.eos_token_id]
 
 
-def _pick(logits: torch.Tensor, row: _Row) -> int:
-    """Greedy when temperature is 0, else top-p sampling from the row's own seeded generator."""
+def _pick(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+    """Each row's next token from its logits [B, V]: greedy at temperature 0, else its own sampling.
+
+    One float32 argmax for every row: on bf16 logits argmax runs about 10x slower on this CPU (16 rows of
+    262k: 12.8 ms a step one row at a time, 1.3 ms at once in float32), and the upcast is exact."""
+    logits = logits.float()
+    best = logits.argmax(-1).tolist()
+    return [best[i] if row.req.temperature <= 0 else _sample(logits[i], row) for i, row in enumerate(rows)]
+
+
+def _sample(logits: torch.Tensor, row: _Row) -> int:
+    """Top-p sampling at the row's temperature from its own seeded generator (logits: [V] float32)."""
     r = row.req
-    if r.temperature <= 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits.float() / r.temperature, -1)
+    probs = torch.softmax(logits / r.temperature, -1)
     if r.top_p < 1:
         p, i = probs.sort(descending=True)
         keep = p.cumsum(0) - p < r.top_p  # the smallest set whose mass reaches top_p (always >= 1 token)
@@ -299,12 +307,12 @@ class Engine:
         """Pick each row's next token, stream its text, and return the rows that are finished."""
         stops = lane.stops
         done = []
-        for row, lg in zip(rows, logits):
+        tokens = _pick(logits, rows)
+        for row, t in zip(rows, tokens):
             r = row.req
             if r.cancelled.is_set():
                 done.append(row)
                 continue
-            t = _pick(lg, row)
             if r.ttft is None:
                 r.ttft = time.perf_counter() - r.t_submit
             if t not in stops:

@@ -286,7 +286,10 @@ class ModelLoader:
         return model, tok
 
     def _finish(self, model, tok, t0: float, decide_dtype: bool = True) -> None:
+        from modes import packed
+
         model.to(self.device).eval()
+        packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/packed.py)
         if decide_dtype:
             model = self._decide_cpu_dtype(model)
         self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")

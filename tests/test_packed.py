@@ -1,0 +1,88 @@
+"""Packed CPU linears (modes/packed.py): bitwise the same numbers as plain nn.Linear in bf16, a packed
+copy that follows weight changes, and plain F.linear wherever packing does not apply."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from modes import packed
+from tests.conftest import make_tiny_model
+
+pytestmark = pytest.mark.skipif(not packed.available(), reason="this torch build has no oneDNN packed linear")
+
+
+def _pair(tok, dtype=torch.bfloat16):
+    plain = make_tiny_model(len(tok), seed=5).to(dtype)
+    fast = copy.deepcopy(plain)
+    assert packed.pack(fast) > 0
+    return plain, fast
+
+
+def _ids(tok, texts):
+    enc = tok(texts, return_tensors="pt", padding=True)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_packed_bf16_logits_and_greedy_are_bitwise_equal(tiny_tokenizer):
+    plain, fast = _pair(tiny_tokenizer)
+    ids, mask = _ids(tiny_tokenizer, ["English: Where is the station?\nKorean:", "Now, fair Hippolyta"])
+    with torch.no_grad():
+        assert torch.equal(plain(input_ids=ids, attention_mask=mask).logits, fast(input_ids=ids, attention_mask=mask).logits)
+        kw = dict(max_new_tokens=12, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+        assert torch.equal(plain.generate(input_ids=ids[:1], **kw), fast.generate(input_ids=ids[:1], **kw))
+    assert packed.packed_bytes(fast) > 0 and packed.packed_bytes(plain) == 0  # it really ran the packed path
+    assert fast.state_dict().keys() == plain.state_dict().keys()  # saving and hashing see the same model
+
+
+def test_a_changed_weight_is_repacked(tiny_tokenizer):
+    plain, fast = _pair(tiny_tokenizer)
+    ids, _ = _ids(tiny_tokenizer, ["The weather is nice today."])
+    with torch.no_grad():
+        fast(input_ids=ids)  # packs
+        for m in (plain, fast):
+            m.model.layers[0].mlp.down_proj.weight.mul_(3)  # in place, as a test or a merge would
+            m.lm_head.weight.view(-1)[:50] += 0.5  # the tied LM head / embedding
+        assert torch.equal(plain(input_ids=ids).logits, fast(input_ids=ids).logits)
+
+
+def test_training_and_float32_take_the_plain_path(tiny_tokenizer):
+    plain, fast = _pair(tiny_tokenizer)
+    ids, _ = _ids(tiny_tokenizer, ["Where is the station?"])
+    out = fast(input_ids=ids, labels=ids)  # grad enabled: plain F.linear, so backward works
+    out.loss.backward()
+    assert fast.model.layers[0].mlp.up_proj.weight.grad is not None
+    assert packed.packed_bytes(fast) == 0
+    plain32, fast32 = _pair(tiny_tokenizer, torch.float32)
+    with torch.no_grad():
+        assert torch.equal(plain32(input_ids=ids).logits, fast32(input_ids=ids).logits)
+    assert packed.packed_bytes(fast32) == 0  # float32 packing is not bitwise-equal, so it is not used
+
+
+def test_a_merged_lora_on_a_packed_base_serves_the_same_numbers(tiny_tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    plain, fast = _pair(tiny_tokenizer)
+    cfg = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    torch.manual_seed(0)
+    a = get_peft_model(copy.deepcopy(plain).float(), cfg).merge_and_unload().to(torch.bfloat16)
+    torch.manual_seed(0)
+    b = get_peft_model(copy.deepcopy(fast).float(), cfg).merge_and_unload().to(torch.bfloat16)
+    ids, _ = _ids(tiny_tokenizer, ["I would like a cup of coffee, please."])
+    with torch.no_grad():
+        assert torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)
+    assert packed.packed_bytes(b) > 0  # the merged copy of a packed base is packed too
+
+
+def test_the_engine_decodes_the_same_tokens_on_a_packed_model(tiny_tokenizer):
+    """Batched bf16 rows through the engine: packing changes the speed, not one token."""
+    from modes.engine import Engine
+    from tests.test_engine import PREFIXES, QUERIES, run_all
+
+    plain, fast = _pair(tiny_tokenizer)
+    pairs = [(p, q) for p in PREFIXES for q in QUERIES]
+    got = run_all(Engine(max_rows=8), fast, tiny_tokenizer, pairs, max_new=24)
+    assert got == run_all(Engine(max_rows=8), plain, tiny_tokenizer, pairs, max_new=24)
+    assert any(got) and packed.packed_bytes(fast) > 0
