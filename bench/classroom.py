@@ -9,6 +9,8 @@ Reports per-endpoint p50/p95, the time until the last learner is done, errors an
 The baseline is the same app with `--classroom off` (no batching engine, no shared results or replays,
 two weights hashes per request), measured in the same invocation; its tour runs with fewer learners
 (`--baseline-learners`) because every learner's training then queues behind the others'.
+The clients run on the server's own 2 cores, so they are kept light: plain-http clients skip TLS setup
+(HML_BENCH_SSL_VERIFY=1 puts gradio_client's default back, for comparison).
 Usage: python bench/classroom.py [--learners 20] [--baseline-learners 2] [--skip-baseline]
 """
 
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.load import SENTENCES, Peak, pct  # noqa: E402
 from bench.startup import free_port  # noqa: E402
 
+CLIENT_SSL_VERIFY = os.environ.get("HML_BENCH_SSL_VERIFY", "0") == "1"  # 1: the client default, for comparison
 KO_SENTENCES = ["역은 어디에 있어요?", "커피 한 잔 주세요.", "오늘 날씨가 좋네요.", "이 상자 옮기는 것 좀 도와줄 수 있어요?"]
 
 
@@ -55,7 +58,10 @@ class Server:
     def client(self):
         from gradio_client import Client
 
-        return Client(self.url, verbose=False)
+        # The server is plain http on 127.0.0.1. With ssl_verify on, gradio_client builds an SSL context (it loads
+        # the CA bundle: about 20 ms of CPU) for each HTTP call; 16 clients doing that on the server's own 2 cores
+        # held every request about 0.45 s before it reached the app. A class's browsers run on their own machines.
+        return Client(self.url, verbose=False, ssl_verify=CLIENT_SSL_VERIFY)
 
     def close(self):
         self.peak.stop()

@@ -203,17 +203,51 @@ def adapter_from_upload(path: str | Path, base_model, direction: str, template: 
     return Adapter(buf.getvalue(), direction, template, n, total, source="uploaded")
 
 
-def merged_copy(peft_model, dtype):
+def merged_copy(peft_model, base_model):
     """A plain model with the adapter merged into a copy of the weights (merged in float32, then cast to
-    `dtype`). It generates at the base model's speed: no LoRA layers, and bf16 where the base is bf16
-    (unmerged PEFT generation on a float32 copy was 2-3x slower than the bf16 base here)."""
-    return copy.deepcopy(peft_model).merge_and_unload().to(dtype).eval()
+    the base's dtype). It generates at the base model's speed: no LoRA layers, and bf16 where the base is
+    bf16 (unmerged PEFT generation on a float32 copy was 2-3x slower than the bf16 base here)."""
+    return _for_serving(copy.deepcopy(peft_model).merge_and_unload(), base_model)
 
 
 def serving_model(base_model, adapter: Adapter):
     """The model /translate and the sweep use for an adapter: merged, in the served model's dtype."""
-    peft_model = apply_adapter(base_model, adapter)
-    return peft_model.merge_and_unload().to(base_model.dtype).eval()
+    return _for_serving(apply_adapter(base_model, adapter).merge_and_unload(), base_model)
+
+
+def _for_serving(merged, base_model):
+    from modes import packed
+
+    merged = merged.to(base_model.dtype).eval()
+    share_unchanged(merged, base_model)
+    packed.pack(merged)  # a training copy's linears are plain nn.Linear; serve them packed as the base is
+    return merged
+
+
+def share_unchanged(model, base) -> int:
+    """Point each parameter of `model` that equals the base's (same module path, same values) at the base's
+    own Parameter, and return how many values are shared.
+
+    A merged adapter changes only its LoRA targets: the embedding (168M of the 268M parameters, tied to
+    the LM head), the norms and the untouched linears need no second copy, nor a second packed copy
+    (modes/packed.py keeps that on the Parameter). Served models are never written to, so sharing is safe.
+    """
+    import torch
+
+    mods = dict(base.named_modules())
+    n = 0
+    for name, mod in model.named_modules():
+        other = mods.get(name)
+        if other is None:
+            continue
+        for pname, p in list(mod._parameters.items()):
+            q = other._parameters.get(pname)
+            if p is None or q is None or p is q or p.shape != q.shape or p.dtype != q.dtype or p.device != q.device:
+                continue
+            if torch.equal(p, q):
+                mod._parameters[pname] = q  # a tied pair (embedding and LM head) both land on the base's one
+                n += p.numel()
+    return n
 
 
 def apply_adapter(base_model, adapter: Adapter):

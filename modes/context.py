@@ -98,7 +98,7 @@ class AppContext:
     def _keep_adapter(self, key, model) -> None:
         with self._lock:
             self._adapters[key] = model
-            while len(self._adapters) > 2:  # each is a merged copy of the base (0.5 GB in bf16)
+            while len(self._adapters) > 2:  # each holds its LoRA targets' merged weights; the rest is the base's
                 old = next(iter(self._adapters))
                 del self._adapters[old]
                 if self._engine is not None:

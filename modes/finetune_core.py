@@ -283,7 +283,7 @@ def finetune(
     # merged copy in the served dtype (the same model /translate uses for this adapter).
     from modes.adapters import merged_copy
 
-    tuned = merged_copy(model, base.dtype)
+    tuned = merged_copy(model, base)
     after = generate(tuned, tok, "", prompts)
     shown = list(range(min(n_examples, len(prompts))))
     base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])

@@ -86,3 +86,26 @@ def test_the_engine_decodes_the_same_tokens_on_a_packed_model(tiny_tokenizer):
     got = run_all(Engine(max_rows=8), fast, tiny_tokenizer, pairs, max_new=24)
     assert got == run_all(Engine(max_rows=8), plain, tiny_tokenizer, pairs, max_new=24)
     assert any(got) and packed.packed_bytes(fast) > 0
+
+
+def test_a_served_adapter_shares_the_base_weights_it_did_not_change(tiny_tokenizer):
+    """A merged adapter keeps only its LoRA targets' weights; the rest (the tied embedding and LM head
+    included) is the base's own Parameter, with one packed copy, and the numbers are unchanged."""
+    from peft import LoraConfig, get_peft_model
+
+    from modes.adapters import merged_copy
+
+    plain, base = _pair(tiny_tokenizer)
+    cfg = LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    torch.manual_seed(1)
+    peft_model = get_peft_model(copy.deepcopy(plain).float(), cfg)
+    unshared = copy.deepcopy(peft_model).merge_and_unload().to(torch.bfloat16)
+    served = merged_copy(peft_model, base)
+    assert served.lm_head.weight is base.lm_head.weight and served.model.embed_tokens.weight is base.model.embed_tokens.weight
+    assert served.model.layers[0].mlp.down_proj.weight is base.model.layers[0].mlp.down_proj.weight
+    assert served.model.layers[0].self_attn.q_proj.weight is not base.model.layers[0].self_attn.q_proj.weight
+    assert isinstance(served.model.layers[0].self_attn.q_proj, packed.PackedLinear)
+    ids, _ = _ids(tiny_tokenizer, ["My sister lives in Busan."])
+    with torch.no_grad():
+        assert torch.equal(served(input_ids=ids).logits, unshared(input_ids=ids).logits)
+        assert not torch.equal(served(input_ids=ids).logits, base(input_ids=ids).logits)  # the adapter still acts
