@@ -62,3 +62,13 @@ def packed_bytes(model) -> int:
             seen.add(id(p))
             total += p.numel() * p.element_size()
     return total
+
+
+def unpack(model) -> int:
+    """Turn PackedLinear layers back into plain nn.Linear (the baseline in bench/packed.py). Returns how many."""
+    n = 0
+    for m in model.modules():
+        if type(m) is PackedLinear:
+            m.__class__ = torch.nn.Linear
+            n += 1
+    return n
