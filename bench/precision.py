@@ -53,6 +53,7 @@ def decode_step(model, batch: int, context: int = 100):
     cache = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True).cache
     nxt = ids[:, -1:]
 
+    @torch.no_grad()  # the factory's decorator does not reach the calls made later
     def step():
         model(input_ids=nxt, cache=__import__("copy").deepcopy(cache), use_cache=True)
 
@@ -62,7 +63,7 @@ def decode_step(model, batch: int, context: int = 100):
 @torch.no_grad()
 def prefill(model, batch: int, context: int = 100):
     ids = torch.randint(1000, 20000, (batch, context))
-    return lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1)
+    return torch.no_grad()(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1))
 
 
 def translate_once(model, tok):
