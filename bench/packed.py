@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,28 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from modes import data as task  # noqa: E402
 from modes import packed  # noqa: E402
-from modes.engine import Engine, Request  # noqa: E402
+from modes.engine import Engine  # noqa: E402
 from modes.loader import ModelLoader  # noqa: E402
-
-
-def med(fn, repeats: int) -> float:
-    with torch.no_grad():
-        fn()  # warm-up (and the packing itself, once)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def decode_step(model, batch: int, context: int = 100):
-    from transformers import DynamicCache
-
-    ids = torch.randint(1000, 20000, (batch, context))
-    with torch.no_grad():
-        cache = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True).cache
-    return lambda: model(input_ids=ids[:, -1:], cache=copy.deepcopy(cache), use_cache=True)
+from bench.precision import decode_step, med, prefill  # noqa: E402
 
 
 def prompts(direction: str, n: int) -> list[tuple[str, str]]:
@@ -59,15 +38,9 @@ def prompts(direction: str, n: int) -> list[tuple[str, str]]:
 
 
 def engine_answers(model, tok, pairs, max_rows: int) -> list[str]:
-    eng = Engine(max_rows=max_rows)
-    reqs = [eng.submit(Request(model, tok, "base", p, q, 64, session="bench", cap=64, stream=False)) for p, q in pairs]
-    outs = []
-    for r in reqs:
-        kind, val = r.events.get()
-        if kind == "error":
-            raise val
-        outs.append(val)
-    return outs
+    (prefix,) = {p for p, _ in pairs}  # seeded examples: one few-shot prefix for every query
+    return Engine(max_rows=max_rows).generate(model, tok, prefix, [q for _, q in pairs], lane="base", session="bench",
+                                              max_new=64)
 
 
 def one_row_greedy(model, tok, prefix: str, query: str) -> str:
@@ -94,8 +67,7 @@ def main() -> None:
           f"{packed.unpack(plain)}")
     pairs = prompts("en-ko", args.n)
     cases = [("decode step, batch 1", lambda m: decode_step(m, 1)), ("decode step, batch 16", lambda m: decode_step(m, 16)),
-             ("prefill, 16 x 100 tokens", lambda m: (lambda ids: lambda: m(input_ids=ids, logits_to_keep=1))(
-                 torch.randint(1000, 20000, (16, 100)))),
+             ("prefill, 16 x 100 tokens", lambda m: prefill(m, 16)),
              (f"engine, {args.n} sentences at once", lambda m: lambda: engine_answers(m, tok, pairs, 16))]
     print("\n| bf16 | plain (baseline) | packed | speed-up |\n|---|---|---|---|")
     for name, make in cases:
