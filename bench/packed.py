@@ -1,12 +1,11 @@
-"""Packed CPU linears (modes/packed.py) against plain nn.Linear, and how often batched greedy equals
-one-row greedy in each precision.
+"""The served bf16 model's CPU path: packed linears (modes/packed.py) and row-wise attention
+(modes/rowwise.py) against plain nn.Linear with sdpa, and how often a row's answer depends on its batch.
 
-Speed, on the served bf16 model, the plain copy (its linears unpacked) being the baseline measured in
-the same run: a decode step at batch 1 and 16 (100-token context), a 16-row prefill, and the engine
-answering 16 held-out sentences submitted at once (k=4, EN->KO).
-Agreement, in bf16 and in float32, for n held-out sentences per direction at k=4: the engine's batched
-answers, and the same rows one at a time through the engine, each against transformers' one-row greedy
-on the whole prompt. Medians throughout.
+Speed, the baseline (plain linears, sdpa) measured in the same run: a decode step at batch 1 and 16
+(100-token context), a 16-row prefill, and the engine answering 16 held-out sentences at once (k=4).
+Agreement, for n held-out sentences per direction at k=4: the engine's batched answers against the
+same rows one at a time through the engine, and both against transformers' one-row greedy on the
+whole prompt; for the served bf16 model, bf16 with sdpa, and float32. Medians throughout.
 Usage: python bench/packed.py [--repeats 7] [--n 16]
 """
 
@@ -60,31 +59,35 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     l16 = ModelLoader(dtype="bfloat16")
-    fast, tok = l16.get()
-    plain = copy.deepcopy(fast)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; packed linears: "
-          f"{sum(isinstance(m, packed.PackedLinear) for m in fast.modules())}; unpacked in the baseline copy: "
-          f"{packed.unpack(plain)}")
+    served, tok = l16.get()  # packed linears and row-wise attention, as the app serves bf16 on a CPU
+    sdpa = copy.deepcopy(served)
+    sdpa.set_attn_implementation("sdpa")
+    plain = copy.deepcopy(sdpa)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; served attention "
+          f"{served.config._attn_implementation}; linears unpacked in the baseline copy: {packed.unpack(plain)}")
     pairs = prompts("en-ko", args.n)
     cases = [("decode step, batch 1", lambda m: decode_step(m, 1)), ("decode step, batch 16", lambda m: decode_step(m, 16)),
              ("prefill, 16 x 100 tokens", lambda m: prefill(m, 16)),
              (f"engine, {args.n} sentences at once", lambda m: lambda: engine_answers(m, tok, pairs, 16))]
-    print("\n| bf16 | plain (baseline) | packed | speed-up |\n|---|---|---|---|")
+    print("\n| bf16 | plain linears, sdpa (baseline) | packed, sdpa | packed, row-wise (served) | served speed-up |\n|---|---|---|---|---|")
     for name, make in cases:
-        a, b = med(make(plain), args.repeats), med(make(fast), args.repeats)
-        print(f"| {name} | {a * 1000:.1f} ms | {b * 1000:.1f} ms | {a / b:.2f}x |", flush=True)
+        a, b, c = (med(make(m), args.repeats) for m in (plain, sdpa, served))
+        print(f"| {name} | {a * 1000:.1f} ms | {b * 1000:.1f} ms | {c * 1000:.1f} ms | {a / c:.2f}x |", flush=True)
     del plain
 
-    print("\n| served dtype | direction | batched = one-row greedy | one at a time through the engine = one-row greedy |\n|---|---|---|---|")
-    for dtype in ("bfloat16", "float32"):
-        model = fast if dtype == "bfloat16" else ModelLoader(dtype="float32", cache_dir=l16.cache_dir).get()[0]
+    print("\n| model | direction | batched = one at a time (engine) | batched = one-row greedy | one at a time = one-row greedy |"
+          "\n|---|---|---|---|---|")
+    variants = [("bf16 served (packed, row-wise)", lambda: served), ("bf16 packed, sdpa", lambda: sdpa),
+                ("float32", lambda: ModelLoader(dtype="float32", cache_dir=l16.cache_dir).get()[0])]
+    for name, get in variants:
+        model = get()
         for d in task.DIRECTIONS:
             pairs = prompts(d, args.n)
             want = [one_row_greedy(model, tok, p, q) for p, q in pairs]
             batched = engine_answers(model, tok, pairs, 16)
             alone = engine_answers(model, tok, pairs, 1)
-            same = lambda got: sum(g == w for g, w in zip(got, want))  # noqa: E731
-            print(f"| {dtype} | {d} | {same(batched)}/{len(pairs)} | {same(alone)}/{len(pairs)} |", flush=True)
+            same = lambda x, y: f"{sum(g == w for g, w in zip(x, y))}/{len(pairs)}"  # noqa: E731
+            print(f"| {name} | {d} | {same(batched, alone)} | {same(batched, want)} | {same(alone, want)} |", flush=True)
 
 
 if __name__ == "__main__":

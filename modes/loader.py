@@ -293,6 +293,10 @@ class ModelLoader:
         if decide_dtype:
             model = self._decide_cpu_dtype(model)
         self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+        if self.device.startswith("cpu") and self.dtype_name == "bfloat16":
+            from modes import rowwise
+
+            rowwise.use(model)  # bf16 rows give the same tokens alone and in any batch (modes/rowwise.py)
         self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token

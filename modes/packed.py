@@ -2,8 +2,10 @@
 
 On the CPU, torch's bf16 `F.linear` hands oneDNN a plain weight, which oneDNN reorders into its blocked
 layout on every call. For the tied 262k x 640 LM head of Gemma 3 270M that is a 335 MB copy per decode
-step. Reordered once, the same oneDNN kernel gives bitwise-equal outputs (tests/test_packed.py) and is
-faster (measured here, 2 cores): the LM head 15.3 -> 4.8 ms for 1 row, 22.1 -> 10.1 ms for 16 rows.
+step. Reordered once, the same oneDNN kernel gives bitwise-equal outputs for two or more rows
+(tests/test_packed.py) and is faster (measured here, 2 cores): the LM head 15.3 -> 4.8 ms for 1 row,
+22.1 -> 10.1 ms for 16 rows. A lone row is computed as a pair, so it gets the bits it would get in any
+batch (with modes/rowwise.py, a row decodes the same tokens alone and batched).
 
 `pack(model)` turns the model's nn.Linear layers into PackedLinear: the same module with the same
 parameters and state_dict, so PEFT, merging, hashing and saving see nothing new. The packed copy is
@@ -38,6 +40,11 @@ class PackedLinear(torch.nn.Linear):
         if held is None or held[0] != key:
             held = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach()))
             setattr(w, _ATTR, held)  # one assignment: a reader sees the old pair or the new one
+        if x.dim() >= 2 and x.numel() == x.shape[-1]:
+            # One row takes another oneDNN kernel than two or more and rounds differently, so a row alone and the
+            # same row in a batch would disagree. From two rows up every row gets the same bits at any row count
+            # (tests/test_packed.py), so a lone row is computed as a pair and its first half kept.
+            return torch.ops.mkldnn._linear_pointwise(torch.cat([x, x], -2), held[1], self.bias, "none", [], "")[..., :1, :]
         return torch.ops.mkldnn._linear_pointwise(x, held[1], self.bias, "none", [], "")
 
 

@@ -1,5 +1,6 @@
-"""Packed CPU linears (modes/packed.py): bitwise the same numbers as plain nn.Linear in bf16, a packed
-copy that follows weight changes, and plain F.linear wherever packing does not apply."""
+"""Packed CPU linears (modes/packed.py): bitwise the same numbers as plain nn.Linear in bf16 for two or
+more rows (a lone row is computed as a pair, so it matches its row in any batch), a packed copy that
+follows weight changes, and plain F.linear wherever packing does not apply."""
 
 from __future__ import annotations
 
@@ -26,15 +27,23 @@ def _ids(tok, texts):
     return enc["input_ids"], enc["attention_mask"]
 
 
-def test_packed_bf16_logits_and_greedy_are_bitwise_equal(tiny_tokenizer):
+def test_packed_bf16_logits_are_bitwise_equal_and_a_lone_row_matches_its_batch(tiny_tokenizer):
     plain, fast = _pair(tiny_tokenizer)
     ids, mask = _ids(tiny_tokenizer, ["English: Where is the station?\nKorean:", "Now, fair Hippolyta"])
     with torch.no_grad():
         assert torch.equal(plain(input_ids=ids, attention_mask=mask).logits, fast(input_ids=ids, attention_mask=mask).logits)
-        kw = dict(max_new_tokens=12, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
-        assert torch.equal(plain.generate(input_ids=ids[:1], **kw), fast.generate(input_ids=ids[:1], **kw))
+        # One row is computed as a pair: 2+ rows give every row the same bits, 1 row takes another kernel.
+        for lin in (fast.lm_head, fast.model.layers[0].mlp.down_proj):
+            x = torch.randn(64, lin.in_features).to(torch.bfloat16)
+            batch = lin(x)
+            assert all(torch.equal(lin(x[j : j + 1])[0], batch[j]) for j in range(64))
+            assert torch.equal(lin(x[:2]), plain.get_submodule(_name(fast, lin))(x[:2]))
     assert packed.packed_bytes(fast) > 0 and packed.packed_bytes(plain) == 0  # it really ran the packed path
     assert fast.state_dict().keys() == plain.state_dict().keys()  # saving and hashing see the same model
+
+
+def _name(model, module) -> str:
+    return next(n for n, m in model.named_modules() if m is module)
 
 
 def test_a_changed_weight_is_repacked(tiny_tokenizer):
