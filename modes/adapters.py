@@ -216,11 +216,13 @@ def serving_model(base_model, adapter: Adapter):
 
 
 def _for_serving(merged, base_model):
-    from modes import packed
+    from modes import packed, rowwise
 
     merged = merged.to(base_model.dtype).eval()
     share_unchanged(merged, base_model)
     packed.pack(merged)  # a training copy's linears are plain nn.Linear; serve them packed as the base is
+    if getattr(base_model.config, "_attn_implementation", None) == rowwise.NAME:
+        rowwise.use(merged)  # and with the base's attention, so a scored answer is the one /translate gives
     return merged
 
 

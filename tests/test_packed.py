@@ -114,6 +114,9 @@ def test_a_served_adapter_shares_the_base_weights_it_did_not_change(tiny_tokeniz
     assert served.model.layers[0].mlp.down_proj.weight is base.model.layers[0].mlp.down_proj.weight
     assert served.model.layers[0].self_attn.q_proj.weight is not base.model.layers[0].self_attn.q_proj.weight
     assert isinstance(served.model.layers[0].self_attn.q_proj, packed.PackedLinear)
+    from modes import rowwise
+
+    assert rowwise.use(base) and merged_copy(peft_model, base).config._attn_implementation == rowwise.NAME
     ids, _ = _ids(tiny_tokenizer, ["My sister lives in Busan."])
     with torch.no_grad():
         assert torch.equal(served(input_ids=ids).logits, unshared(input_ids=ids).logits)
