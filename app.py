@@ -9,7 +9,7 @@ import argparse
 import gc
 import os
 
-from modes.loader import ModelLoader
+from modes.model.loader import ModelLoader
 
 # Gradio and the tab modules are imported inside the functions below, and the tab modules import
 # torch only when they compute: `import app` stays cheap and the page is built before torch loads.
@@ -23,8 +23,11 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
 
     import gradio as gr
 
-    from modes import adapters, runs, tabs as registry, ui
+    from modes import tabs as registry
+    from modes import ui
     from modes.context import AppContext
+    from modes.model import adapters
+    from modes.runs import follow as runs
 
     ctx = ctx or AppContext(loader)
     tabs = list(tabs or registry.load())

@@ -51,7 +51,7 @@ class Server:
             try:
                 if Client(self.url, verbose=False).predict(api_name="/model_status")["state"] == "ready":
                     break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 pass
             time.sleep(0.5)
 
@@ -103,7 +103,7 @@ def tour(srv: Server, learners: int, spread: float) -> dict:
         t = time.perf_counter()
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - counted and reported
+        except Exception as exc:
             with lock:
                 errors.append(f"{name}: {exc!r}"[:300])
             return

@@ -27,9 +27,9 @@ def main() -> None:
     from gradio_client import Client
 
     import app
-    from modes import data as task
+    from modes.data import translation as task
     from modes.metrics import chrf
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
     from tests.conftest import free_port
 
     loader = ModelLoader()

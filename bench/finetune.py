@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modes import data as task  # noqa: E402
-from modes import finetune_core as fc  # noqa: E402
-from modes.metrics import chrf  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
+from modes.data import translation as task
+from modes.finetune import core as fc
+from modes.metrics import chrf
+from modes.model.loader import ModelLoader
 
 T = task.DEFAULT_TEMPLATE
 
@@ -37,7 +37,7 @@ def baseline_step_times(base, tok, cfg: fc.FinetuneConfig, steps: int) -> list[f
 
     model = get_peft_model(copy.deepcopy(base), cfg.lora_config())
     rows = [fc.encode_pair(tok, T, cfg.direction, p, cfg.max_length) for p in task.pairs_for(cfg.direction, "train")]
-    ds = Dataset.from_list([{"input_ids": i, "labels": l, "attention_mask": [1] * len(i)} for i, l in rows])
+    ds = Dataset.from_list([{"input_ids": i, "labels": lab, "attention_mask": [1] * len(i)} for i, lab in rows])
     times: list[float] = []
 
     class Clock(TrainerCallback):
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"eval loss: before {res.eval_loss_before:.3f}, after {res.eval_loss_after:.3f}; "
           f"trainable {res.trainable_params:,} ({100 * res.trainable_fraction:.2f}%); base unchanged: {res.base_weights_unchanged}")
 
-    from modes import incontext_core as ic
+    from modes.incontext import core as ic
 
     test = task.pairs_for(d.direction, "test")
     pool = task.pairs_for(d.direction, "train")

@@ -10,7 +10,7 @@ a LoRA fine-tune (adapter-only proof, zip, re-apply), few-shot batch generation 
 and streaming time to first token. Prints a table and writes a JSON summary.
 Usage: python bench/gpu_check.py --assets DIR [--out FILE]
   DIR holds config.json, tokenizer.json, tokenizer_config.json (from the embedded model's cache)
-  and train.txt / val.txt (the Shakespeare split, from modes.corpus).
+  and train.txt / val.txt (the Shakespeare split, from modes.data.corpus).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pretrain import interleaved_step_times, load_corpus  # noqa: E402
-from modes import data as task  # noqa: E402
-from modes import finetune_core as fc  # noqa: E402
-from modes import incontext_core as ic  # noqa: E402
-from modes import pretrain_core as pc  # noqa: E402
-from modes.metrics import pretrained_bpc  # noqa: E402
-from modes.adapters import apply_adapter  # noqa: E402
-from modes.embedded import load_cached_tokenizer  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
-from modes.precision import pick_device  # noqa: E402
+from bench.pretrain import interleaved_step_times, load_corpus
+from modes.data import translation as task
+from modes.finetune import core as fc
+from modes.incontext import core as ic
+from modes.metrics import pretrained_bpc
+from modes.model.adapters import apply_adapter
+from modes.model.embedded import load_cached_tokenizer
+from modes.model.loader import ModelLoader
+from modes.pretrain import core as pc
+from modes.serving.precision import pick_device
 
 T = task.DEFAULT_TEMPLATE
 RESULTS: dict = {}

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modes.history import History  # noqa: E402
+from modes.runs.history import History  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -34,7 +34,7 @@ def rss_mb() -> float:
 
 
 def pretrain_run(h: History, owner: str, i: int, full: bool) -> None:
-    from modes.pretrain_core import PretrainResult
+    from modes.pretrain.core import PretrainResult
 
     r = h.new_run(owner, "pretrain", {"corpus": "shakespeare", "size": "baby", "steps": 1100, "seed": i})
     rng = random.Random(i)
@@ -53,8 +53,8 @@ def pretrain_run(h: History, owner: str, i: int, full: bool) -> None:
 
 
 def finetune_run(h: History, owner: str, i: int, full: bool, adapter_bytes: int) -> None:
-    from modes.adapters import Adapter
-    from modes.finetune_core import FtResult
+    from modes.finetune.core import FtResult
+    from modes.model.adapters import Adapter
 
     r = h.new_run(owner, "finetune", {"steps": 60, "r": 16, "seed": i, "direction": "en-ko"})
     if full:
@@ -107,13 +107,13 @@ def main() -> None:
     ap.add_argument("--with-model", action="store_true", help="load the embedded model first (the idle app's RSS)")
     args = ap.parse_args()
     if args.with_model:
-        from modes.loader import ModelLoader
+        from modes.model.loader import ModelLoader
 
         ModelLoader().get()
     import gc
 
-    import modes.finetune_core  # noqa: F401 - imported before the idle reading, as in the app
-    import modes.pretrain_core  # noqa: F401 - imported before the idle reading, as in the app
+    import modes.finetune.core
+    import modes.pretrain.core  # noqa: F401 - imported before the idle reading, as in the app
 
     gc.collect()
     idle = rss_mb()

@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modes import data as task  # noqa: E402
-from modes import incontext_core as ic  # noqa: E402
-from modes.metrics import chrf  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
+from modes.data import translation as task
+from modes.incontext import core as ic
+from modes.metrics import chrf
+from modes.model.loader import ModelLoader
 
 T = task.DEFAULT_TEMPLATE
 

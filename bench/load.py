@@ -84,7 +84,7 @@ def main() -> None:
             try:
                 if Client(url, verbose=False).predict(api_name="/model_status")["state"] == "ready":
                     break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 pass
             time.sleep(0.5)
         one_call(url, 0)  # warm-up
@@ -98,7 +98,7 @@ def main() -> None:
             for f in [pool.submit(one_call, url, i) for i in range(args.users)]:
                 try:
                     results.append(f.result())
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     errors.append(repr(exc))
         t_conc = time.perf_counter() - t
         print(f"{args.users} concurrent /translate: {len(results)}/{args.users} succeeded in {t_conc:.1f} s; "

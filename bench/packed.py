@@ -21,11 +21,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modes import data as task  # noqa: E402
-from modes import packed  # noqa: E402
-from modes.engine import Engine  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
 from bench.precision import decode_step, med, prefill  # noqa: E402
+from modes.data import translation as task  # noqa: E402
+from modes.model.loader import ModelLoader  # noqa: E402
+from modes.serving import packed  # noqa: E402
+from modes.serving.engine import Engine  # noqa: E402
 
 
 def prompts(direction: str, n: int) -> list[tuple[str, str]]:
@@ -86,7 +86,7 @@ def main() -> None:
             want = [one_row_greedy(model, tok, p, q) for p, q in pairs]
             batched = engine_answers(model, tok, pairs, 16)
             alone = engine_answers(model, tok, pairs, 1)
-            same = lambda x, y: f"{sum(g == w for g, w in zip(x, y))}/{len(pairs)}"  # noqa: E731
+            same = lambda x, y: f"{sum(g == w for g, w in zip(x, y))}/{len(pairs)}"
             print(f"| {name} | {d} | {same(batched, alone)} | {same(batched, want)} | {same(alone, want)} |", flush=True)
 
 

@@ -23,13 +23,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modes import data as task  # noqa: E402
-from modes import finetune_core as fc  # noqa: E402
+from modes.data import translation as task  # noqa: E402
+from modes.finetune import core as fc  # noqa: E402
+from modes.incontext import core as ic  # noqa: E402
 from modes.metrics import chrf  # noqa: E402
-from modes import incontext_core as ic  # noqa: E402
-from modes import pretrain_core as pc  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
-from modes.precision import cpu_bf16_flags  # noqa: E402
+from modes.model.loader import ModelLoader  # noqa: E402
+from modes.pretrain import core as pc  # noqa: E402
+from modes.serving.precision import cpu_bf16_flags  # noqa: E402
 
 TEXT = ("The weather was lovely, so we walked along the river and talked about the new library. "
         "오늘은 날씨가 좋아서 강을 따라 걸으며 새 도서관 이야기를 했어요.")
@@ -90,7 +90,7 @@ def lora_step(base, tok):
 
     cfg = fc.FinetuneConfig()
     model = get_peft_model(base, cfg.lora_config())
-    for n, p in model.named_parameters():
+    for _, p in model.named_parameters():
         if p.requires_grad:
             p.data = p.data.float()  # the adapter stays float32 whatever the base
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
@@ -168,7 +168,7 @@ def main() -> None:
     print(f"  per-token loss: mean |diff| {statistics.mean(diffs):.4f} nats over {len(diffs)} tokens; "
           f"bits/char fp32 {r32.bits_per_char:.4f} bf16 {r16.bits_per_char:.4f}")
     if args.lora_steps:
-        from modes.adapters import apply_adapter
+        from modes.model.adapters import apply_adapter
 
         res = None
         for ev in fc.finetune(l32, fc.FinetuneConfig(steps=args.lora_steps), task.pairs_for("en-ko", "train"),

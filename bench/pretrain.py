@@ -24,10 +24,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modes import corpus as corpus_mod  # noqa: E402
-from modes import pretrain_config as pcfg  # noqa: E402
-from modes import pretrain_core as pc  # noqa: E402
-from modes.loader import ModelLoader  # noqa: E402
+from modes.data import corpus as corpus_mod
+from modes.model.loader import ModelLoader
+from modes.pretrain import config as pcfg
+from modes.pretrain import core as pc
 
 
 class Block(nn.Module):
@@ -147,7 +147,7 @@ def load_corpus(corpus_dir: str | None = None):
 
 
 def main() -> None:
-    from modes.pretrain import parse_config
+    from modes.pretrain.tab import parse_config
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="baby")

@@ -99,7 +99,8 @@ def main() -> None:
     print(f"app.py runs with {args.python}")
     with tempfile.TemporaryDirectory() as cache:
         cold = one_start(cache, args.python)
-        print(f"cold: page {cold['page_s']:.1f}s, model-ready {cold['ready_s']:.1f}s, peak RSS {cold['peak_rss_gb']:.2f} GB  (machine speed {cold['speed_s']:.2f})")
+        print(f"cold: page {cold['page_s']:.1f}s, model-ready {cold['ready_s']:.1f}s, peak RSS {cold['peak_rss_gb']:.2f} GB"
+              f"  (machine speed {cold['speed_s']:.2f})")
         warm = [one_start(cache, args.python) for _ in range(args.runs)]
     for i, w in enumerate(warm):
         print(f"warm {i + 1}: page {w['page_s']:.1f}s, model-ready {w['ready_s']:.1f}s, peak RSS {w['peak_rss_gb']:.2f} GB  (machine speed {w['speed_s']:.2f})")

@@ -78,7 +78,7 @@ def storm(url: str, jobs: dict, t0: float, timeout: float = 600) -> dict:
             barrier.wait(timeout=60)
             client.predict(api_name=endpoint, **kwargs)
             results[endpoint] = {"ok": True, "seconds": round(time.perf_counter() - t0, 1), "error": None}
-        except Exception as exc:  # noqa: BLE001 - recorded: a storm counts its failures
+        except Exception as exc:
             results[endpoint] = {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "error": str(exc)[:300]}
 
     threads = [threading.Thread(target=one, args=(e, kw), daemon=True) for e, kw in jobs.items()]
@@ -110,7 +110,7 @@ def save_tiny_model(out: Path) -> str:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-    from modes.adapters import adapter_zip
+    from modes.model.adapters import adapter_zip
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(["English: Where is the station?\nKorean: 역은 어디에 있어요?"] * 4, vocab_size=300,
@@ -136,7 +136,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as d:
-        from modes.loader import ModelLoader
+        from modes.model.loader import ModelLoader
 
         cache = str(Path(d) / "cache") if args.cold else os.environ.get("HOW_MODELS_LEARN_CACHE", str(ModelLoader().cache_dir))
         adapter = _embedded_adapter_from_shape(Path(d), hidden=640, q_out=1024)  # Gemma 3 270M: 4 heads x 256

@@ -11,9 +11,9 @@ import threading
 import time
 from typing import Hashable
 
-from modes.history import History
-from modes.jobs import TrainingSlot
-from modes.reuse import Once, ReplayStore, ResultStore
+from modes.runs.history import History
+from modes.runs.jobs import TrainingSlot
+from modes.runs.reuse import Once, ReplayStore, ResultStore
 
 
 class AppContext:
@@ -45,7 +45,7 @@ class AppContext:
         """The one generation engine (made on first use: building the page must not wait for torch)."""
         with self._lock:
             if self._engine is None:
-                from modes.engine import Engine
+                from modes.serving.engine import Engine
 
                 self._engine = Engine(max_rows=16 if self.use_engine else 1)
             return self._engine
@@ -55,7 +55,7 @@ class AppContext:
         model, _ = self.loader.get()
         with self._lock:
             if self._proof is None or self._proof.model is not model:
-                from modes.proof import WeightsProof
+                from modes.serving.proof import WeightsProof
 
                 self._proof = WeightsProof(model)
             return self._proof
@@ -83,7 +83,7 @@ class AppContext:
 
     def adapter_model(self, adapter) -> tuple[Hashable, object]:
         """(lane key, PEFT model) for an adapter: built once and shared by every request that uses it."""
-        from modes.adapters import adapter_key, serving_model
+        from modes.model.adapters import adapter_key, serving_model
 
         key = ("adapter", adapter_key(adapter))
         with self._building(key):  # twenty learners asking at once build it once (each build copies the base)

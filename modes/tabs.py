@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 # The order is the order of the tabs on the page; the scoreboard is last and reads the others.
-TABS = ("modes.pretrain", "modes.finetune", "modes.incontext", "modes.scoreboard")
+TABS = ("modes.pretrain.tab", "modes.finetune.tab", "modes.incontext.tab", "modes.scoreboard.tab")
 
 
 @dataclass(frozen=True)

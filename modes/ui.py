@@ -22,7 +22,7 @@ def strings(lang: str) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def I18N() -> gr.I18n:  # noqa: N802 - reads like the Gradio class it returns
+def I18N() -> gr.I18n:
     return gr.I18n(**{lang: strings(lang) for lang in LANGS})
 
 
@@ -51,7 +51,7 @@ def lang_of(request: gr.Request | None) -> str:
     """The learner's language from the browser's Accept-Language header ('ko' or 'en')."""
     try:
         header = (request.headers.get("accept-language") or "") if request is not None else ""
-    except Exception:  # noqa: BLE001 - a request without headers (tests, API) means English
+    except Exception:
         header = ""
     first = header.split(",")[0].strip().lower()
     return "ko" if first.startswith("ko") else "en"
@@ -60,6 +60,39 @@ def lang_of(request: gr.Request | None) -> str:
 def error(key: str, lang: str = "en", **fmt) -> gr.Error:
     """A gr.Error in the learner's language."""
     return gr.Error(msg(key, lang, **fmt))
+
+
+def settings(cls, lang: str = "en", **values):
+    """An endpoint's config built from what the call sent, UI or raw HTTP alike: the one validation path.
+    A bad value (NaN, +-inf, out of range, wrong type, unknown choice) is refused before any work starts,
+    in the learner's language, naming the field (the config's own check says which)."""
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise error("err_setting", lang, why=str(exc)) from None
+
+
+class SettingSlider(gr.Slider):
+    """A config field's slider. The browser keeps it in bounds; on the server the endpoint's config is the
+    check (modes/fields.py), so a raw call's NaN, +-inf, out-of-range value or wrong type is refused there by
+    field name, rather than by Gradio's own bounds message (which names no field, and lets NaN through)."""
+
+    def preprocess(self, payload):
+        return payload
+
+
+class SettingNumber(gr.Number):
+    """A config field's number box: like SettingSlider, the endpoint's config checks what arrives."""
+
+    def preprocess(self, payload):
+        return payload
+
+
+def setting(cls, name: str, label, **kw) -> SettingSlider:
+    """The slider of a bounded config field: its bounds, step and default from the field (fields.bounds)."""
+    from modes.fields import bounds
+
+    return SettingSlider(**bounds(cls, name), value=getattr(cls, name), label=label, **kw)
 
 
 def css() -> str:
@@ -103,7 +136,7 @@ def guard(fn):
                 yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the point of the guard
+            except Exception as exc:
                 raise _server_error(fn, exc, args, kwargs) from None
 
         return gen_wrapper
@@ -114,7 +147,7 @@ def guard(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except Exception as exc:  # noqa: BLE001 - the point of the guard
+        except Exception as exc:
             raise _server_error(fn, exc, args, kwargs) from None
 
     return wrapper
@@ -142,7 +175,7 @@ def endpoint(fn, *bound, duration: int | None = None):
     """
     import inspect
 
-    from modes.loader import gpu
+    from modes.model.loader import gpu
 
     call = functools.partial(fn, *bound)
     if inspect.isgeneratorfunction(fn):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -52,7 +54,7 @@ def make_tiny_model(vocab_size: int, seed: int = 0, sliding_window: int = 512):
 @pytest.fixture()
 def tiny_loader(tiny_tokenizer):
     """A ModelLoader around a fresh tiny random Gemma 3 (same family, ~40k parameters)."""
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
 
     return ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
 
@@ -60,7 +62,7 @@ def tiny_loader(tiny_tokenizer):
 @pytest.fixture(scope="session")
 def real_loader():
     """The real embedded model, converted once into HOW_MODELS_LEARN_CACHE (or the user cache) and shared."""
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
 
     loader = ModelLoader(dtype="auto")
     loader.get()
@@ -77,12 +79,54 @@ def wait_until(cond, timeout: float, why: str) -> None:
         time.sleep(0.05)
 
 
-def serve_tiny(tokenizer, **launch_kw):
-    """Build and launch the app on a fresh tiny random Gemma 3: (demo, url, loader); close the demo after."""
-    import app
-    from modes.loader import ModelLoader
+@dataclass
+class Served:
+    """A launched app: its page, address, loader and context; `client()` is a fresh gradio_client."""
 
-    loader = ModelLoader.from_model(make_tiny_model(len(tokenizer)), tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
+    demo: object
+    url: str
+    loader: object
+
+    @property
+    def ctx(self):
+        return self.demo.ctx
+
+    @property
+    def engine(self):
+        return self.demo.ctx.engine
+
+    def client(self, **kw):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, **kw)
+
+    # (url, loader) unpacking, as the older fixtures handed them out
+    def __iter__(self):
+        return iter((self.url, self.loader, self.ctx))
+
+
+@contextlib.contextmanager
+def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None = None, **launch_kw):
+    """The one way a test serves the app: build the page around `loader` (a fresh tiny random Gemma 3 on
+    `tokenizer` when None), launch it on a free port, yield a Served, close it after."""
+    import app
+    from modes import tabs as registry
+    from modes.model.loader import ModelLoader
+
+    if loader is None:
+        loader = ModelLoader.from_model(make_tiny_model(len(tokenizer)), tokenizer, name="tiny random gemma3")
+    demo = app.build_app(loader, tabs=registry.load(tabs) if tabs else None)
+    if grace_s is not None:
+        demo.ctx.history.grace_s = grace_s  # a closed page's training stops after the grace period
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_kw)
-    return demo, url, loader
+    try:
+        yield Served(demo, url, loader)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_tokenizer):
+    """One app on a tiny random model, shared by a test module."""
+    with served_app(tokenizer=tiny_tokenizer) as s:
+        yield s

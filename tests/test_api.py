@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import serve_tiny
-
 
 @pytest.fixture(scope="module")
-def client(tiny_tokenizer):
-    from gradio_client import Client
-
-    demo, url, _ = serve_tiny(tiny_tokenizer)
-    yield Client(url, verbose=False)
-    demo.close()
+def client(served):
+    return served.client()
 
 
 def test_api_lists_all_endpoints(client):

@@ -8,15 +8,13 @@ import urllib.request
 import pytest
 
 import app
-from tests.conftest import free_port
+from tests.conftest import served_app
 
 
 @pytest.fixture()
 def launched(tiny_loader):
-    demo = app.build_app(tiny_loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    yield demo, url
-    demo.close()
+    with served_app(tiny_loader) as s:
+        yield s.demo, s.url
 
 
 def test_app_launches_and_answers(launched):
@@ -31,19 +29,29 @@ def test_app_launches_and_answers(launched):
     for key in ("tab_pretrain", "tab_finetune", "tab_incontext", "i18n_translations"):
         assert key in cfg
     assert "tiny random gemma3" in cfg
-    info = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
-    assert isinstance(info["named_endpoints"], dict)
+    info = Client(url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]
+    # Every tab's endpoints are served, with the parameter names the README documents.
+    assert {"/token_loss", "/pretrain", "/finetune", "/translate", "/icl_sweep", "/model_status", "/runs", "/compare",
+            "/load_adapter", "/export_script"} <= set(info), sorted(info)
+    params = {p["parameter_name"] for p in info["/translate"]["parameters"]}
+    assert {"text", "direction", "k", "temperature", "top_p", "max_new_tokens", "pool"} <= params, params
 
 
 def test_queue_is_configured(launched):
+    """The queue bounds what waits (64), the default slot count is 4, translations reach the engine with no
+    Gradio limit (it batches and caps rows per learner), and trainings share one slot id."""
     demo, _ = launched
     assert demo._queue is not None and demo._queue.max_size == 64
+    fns = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    assert fns["translate"].concurrency_limit is None and fns["icl_sweep"].concurrency_limit is None
+    assert fns["token_loss"].concurrency_limit == "default" and demo._queue.default_concurrency_limit == 4
 
 
 def test_main_parses_model_flag(monkeypatch):
     seen = {}
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.setdefault("launched", True))
-    monkeypatch.setattr(app.ModelLoader, "start_background", lambda self, on_done: seen.update(model=self.model_id, dtype=self.dtype_request, gc_on=gc.isenabled(), done=on_done))
+    monkeypatch.setattr(app.ModelLoader, "start_background",
+                        lambda self, on_done: seen.update(model=self.model_id, dtype=self.dtype_request, gc_on=gc.isenabled(), done=on_done))
     try:
         app.main(["--model", "/some/dir", "--dtype", "float32"])
         # The collector is off while the model loads, and back on once the loader calls on_done.

@@ -6,6 +6,7 @@ Screenshots go to artifacts/screenshots/ (kept by CI as test artifacts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import app
-from tests.conftest import free_port
+from tests.conftest import served_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
@@ -59,8 +59,8 @@ def legend(page, elem_id: str) -> list[str]:
 def test_korean_walkthrough_all_tabs(real_loader):
     from playwright.sync_api import expect, sync_playwright
 
-    demo = app.build_app(real_loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(served_app(real_loader)).url
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
@@ -159,7 +159,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             page.screenshot(path=str(SHOTS / "4-scoreboard.png"), full_page=True)
             browser.close()
     finally:
-        demo.close()
+        stack.close()
 
 
 def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_loader):
@@ -172,10 +172,9 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
     from gradio_client import Client
     from playwright.sync_api import expect, sync_playwright
 
-    demo = app.build_app(tiny_loader)
-    history = demo.ctx.history
-    history.grace_s = 2.0
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    stack = contextlib.ExitStack()
+    s = stack.enter_context(served_app(tiny_loader, grace_s=2.0))
+    url, demo, history = s.url, s.demo, s.ctx.history
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     def runs() -> list:
@@ -281,4 +280,4 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
         out = Client(url, verbose=False).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
         assert out[-1]["steps"] == 5 and demo.ctx.slot.gauge.now == 0
     finally:
-        demo.close()
+        stack.close()

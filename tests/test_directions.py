@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from modes import data as task
-from modes import incontext
-from tests.conftest import serve_tiny
+from modes.data import translation as task
+from modes.incontext import tab as incontext
+from tests.conftest import served_app
 
 TEXT = {"en-ko": "Where is the nearest bus stop?", "ko-en": "가장 가까운 버스 정류장이 어디예요?"}
 
 
 @pytest.fixture(scope="module")
 def served(tiny_tokenizer):
-    from gradio_client import Client
 
-    demo, url, _ = serve_tiny(tiny_tokenizer)
-    yield demo, Client(url, verbose=False)
-    demo.close()
+    with served_app(tokenizer=tiny_tokenizer) as s:
+        yield s.demo, s.client()
 
 
 def has_hangul(s: str) -> bool:

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from modes.engine import Engine, EngineError, Request
+from modes.serving.engine import Engine, EngineError, Request
 from tests.conftest import make_tiny_model
 
 PREFIXES = ["Translate English to Korean.\n", "English: hello\nKorean: 안녕\n", "A: one two three four five six\nB: seven\n", ""]
@@ -88,7 +88,7 @@ def test_sampling_keeps_its_own_seed_in_any_batch(tiny_tokenizer):
 
 
 def _drain(engine, req):
-    from modes.engine import StreamEvent
+    from modes.serving.engine import StreamEvent
 
     while True:
         kind, val = req.events.get(timeout=30)
@@ -119,7 +119,7 @@ def test_cancelled_row_leaves_at_next_step(tiny_tokenizer):
 def test_forty_waiting_rows_cannot_starve_a_learner(tiny_tokenizer, cap, served_within):
     """40 rows waiting from one learner (capped at 4 rows each round) or from a sweep (bulk rows,
     which go after a learner's own request): the other learner is served within two rounds."""
-    from modes.engine import BULK_ROWS, PER_SESSION
+    from modes.serving.engine import BULK_ROWS, PER_SESSION
 
     model = make_tiny_model(len(tiny_tokenizer), seed=7)
     engine = Engine(max_rows=8)
@@ -157,3 +157,57 @@ def test_engine_fault_reaches_only_its_callers(tiny_tokenizer):
     assert run_all(engine, other_model, tok, [(PREFIXES[1], QUERIES[1])], 20, lane="bad") == \
         [reference(other_model, tok, PREFIXES[1], QUERIES[1], 20)]
     assert engine.stats["lane_failures"] == 1
+
+
+BAD = "English: the row that breaks\nKorean:"
+
+
+def _eight(model, tok, engine, bad: dict | None):
+    """Seven good rows (four greedy, three sampled with their own seeds) and, if given, one bad row, all
+    admitted in one round: (the good rows' results, the bad row's result or None)."""
+    good = [Request(model, tok, "base", PREFIXES[i % 3], QUERIES[i % 4], 16, session=f"s{i}", stream=False,
+                    temperature=0.0 if i < 4 else 0.9, top_p=0.9, seed=i) for i in range(7)]
+    extra = [Request(model, tok, "base", PREFIXES[0], BAD, 16, session="bad", stream=False, **bad)] if bad is not None else []
+    with engine._cond:  # the scheduler admits all of them in one round
+        for r in good[:3] + extra + good[3:]:
+            engine.submit(r)
+    results = [r.events.get(timeout=60) for r in good]
+    return results, extra[0].events.get(timeout=60) if extra else None
+
+
+@pytest.mark.parametrize("how", ["token choice", "nan temperature", "prefill"])
+def test_a_failing_row_fails_alone_and_the_others_get_the_same_tokens(tiny_tokenizer, monkeypatch, how):
+    """One bad row in a batch of 8: it gets its own error; the 7 others get exactly what they get without
+    it (greedy rows equal unbatched greedy; sampled rows, their seeded draws)."""
+    from modes.serving import engine as engine_mod
+
+    tok = tiny_tokenizer
+    model = make_tiny_model(len(tok), seed=11)
+    want, _ = _eight(model, tok, Engine(max_rows=8), None)
+    assert all(kind == "done" for kind, _ in want) and any(text for _, text in want)
+    for i in range(4):
+        assert want[i][1] == reference(model, tok, PREFIXES[i % 3], QUERIES[i % 4], 16)
+
+    engine, bad = Engine(max_rows=8), {}
+    if how == "token choice":  # fails on its third token, mid-generation, from inside the batch
+        real = engine_mod._pick
+
+        def pick(logits, rows):
+            if any(r.req.query == BAD and len(r.ids) >= 2 for r in rows):
+                raise RuntimeError("injected row fault")
+            return real(logits, rows)
+
+        monkeypatch.setattr(engine_mod, "_pick", pick)
+    elif how == "nan temperature":  # what a raw HTTP call could send if the server let it through
+        bad = {"temperature": float("nan")}
+    else:
+        def fault(phase, lane, reqs):
+            if phase == "prefill" and any(r.query == BAD for r in reqs):
+                raise RuntimeError("injected row fault")
+
+        engine.fault = fault
+    got, (kind, err) = _eight(model, tok, engine, bad)
+    assert kind == "error" and isinstance(err, EngineError) and "other requests were not affected" in str(err)
+    assert got == want
+    assert engine.stats["row_failures"] == 1 and engine.stats["lane_failures"] == 0
+    assert engine.stats["max_batch"] >= 7  # they really shared decode steps

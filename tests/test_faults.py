@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_tiny_model, serve_tiny
+from tests.conftest import make_tiny_model, served_app
 
 GENERIC = "has not enabled verbose error reporting"
 
 
 @pytest.fixture(scope="module")
 def served(tiny_tokenizer):
-    demo, url, loader = serve_tiny(tiny_tokenizer)
-    yield url, loader
-    demo.close()
+    with served_app(tokenizer=tiny_tokenizer) as s:
+        yield s.url, s.loader
 
 
 def _adapter_zip(tmp_path, tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    from modes.adapters import adapter_zip
+    from modes.model.adapters import adapter_zip
 
     m = get_peft_model(make_tiny_model(len(tokenizer)), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
     p = tmp_path / "a.zip"
@@ -30,15 +29,15 @@ def _adapter_zip(tmp_path, tokenizer):
 
 # (endpoint, module.attribute to break, kwargs builder)
 FAULTS = [
-    ("/token_loss", "modes.pretrain_core.token_losses", lambda d, t: {"text": "Hello"}),
-    ("/pretrain", "modes.pretrain_core.train_scratch", lambda d, t: {"size": "tiny", "steps": 2}),
-    ("/finetune", "modes.finetune_core.finetune", lambda d, t: {"steps": 1}),
+    ("/token_loss", "modes.pretrain.core.token_losses", lambda d, t: {"text": "Hello"}),
+    ("/pretrain", "modes.pretrain.core.train_scratch", lambda d, t: {"size": "tiny", "steps": 2}),
+    ("/finetune", "modes.finetune.core.finetune", lambda d, t: {"steps": 1}),
     # Inside the generation engine's thread: the engine reports it to the affected caller only.
-    ("/translate", "modes.engine._pick", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
-    ("/icl_sweep", "modes.engine._pick", lambda d, t: {"ks": "0", "n": 1}),
-    ("/load_adapter", "modes.adapters.adapter_from_upload", lambda d, t: {"path": _handle(_adapter_zip(d, t))}),
-    ("/export_script", "modes.export.render_script", lambda d, t: {}),
-    ("/model_status", "modes.loader.ModelStatus.as_dict", lambda d, t: {}),
+    ("/translate", "modes.serving.engine._pick", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
+    ("/icl_sweep", "modes.serving.engine._pick", lambda d, t: {"ks": "0", "n": 1}),
+    ("/load_adapter", "modes.model.adapters.adapter_from_upload", lambda d, t: {"path": _handle(_adapter_zip(d, t))}),
+    ("/export_script", "modes.finetune.export.render_script", lambda d, t: {}),
+    ("/model_status", "modes.model.loader.ModelStatus.as_dict", lambda d, t: {}),
 ]
 
 
@@ -89,7 +88,7 @@ def test_the_message_is_in_the_learners_language(served, monkeypatch):
     from gradio_client import Client
 
     url, _ = served
-    _break(monkeypatch, "modes.pretrain_core.token_losses")
+    _break(monkeypatch, "modes.pretrain.core.token_losses")
     with pytest.raises(Exception, match="서버에서 문제가 생겼어요: ValueError: injected fault"):
         Client(url, verbose=False, headers={"Accept-Language": "ko-KR,ko;q=0.9"}).predict(text="안녕", api_name="/token_loss")
 
@@ -98,7 +97,7 @@ def test_a_diverging_finetune_stops_cleanly_through_the_endpoint(served, monkeyp
     """An exploding learning rate (here: a NaN loss at step 3) stops the run, says so, keeps a usable adapter."""
     from gradio_client import Client
 
-    from modes import finetune_core as fc
+    from modes.finetune import core as fc
 
     real, calls = fc.masked_lm_loss, {"n": 0}
 

@@ -12,10 +12,12 @@ import zipfile
 import pytest
 import torch
 
-from modes import adapters, data as task, finetune_core as fc
-from modes.data import Pair
+from modes.data import translation as task
+from modes.data.translation import Pair
+from modes.data.uploads import InputError
+from modes.finetune import core as fc
 from modes.metrics import weights_hash
-from modes.uploads import InputError
+from modes.model import adapters
 
 TEMPLATE = task.DEFAULT_TEMPLATE
 
@@ -90,7 +92,7 @@ def _zip(files: dict) -> bytes:
 @pytest.fixture(scope="module")
 def good_members(tiny_tokenizer):
     """The two files of a real adapter trained for one step on a tiny model."""
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
     from tests.conftest import make_tiny_model
 
     loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer)
@@ -174,7 +176,7 @@ def test_config_errors_name_the_field(kw, field):
 
 
 def test_exported_script_runs_two_steps(tiny_loader, tmp_path):
-    from modes.export import render_script
+    from modes.finetune.export import render_script
 
     model, tok = tiny_loader.get()
     model.save_pretrained(tmp_path / "model")
@@ -256,8 +258,8 @@ def test_a_non_finite_step_stops_the_run_and_keeps_the_last_finite_adapter(tiny_
 
 def test_off_task_keys_and_the_adapter_off_side_is_the_base_model(tiny_loader):
     """The off-task figures with the adapter disabled equal the base model's own, on the same path."""
-    from modes import finetune_offtask as ot
-    from modes.incontext_core import generate_batch
+    from modes.finetune import offtask as ot
+    from modes.incontext.core import generate_batch
     from modes.metrics import chrf, pretrained_bpc
 
     val = "HAMLET:\nTo be, or not to be, that is the question.\n" * 5
@@ -282,10 +284,10 @@ def test_off_task_keys_and_the_adapter_off_side_is_the_base_model(tiny_loader):
 def test_an_adapter_overfit_on_one_pair_makes_general_text_harder(tiny_tokenizer):
     """Forgetting in miniature: a tiny model first learns the general texts, then a LoRA adapter
     overfits one translation pair; with the adapter on, the general texts get harder."""
-    from modes import finetune_offtask as ot
-    from modes.adapters import apply_adapter
-    from modes.loader import ModelLoader
+    from modes.finetune import offtask as ot
     from modes.metrics import pretrained_bpc
+    from modes.model.adapters import apply_adapter
+    from modes.model.loader import ModelLoader
     from tests.conftest import make_tiny_model
 
     tok = tiny_tokenizer

@@ -7,16 +7,20 @@ import time
 
 import pytest
 
-from modes import runs as records
-from modes.history import History, Session
-from tests.conftest import serve_tiny, wait_until
+from modes.runs import follow as records
+from modes.runs.history import History, Session
+from tests.conftest import served_app, wait_until
 
 
 # ---- owners: issued by the server, checked, private -------------------------------------------------
 def test_owner_ids_are_issued_128_bit_and_checked():
     h = History()
     a = h.issue()
-    assert len(a) == 32 and int(a, 16) >= 0 and h.known(a)
+    assert h.known(a)
+    # 128 random bits each: 32 lowercase hex digits, never repeated, every digit position varying.
+    many = [h.issue() for _ in range(400)]
+    assert all(len(x) == 32 and set(x) <= set("0123456789abcdef") for x in many) and len(set(many)) == 400
+    assert all(len({x[i] for x in many}) > 8 for i in range(32))
     for forged in ("0" * 32, a.upper(), a[:-1], a + "0", "../" + a[3:], None, 12345, {"owner": a}):
         assert not h.known(forged), forged
     s = Session()
@@ -124,11 +128,9 @@ def test_settings_diff_names_only_what_differs():
 # ---- through the app ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served(tiny_tokenizer):
-    from gradio_client import Client
 
-    demo, url, _ = serve_tiny(tiny_tokenizer)
-    yield (lambda **kw: Client(url, verbose=False, **kw)), demo
-    demo.close()
+    with served_app(tokenizer=tiny_tokenizer) as s:
+        yield s.client, s.demo
 
 
 def test_two_learners_each_see_only_their_runs_and_compare_them(served):
@@ -150,7 +152,7 @@ def test_two_learners_each_see_only_their_runs_and_compare_them(served):
 def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(served):
     """A page that reloads gets the same owner id from the browser; page load then follows the
     running training again (the same generator the page-load event runs)."""
-    from modes import pretrain
+    from modes.pretrain import tab as pretrain
 
     new_client, demo = served
     ctx = demo.ctx

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from modes import data as task, incontext, incontext_core as ic
-from modes.data import DataError, Pair
-from modes.engine import stop_ids
+from modes.data import translation as task
+from modes.data.translation import DataError, Pair
+from modes.incontext import core as ic
+from modes.incontext import tab as incontext
+from modes.serving.engine import stop_ids
 
 T = task.DEFAULT_TEMPLATE
 
@@ -84,27 +86,46 @@ def test_weights_unchanged_after_translation(tiny_loader):
 POOL = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "잘 가요."]], columns=["English", "Korean"])
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize(
-    "kw, key",
+    "kw, key, field",
     [
-        ({"text": ""}, "err_text_empty"),
-        ({"text": "   "}, "err_text_empty"),
-        ({"text": "x" * 501}, "err_text_too_long"),
-        ({"k": 3}, "err_k_pool"),
-        ({"k": 17}, "err_k_range"),
-        ({"template": "{target} only"}, "err_template_source"),
-        ({"max_new_tokens": 0}, "err_max_new"),
-        ({"max_new_tokens": 10_000}, "err_max_new"),
-        ({"direction": "fr-de"}, "err_direction"),
+        ({"text": ""}, "err_text_empty", None),
+        ({"text": "   "}, "err_text_empty", None),
+        ({"text": "x" * 501}, "err_text_too_long", None),
+        ({"k": 3}, "err_k_pool", None),
+        ({"template": "{target} only"}, "err_template_source", None),
+        # The config's own checks (the server's one validation path): refused by field name.
+        ({"k": 17}, "err_setting", "k"),
+        ({"k": "3"}, "err_setting", "k"),
+        ({"k": True}, "err_setting", "k"),
+        ({"max_new_tokens": 0}, "err_setting", "max_new_tokens"),
+        ({"max_new_tokens": 10_000}, "err_setting", "max_new_tokens"),
+        ({"direction": "fr-de"}, "err_setting", "direction"),
+        ({"temperature": NAN}, "err_setting", "temperature"),
+        ({"temperature": INF}, "err_setting", "temperature"),
+        ({"top_p": -INF}, "err_setting", "top_p"),
+        ({"top_p": NAN}, "err_setting", "top_p"),
+        ({"seed": -1}, "err_setting", "seed"),
+        ({"selection": None}, "err_setting", "selection"),
     ],
 )
-def test_bad_translate_inputs_are_rejected(kw, key):
+def test_bad_translate_inputs_are_rejected(kw, key, field):
+    import re
+
     args = dict(text="Hello", direction="en-ko", k=1, template=T, max_new_tokens=32, pool=POOL)
     args.update(kw)
     pool, _ = incontext.pool_from_table(args.pop("pool"), "en")
+    text = args.pop("text")
     with pytest.raises(gr.Error) as e:
-        incontext.check_inputs(pool=pool, lang="en", **args)
-    assert e.value.message.startswith(incontext.ui.strings("en")[key].split("{")[0][:20])
+        incontext.check_inputs(text, incontext.translate_config("en", **args), pool, "en")
+    # The whole message is the key's string, its {slots} filled: a message from another key cannot pass.
+    want = re.escape(incontext.ui.strings("en")[key])
+    assert re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", want), e.value.message, re.S), e.value.message
+    if field:
+        assert e.value.message.startswith(f"Invalid setting: {field}: "), e.value.message
 
 
 def test_pool_row_with_empty_side_is_rejected():

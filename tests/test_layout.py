@@ -4,15 +4,15 @@ module and one registry line), tab modules never import each other, and the load
 from __future__ import annotations
 
 import ast
+import contextlib
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-import app
 from modes import tabs as registry
-from tests.conftest import free_port
+from tests.conftest import served_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,10 +58,11 @@ def test_a_fourth_tab_is_one_module_and_one_registry_line(tiny_loader, dummy_mod
     from gradio_client import Client
 
     names = registry.TABS[:-1] + (dummy_module,) + registry.TABS[-1:]  # the one line: before the scoreboard
-    demo = app.build_app(tiny_loader, tabs=registry.load(names))
+    stack = contextlib.ExitStack()
+    s = stack.enter_context(served_app(tiny_loader, tabs=names))
+    url, demo = s.url, s.demo
     ids = [c["props"].get("id") for c in demo.config["components"] if c["type"] == "tabitem"]
     assert ids == ["pretrain", "finetune", "incontext", "wordcount", "scoreboard"]
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
     try:
         client = Client(url, verbose=False)
         assert "/count_words" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
@@ -69,14 +70,14 @@ def test_a_fourth_tab_is_one_module_and_one_registry_line(tiny_loader, dummy_mod
         assert client.predict("a b", api_name="/count_words") == {"words": 2}
         # The new tab's runs are the learner's runs, and the board shows its best one in its own row.
         assert [r["kind"] for r in client.predict(api_name="/runs")] == ["wordcount", "wordcount"]
-        from modes import scoreboard
+        from modes.scoreboard import tab as scoreboard
 
         owner = next(iter(demo.ctx.history._owners))
         board = scoreboard.board(demo.ctx, owner, registry.load(names), "en")
         assert "| word counting | 4 words |" in board
         assert "| word counting | nothing learned |" in scoreboard.render({}, registry.load(names))
     finally:
-        demo.close()
+        stack.close()
 
 
 def _imports(path: Path) -> set[str]:
@@ -90,17 +91,60 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("name", registry.TABS)
-def test_no_tab_module_imports_another_tab(name):
-    own = name.rsplit(".", 1)[1]
-    others = {t for t in registry.TABS if t != name}
-    # A tab's own compute and config (modes/<tab>_core.py, _config.py) are its own; another tab's are not.
-    others |= {f"{t}_{part}" for t in others for part in ("core", "config", "offtask")}
-    found = _imports(ROOT / (name.replace(".", "/") + ".py"))
-    assert not found & others, f"{own} imports {sorted(found & others)}"
+def _package_of(module: str) -> str:
+    """The part of modes/ a module belongs to: a package (serving, pretrain, ...) or a top-level module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "modes" else ""
+
+
+TAB_PACKAGES = {name.split(".")[1] for name in registry.TABS}
+SHARED_PACKAGES = {"serving", "model", "runs", "data"}
+# What each shared part may import (besides itself and the top-level helpers fields, metrics, ui):
+# the imports point one way, from tabs down to runs, model, serving and data, never back up.
+MAY_IMPORT = {"data": set(), "serving": {"data"}, "model": {"serving", "data"}, "runs": {"model", "serving", "data"}}
+HELPERS = {"fields", "metrics", "ui"}  # top-level helpers every part may use (the app context and registry are not)
+
+
+def test_the_tree_shows_the_architecture():
+    """A newcomer finds the engine, each tab, the runs and the model loading from the folder names alone."""
+    packages = {p.name for p in (ROOT / "modes").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages == TAB_PACKAGES | SHARED_PACKAGES, packages
+    assert (ROOT / "modes/serving/engine.py").exists() and (ROOT / "modes/model/loader.py").exists()
+    for tab in TAB_PACKAGES:  # a tab is one folder: its UI and registry entry, and its compute and config
+        assert (ROOT / f"modes/{tab}/tab.py").exists()
+    for pkg in packages:  # every package says what it holds
+        assert ast.get_docstring(ast.parse((ROOT / f"modes/{pkg}/__init__.py").read_text(encoding="utf-8")))
+
+
+def _modules():
+    for path in sorted((ROOT / "modes").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        yield ".".join(rel.parts).removesuffix(".__init__"), path
+
+
+@pytest.mark.parametrize("module, path", list(_modules()), ids=[m for m, _ in _modules()])
+def test_imports_point_one_way(module, path):
+    """No tab imports another tab; shared packages never import a tab; shared packages import only the
+    ones below them (runs -> model -> serving -> data)."""
+    own = _package_of(module)
+    found = {_package_of(m) for m in _imports(path) if m.startswith("modes.")} - {own, ""}
+    if own in TAB_PACKAGES:
+        assert not found & (TAB_PACKAGES - {own}), f"{module} imports another tab: {sorted(found & TAB_PACKAGES)}"
+    else:
+        assert not found & TAB_PACKAGES, f"{module} (shared) imports a tab: {sorted(found & TAB_PACKAGES)}"
+    if own in MAY_IMPORT:
+        above = found - HELPERS - MAY_IMPORT[own]
+        assert not above, f"{module} imports {sorted(above)}, above it"
+
+
+def test_the_import_check_can_fail(tmp_path):
+    """The walk above sees an import of another tab, however it is written."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from modes.finetune import core\n", encoding="utf-8")
+    assert "finetune" in {_package_of(m) for m in _imports(bad)}
 
 
 def test_the_loader_keeps_models_not_app_state():
-    found = _imports(ROOT / "modes" / "loader.py")
-    app_state = {"modes.context", "modes.jobs", "modes.reuse", "modes.runs", "modes.engine", "gradio"}
-    assert not {m for m in found if m.split(".")[0] == "gradio" or m in app_state}
+    found = _imports(ROOT / "modes" / "model" / "loader.py")
+    app_state = {"modes.context", "modes.runs", "modes.serving.engine", "gradio"}
+    assert not {m for m in found if m.split(".")[0] == "gradio" or any(m == a or m.startswith(a + ".") for a in app_state)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modes import loader as loader_mod
-from modes.loader import ModelLoader, ModelLoadError
+from modes.model import loader as loader_mod
+from modes.model.loader import ModelLoader, ModelLoadError
 
 
 def test_bad_hub_id_falls_back_with_clear_message(tmp_path, monkeypatch, tiny_loader):
@@ -103,7 +103,7 @@ def test_background_load_calls_on_done_when_ready_and_when_failed(tiny_loader, m
 
 
 def test_scratch_model_is_same_family_and_seeded(tiny_loader):
-    from modes.pretrain_core import scratch_model
+    from modes.pretrain.core import scratch_model
 
     a = scratch_model(tiny_loader, vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
     b = scratch_model(tiny_loader, vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32, seed=3)
@@ -172,7 +172,7 @@ def test_heavy_libraries_are_imported_once_by_one_owner(monkeypatch, tmp_path):
     import threading
     import time
 
-    from modes import loader as loader_mod
+    from modes.model import loader as loader_mod
 
     calls, inside = [], []
 
@@ -195,7 +195,7 @@ def test_heavy_libraries_are_imported_once_by_one_owner(monkeypatch, tmp_path):
 
 
 def test_a_failed_library_import_is_reported_to_every_caller(monkeypatch, tmp_path):
-    from modes import loader as loader_mod
+    from modes.model import loader as loader_mod
 
     def broken():
         raise ImportError("cannot import name 'AutoModel' from 'transformers'")
@@ -213,7 +213,7 @@ CPUINFO_PLAIN = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n"
 
 
 def test_cpu_bf16_flags_are_read_from_cpuinfo():
-    from modes.precision import cpu_bf16_flags
+    from modes.serving.precision import cpu_bf16_flags
 
     assert cpu_bf16_flags(CPUINFO_BF16) == ["avx512_bf16"]
     assert cpu_bf16_flags(CPUINFO_PLAIN) == []
@@ -222,14 +222,14 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo():
 
 @pytest.mark.parametrize("value, want", [(None, "auto"), ("bf16", "bfloat16"), ("FLOAT32", "float32")])
 def test_requested_dtype(monkeypatch, value, want):
-    from modes.precision import requested_dtype
+    from modes.serving.precision import requested_dtype
 
     monkeypatch.delenv("HML_DTYPE", raising=False)
     assert requested_dtype(value) == want
 
 
 def test_bad_dtype_names_the_knob(monkeypatch):
-    from modes.precision import requested_dtype
+    from modes.serving.precision import requested_dtype
 
     monkeypatch.setenv("HML_DTYPE", "float8")
     with pytest.raises(ValueError, match="dtype: must be one of auto, float32, bfloat16 .*HML_DTYPE.*float8"):
@@ -254,7 +254,7 @@ def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags,
     """bf16 only with a native flag and a faster probe; otherwise float32 (reloaded from its source)."""
     import torch
 
-    from modes import loader as loader_mod
+    from modes.model import loader as loader_mod
 
     real_flags = loader_mod.cpu_bf16_flags
     monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: real_flags(flags))
@@ -281,7 +281,7 @@ def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags,
 def test_dtype_asked_for_is_used_without_a_probe(tmp_path, tiny_tokenizer, asked):
     import torch
 
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
 
     def no_probe(model):
         raise AssertionError("no probe when the dtype is asked for")

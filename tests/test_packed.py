@@ -9,10 +9,10 @@ import copy
 import pytest
 import torch
 
-from modes import packed
+from modes.serving import packed
 from tests.conftest import make_tiny_model
 
-pytestmark = pytest.mark.skipif(not packed.available(), reason="this torch build has no oneDNN packed linear")
+PACKS = pytest.mark.skipif(not packed.available(), reason="oneDNN cannot pack bf16 weights on this CPU (it needs avx512bw/vl/dq or avx_ne_convert)")
 
 
 def _pair(tok, dtype=torch.bfloat16):
@@ -38,7 +38,8 @@ def test_packed_bf16_logits_are_bitwise_equal_and_a_lone_row_matches_its_batch(t
             batch = lin(x)
             assert all(torch.equal(lin(x[j : j + 1])[0], batch[j]) for j in range(64))
             assert torch.equal(lin(x[:2]), plain.get_submodule(_name(fast, lin))(x[:2]))
-    assert packed.packed_bytes(fast) > 0 and packed.packed_bytes(plain) == 0  # it really ran the packed path
+    # it really ran the packed path where oneDNN packs bf16 (the pair fallback elsewhere)
+    assert (packed.packed_bytes(fast) > 0) == packed.available() and packed.packed_bytes(plain) == 0
     assert fast.state_dict().keys() == plain.state_dict().keys()  # saving and hashing see the same model
 
 
@@ -46,6 +47,7 @@ def _name(model, module) -> str:
     return next(n for n, m in model.named_modules() if m is module)
 
 
+@PACKS
 def test_a_changed_weight_is_repacked(tiny_tokenizer):
     plain, fast = _pair(tiny_tokenizer)
     ids, _ = _ids(tiny_tokenizer, ["The weather is nice today."])
@@ -82,19 +84,19 @@ def test_a_merged_lora_on_a_packed_base_serves_the_same_numbers(tiny_tokenizer):
     ids, _ = _ids(tiny_tokenizer, ["I would like a cup of coffee, please."])
     with torch.no_grad():
         assert torch.equal(a(input_ids=ids).logits, b(input_ids=ids).logits)
-    assert packed.packed_bytes(b) > 0  # the merged copy of a packed base is packed too
+    assert (packed.packed_bytes(b) > 0) == packed.available()  # the merged copy of a packed base is packed too
 
 
 def test_the_engine_decodes_the_same_tokens_on_a_packed_model(tiny_tokenizer):
     """Batched bf16 rows through the engine: packing changes the speed, not one token."""
-    from modes.engine import Engine
+    from modes.serving.engine import Engine
     from tests.test_engine import PREFIXES, QUERIES, run_all
 
     plain, fast = _pair(tiny_tokenizer)
     pairs = [(p, q) for p in PREFIXES for q in QUERIES]
     got = run_all(Engine(max_rows=8), fast, tiny_tokenizer, pairs, max_new=24)
     assert got == run_all(Engine(max_rows=8), plain, tiny_tokenizer, pairs, max_new=24)
-    assert any(got) and packed.packed_bytes(fast) > 0
+    assert any(got) and (packed.packed_bytes(fast) > 0) == packed.available()
 
 
 def test_a_served_adapter_shares_the_base_weights_it_did_not_change(tiny_tokenizer):
@@ -102,7 +104,7 @@ def test_a_served_adapter_shares_the_base_weights_it_did_not_change(tiny_tokeniz
     included) is the base's own Parameter, with one packed copy, and the numbers are unchanged."""
     from peft import LoraConfig, get_peft_model
 
-    from modes.adapters import merged_copy
+    from modes.model.adapters import merged_copy
 
     plain, base = _pair(tiny_tokenizer)
     cfg = LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
@@ -114,7 +116,7 @@ def test_a_served_adapter_shares_the_base_weights_it_did_not_change(tiny_tokeniz
     assert served.model.layers[0].mlp.down_proj.weight is base.model.layers[0].mlp.down_proj.weight
     assert served.model.layers[0].self_attn.q_proj.weight is not base.model.layers[0].self_attn.q_proj.weight
     assert isinstance(served.model.layers[0].self_attn.q_proj, packed.PackedLinear)
-    from modes import rowwise
+    from modes.serving import rowwise
 
     assert rowwise.use(base) and merged_copy(peft_model, base).config._attn_implementation == rowwise.NAME
     ids, _ = _ids(tiny_tokenizer, ["My sister lives in Busan."])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import gradio as gr
 import pytest
 
-from modes import corpus, pretrain, pretrain_core as pc
+from modes.data import corpus
 from modes.metrics import bits_per_char
+from modes.pretrain import core as pc
+from modes.pretrain import tab as pretrain
 
 
 def test_shakespeare_corpus_loads_and_split_is_stable():
@@ -62,7 +65,7 @@ def test_scratch_run_is_deterministic_for_a_seed(tiny_loader):
 
 
 def test_stop_flag_ends_run_and_keeps_result(tiny_loader):
-    from modes.jobs import StopFlag
+    from modes.runs.jobs import StopFlag
 
     flag = StopFlag()
     c = corpus.from_text("t", "hello world\n" * 500)
@@ -117,12 +120,12 @@ def test_korean_error_messages(tmp_path):
 
 @pytest.mark.parametrize("steps", [0, -5, 10**9, 2.5, float("nan"), "many"])
 def test_bad_steps_are_rejected(steps):
-    with pytest.raises(gr.Error, match="Steps"):
+    with pytest.raises(gr.Error, match="Invalid setting: steps: "):
         pretrain.parse_config("tiny", steps, 1, "en")
 
 
 def test_unknown_preset_is_rejected():
-    with pytest.raises(gr.Error, match="Unknown model size"):
+    with pytest.raises(gr.Error, match="Invalid setting: size: "):
         pretrain.parse_config("huge", 10, 1, "en")
     with pytest.raises(ValueError, match="size"):
         pc.PretrainConfig(size="huge")
@@ -132,11 +135,10 @@ def test_pretrain_api_end_to_end(tiny_loader):
     """/token_loss and /pretrain through gradio_client against the launched app (tiny model)."""
     from gradio_client import Client
 
-    import app
-    from tests.conftest import free_port
+    from tests.conftest import served_app
 
-    demo = app.build_app(tiny_loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(served_app(tiny_loader)).url
     try:
         c = Client(url, verbose=False)
         out = c.predict(text="Where is the station?", api_name="/token_loss")
@@ -146,10 +148,10 @@ def test_pretrain_api_end_to_end(tiny_loader):
         assert s["steps"] == 12 and s["params_updated_fraction"] == 1.0 and s["pretrained_val_bpc"] > 0
         assert set(s) >= {"steps", "params", "train_loss", "val_loss", "val_bpc", "pretrained_val_bpc",
                           "tokens_per_s", "seconds", "samples", "params_updated_fraction"}
-        with pytest.raises(Exception, match="Steps must be|less than minimum"):
+        with pytest.raises(Exception, match="steps: must be|less than minimum"):
             c.predict(corpus="shakespeare", size="tiny", steps=0, seed=3, api_name="/pretrain")
     finally:
-        demo.close()
+        stack.close()
 
 
 @pytest.mark.real
@@ -167,7 +169,7 @@ def test_batched_muon_matches_torch_muon():
     """The shape-batched Muon makes torch.optim.Muon's update (bf16 Newton-Schulz, so to ~1e-3 of a step)."""
     import torch
 
-    from modes.optim import BatchedMuon
+    from modes.pretrain.optim import BatchedMuon
 
     torch.manual_seed(0)
     shapes = [(128, 128), (32, 128), (344, 128), (128, 344), (32, 128)]
@@ -190,8 +192,8 @@ def test_batched_muon_matches_torch_muon():
 
 def test_muon_default_learns_faster_than_adamw_per_step(tiny_loader):
     """The default recipe (Muon + WSD) gets lower val loss than AdamW everywhere in the same 60 steps."""
-    from modes import corpus as corpus_mod
-    from modes.pretrain_core import PretrainConfig, PretrainResult, train_scratch
+    from modes.data import corpus as corpus_mod
+    from modes.pretrain.core import PretrainConfig, PretrainResult, train_scratch
 
     sh = corpus_mod.shakespeare()
     data = corpus_mod.Corpus("t", sh.train[:300_000], sh.val[:30_000])

@@ -10,9 +10,8 @@ import statistics
 
 import pytest
 
-import app
-from modes import data as task
-from tests.conftest import free_port
+from modes.data import translation as task
+from tests.conftest import served_app
 
 pytestmark = pytest.mark.real
 N = 69  # every built-in held-out pair
@@ -23,15 +22,10 @@ TEXT = ("The weather was lovely, so we walked along the river and talked about t
 @pytest.fixture(scope="module")
 def sweeps(real_loader):
     """chrF at k=0 and k=4 per direction, measured through the /icl_sweep endpoint with its defaults."""
-    from gradio_client import Client
 
-    demo = app.build_app(real_loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    try:
-        client = Client(url, verbose=False)
+    with served_app(real_loader) as s:
+        client = s.client()
         out = {d: client.predict(direction=d, ks="0,4", n=N, api_name="/icl_sweep")[-1] for d in task.DIRECTIONS}
-    finally:
-        demo.close()
     return out
 
 
@@ -45,7 +39,7 @@ def test_four_examples_beat_none_in_both_directions(sweeps, direction):
 @pytest.fixture(scope="module")
 def fp32_and_bf16(real_loader):
     """The served model in float32 and in bfloat16 (the real loader is one of them where it picked it)."""
-    from modes.loader import ModelLoader
+    from modes.model.loader import ModelLoader
 
     def load(dtype):
         if real_loader.dtype_name == dtype:
@@ -56,7 +50,7 @@ def fp32_and_bf16(real_loader):
 
 
 def test_bf16_per_token_losses_match_float32(fp32_and_bf16):
-    from modes.pretrain_core import token_losses
+    from modes.pretrain.core import token_losses
 
     m32, m16, tok = fp32_and_bf16
     a, b = token_losses(m32, tok, TEXT), token_losses(m16, tok, TEXT)
@@ -67,8 +61,8 @@ def test_bf16_per_token_losses_match_float32(fp32_and_bf16):
 @pytest.mark.parametrize("direction", list(task.DIRECTIONS))
 def test_bf16_chrf_at_k4_matches_float32(sweeps, fp32_and_bf16, real_loader, direction):
     """The served model's k=4 chrF (from the endpoint) against the other precision, same prompts."""
+    from modes.incontext.core import generate_batch
     from modes.metrics import chrf
-    from modes.incontext_core import generate_batch
 
     m32, m16, tok = fp32_and_bf16
     other = m32 if real_loader.dtype_name == "bfloat16" else m16

@@ -3,16 +3,16 @@ identical trainings (only because two fresh CPU runs are shown to be identical).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import pytest
 import torch
 
-import app
-from modes import corpus as corpus_mod
-from modes.proof import WeightsProof
-from tests.conftest import free_port, make_tiny_model
+from modes.data import corpus as corpus_mod
+from modes.serving.proof import WeightsProof
+from tests.conftest import make_tiny_model, served_app
 
 
 def test_one_hash_answers_every_request_that_finished_before_it(tiny_tokenizer):
@@ -51,8 +51,8 @@ def test_a_changed_weight_is_seen(tiny_tokenizer):
 def test_translate_proof_sees_a_weight_change_through_the_api(tiny_loader):
     from gradio_client import Client
 
-    demo = app.build_app(tiny_loader)
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(served_app(tiny_loader)).url
     try:
         c = Client(url, verbose=False)
         assert c.predict(text="Hello", k=1, max_new_tokens=2, api_name="/translate")[-1]["weights_unchanged"] is True
@@ -60,12 +60,12 @@ def test_translate_proof_sees_a_weight_change_through_the_api(tiny_loader):
             next(tiny_loader.get()[0].parameters()).view(-1)[0] += 1e-3
         assert c.predict(text="Hello", k=1, max_new_tokens=2, api_name="/translate")[-1]["weights_unchanged"] is False
     finally:
-        demo.close()
+        stack.close()
 
 
 # ---- determinism first, then replay ----
 def _pretrain(loader, seed=3):
-    from modes.pretrain_core import PretrainConfig, PretrainResult, train_scratch
+    from modes.pretrain.core import PretrainConfig, PretrainResult, train_scratch
 
     data = corpus_mod.Corpus("t", corpus_mod.shakespeare().train[:200_000], corpus_mod.shakespeare().val[:20_000])
     cfg = PretrainConfig(size="tiny", steps=30, seed=seed, eval_every=10, sample_every=15, sample_chars=40)
@@ -80,9 +80,9 @@ def test_two_fresh_pretrainings_are_identical_on_cpu(tiny_loader):
 
 
 def test_two_fresh_finetunes_are_identical_on_cpu(tiny_loader):
-    from modes import data as task
-    from modes.finetune_config import FinetuneConfig
-    from modes.finetune_core import FtResult, finetune
+    from modes.data import translation as task
+    from modes.finetune.config import FinetuneConfig
+    from modes.finetune.core import FtResult, finetune
 
     train, test = task.pairs_for("en-ko", "train")[:16], task.pairs_for("en-ko", "test")[:4]
 
@@ -96,13 +96,9 @@ def test_two_fresh_finetunes_are_identical_on_cpu(tiny_loader):
 
 @pytest.fixture()
 def served(tiny_loader):
-    from gradio_client import Client
 
-    demo = app.build_app(tiny_loader)
-    demo.ctx.history.grace_s = 0.5  # a closed page's training stops after the grace period: shortened here
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    yield (lambda **kw: Client(url, verbose=False, **kw)), demo
-    demo.close()
+    with served_app(tiny_loader, grace_s=0.5) as s:  # a closed page's training stops after the grace period
+        yield s.client, s.demo
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])

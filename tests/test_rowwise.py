@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modes import packed, rowwise
-from modes.engine import Engine
+from modes.serving import packed, rowwise
+from modes.serving.engine import Engine
 from tests.conftest import make_tiny_model
 from tests.test_engine import PREFIXES, QUERIES, run_all
 

@@ -7,22 +7,15 @@ import time
 
 import pytest
 
-import app
-from tests.conftest import free_port, make_tiny_model, wait_until
+from tests.conftest import served_app, wait_until
 
 
 @pytest.fixture()
 def served(tiny_tokenizer):
-    from gradio_client import Client
 
-    from modes.loader import ModelLoader
 
-    loader = ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader)
-    demo.ctx.history.grace_s = 0.5  # a closed page's training stops after the grace period: shortened here
-    _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    yield (lambda: Client(url, verbose=False)), loader, demo
-    demo.close()
+    with served_app(tokenizer=tiny_tokenizer, grace_s=0.5) as s:  # a closed page's training stops after the grace period
+        yield s.client, s.loader, s.demo
 
 
 def test_two_trainings_run_one_after_the_other(served):
@@ -77,7 +70,7 @@ def test_injected_exception_is_reported_and_app_keeps_serving(served):
 
 def test_session_cleanup_removes_adapter_files(served, tmp_path):
     """The adapter state's delete_callback removes the session's adapter zip from disk."""
-    from modes import adapters
+    from modes.model import adapters
 
     _, _, demo = served
     path = tmp_path / "lora-adapter.zip"

@@ -1,0 +1,53 @@
+"""LoRA fine-tuning settings: the run config and its caps. No torch here, so the UI can build its
+widgets (whose defaults come from these) before the model libraries have loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modes.data import translation as task
+from modes.fields import bounded, check, number, whole
+
+TARGETS = {
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+MAX_STEPS = 1_000  # ~30 min on 2 CPU cores; longer runs belong in the exported script
+MAX_LEN_CAP = 256  # tokens per example: the built-in pairs need < 80
+MAX_BATCH = 64
+MAX_R = 256
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one LoRA run. The widget defaults come from here."""
+
+    steps: int = bounded(60, 1, MAX_STEPS)  # optimizer steps: ~2 min on 2 CPU cores with the defaults below
+    r: int = bounded(16, 1, MAX_R)  # adapter rank: the size of the low-rank update per weight matrix
+    alpha: int = bounded(32, 1, 4 * MAX_R)  # LoRA scaling numerator (update scaled by alpha / r)
+    dropout: float = bounded(0.05, 0.0, 0.9, 0.01)  # dropout on the adapter input: mild regularisation for a small data set
+    target: str = "attention"  # which linear layers get adapters: 'attention' or 'all-linear'
+    learning_rate: float = 1e-3  # LoRA tolerates a high rate; the base weights never move
+    batch_size: int = bounded(8, 1, MAX_BATCH)  # pairs per step
+    max_length: int = bounded(96, 16, MAX_LEN_CAP, 8)  # tokens per pair (prompt + target); longer pairs are truncated
+    seed: int = 0  # fixes adapter init, batch order and dropout
+    direction: str = "en-ko"  # which way to translate: 'en-ko' or 'ko-en'
+    eval_every: int = bounded(20, 1, MAX_STEPS)  # steps between held-out eval-loss points
+    warmup: int = bounded(5, 0, MAX_STEPS)  # linear warmup steps
+
+    def __post_init__(self):
+        check(self)
+        self.seed = whole(self.seed, "seed")
+        number(self.learning_rate, "learning_rate", 0, 0.1)
+        if self.learning_rate == 0:
+            raise ValueError("learning_rate: must be a number above 0, got 0")
+        if self.target not in TARGETS:
+            raise ValueError(f"target: must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.direction not in task.DIRECTIONS:
+            raise ValueError(f"direction: must be one of {', '.join(task.DIRECTIONS)}, got {self.direction!r}")
+
+    def lora_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=TARGETS[self.target], task_type="CAUSAL_LM", bias="none")

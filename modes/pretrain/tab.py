@@ -1,0 +1,243 @@
+"""The pre-training tab: next-token loss on any text, and a tiny Gemma 3 pre-trained live from scratch.
+
+Compute lives in modes/pretrain_core.py (imported lazily, so the page appears before torch loads).
+Here: the checks and the handlers (module level, the app context bound in by `ui.endpoint`), then
+`build(page)`, which lays out the tab and wires its events, then the tab's registry entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict
+
+import gradio as gr
+
+from modes import ui
+from modes.data import corpus as corpus_mod
+from modes.data.uploads import InputError
+from modes.pretrain.config import MAX_TEXT_CHARS, PretrainConfig
+from modes.runs import follow as records
+from modes.runs.jobs import fmt_eta
+from modes.runs.reuse import code_version, runtime, text_hash
+from modes.tabs import Page, Tab
+
+# Loss buckets for the colour legend (nats): low = the model saw it coming.
+BUCKETS = [(1.0, "loss < 1"), (3.0, "1–3"), (6.0, "3–6"), (float("inf"), "≥ 6")]
+COLORS = {"loss < 1": "#22c55e", "1–3": "#a3e635", "3–6": "#f59e0b", "≥ 6": "#ef4444"}
+SIZES = ("tiny", "baby", "small")
+EXAMPLES = [
+    ["Now is the winter of our discontent\nMade glorious summer by this sun of York;"],
+    ["오늘은 날씨가 맑아서 공원에 산책하러 갔어요."],
+    ["qzx vbnm tkpl wrj fdhs gmyq"],
+    ["The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the lazy dog."],
+]
+
+
+def bucket(loss: float) -> str:
+    return next(label for top, label in BUCKETS if loss < top)
+
+
+def validate_text(text: str | None, lang: str) -> str:
+    if text is None or not str(text).strip():
+        raise ui.error("err_text_empty", lang)
+    if len(text) > MAX_TEXT_CHARS:
+        raise ui.error("err_text_too_long", lang, n=len(text), cap=MAX_TEXT_CHARS)
+    return text
+
+
+def resolve_corpus(name: str | None, upload, lang: str):
+    """'shakespeare', 'upload' (the uploaded .txt), or a Hub dataset id."""
+    name = (name or "shakespeare").strip()
+    try:
+        if name == "shakespeare":
+            return corpus_mod.shakespeare()
+        if name == "upload":
+            if upload is None:
+                raise ui.error("err_upload_missing", lang)
+            return corpus_mod.from_upload(upload if isinstance(upload, str) else upload.name)
+        return corpus_mod.from_hub(name)
+    except InputError as exc:
+        raise ui.error(exc.key, lang, **exc.fmt) from None
+
+
+def parse_config(size, steps, seed, lang: str):
+    """The run's config from the widgets or the API, checked by PretrainConfig (the one validation path)."""
+    cfg = ui.settings(PretrainConfig, lang, size=size, steps=steps, seed=seed)
+    # About 20 val points and 6 samples whatever the run length, but never so often that they dominate.
+    cfg.eval_every = max(10, cfg.steps // 20)
+    cfg.sample_every = max(25, cfg.steps // 6)
+    return cfg
+
+
+def run_key(ctx, cfg, data) -> dict:
+    """Everything a pre-training run's figures depend on: an identical key replays the recorded run."""
+    return {"kind": "pretrain", "cfg": asdict(cfg), "corpus": [data.name, text_hash(data.train, data.val)],
+            "code": code_version("pretrain/core", "pretrain/config", "pretrain/optim", "model", "metrics"),
+            "reference_model": [ctx.loader.model_id, ctx.loader.dtype_request], **runtime()}
+
+
+def token_loss(ctx, text: str, request: gr.Request = None):
+    """Next-token loss of every token of `text` under the pretrained model, with top-5 guesses."""
+    lang = ui.lang_of(request)
+    text = validate_text(text, lang)
+    model, tok = ctx.loader.get()  # waits for the libraries and the model: never import them before
+    from modes.pretrain.core import token_losses
+
+    res = token_losses(model, tok, text)
+    spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
+    md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
+    return spans, md, None, {**res.as_dict(), "dtype": ctx.loader.dtype_name}
+
+
+def show_top(summary: dict, evt: gr.SelectData):
+    """The top-5 guesses at the token the learner clicked."""
+    if not summary or evt.index is None:
+        return None
+    i = evt.index if isinstance(evt.index, int) else evt.index[0]
+    row = summary["tokens"][i]
+    return {repr(t)[1:-1] or "∅": p for t, p in row["top"]}
+
+
+OUT = ui.Outputs("progress", "plot", "samples", "result", "summary", "anew", "run_id")
+
+
+def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, steps: int = PretrainConfig.steps,
+             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, session=None, request: gr.Request = None):
+    """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
+    An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
+    lang = ui.lang_of(request)
+    cfg = parse_config(size, steps, seed, lang)
+    data = resolve_corpus(corpus, upload, lang)
+    loader = ctx.loader
+    if not loader.libraries_ready:
+        yield OUT(progress=ui.msg("waiting_libraries", lang))
+    loader.libraries()  # the one owner of torch/transformers imports: never race it
+    from modes.metrics import pretrained_bpc
+    from modes.pretrain.core import PretrainResult, train_scratch
+
+    def reference(text: str) -> float:
+        return pretrained_bpc(*loader.get(), text)
+
+    def compute(stop):
+        return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
+
+    def on_event(run, ev) -> dict:
+        if isinstance(ev, PretrainResult):
+            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
+                       "n_chars": len(data.train) + len(data.val)}
+            kept = dataclasses.replace(ev, curve=[])  # the curve is the run's own (run.curve)
+            return {"result": kept, "summary": summary, "outcome": "stopped" if ev.stopped else "done"}
+        run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
+        if ev.val_loss is not None:
+            run.curve.append({"x": ev.step, "y": ev.val_loss, "series": "val"})
+        if ev.sample is not None:
+            run.samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
+        return {"progress": ev}
+
+    settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed}
+    est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_event,
+                        keep=lambda r: not r.stopped, fresh=bool(fresh))
+    yield from follow(ctx, run, session, lang)
+
+
+def follow(ctx, run, session, lang: str):
+    """Stream a pre-training run to this page until it ends (a reloaded page follows it again)."""
+    view = records.view_of(session, TAB.id)
+    for kind, ev in records.progress_of(ctx, run, lang):
+        if kind == "queue":
+            yield OUT(progress=ev, run_id=run.id)
+            continue
+        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
+                    eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+        yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
+                  samples="\n\n".join(run.samples), anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+    res = run.result
+    if res is None:
+        return  # left the queue, or a replay the learner stopped: no result (they can train anew)
+    key = "pt_result_stopped" if res.stopped else "pt_result"
+    md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
+                secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
+    if run.replayed:  # said plainly: these figures are an identical earlier run's, streamed again
+        md = records.replay_line(run.replayed, lang) + "\n\n" + md
+    yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"),
+              plot=records.plot_update(run, view), samples="\n\n".join(run.samples), result=md, summary=run.summary,
+              anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+
+
+def resume(ctx, session=None, request: gr.Request = None):
+    """After a reload: follow the learner's pre-training that is still running, if there is one."""
+    lang = ui.lang_of(request)
+    yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, lang), OUT())
+
+
+def _ref(bpc: float | None) -> str:
+    return "—" if bpc is None else f"{bpc:.2f}"
+
+
+def score_row(p: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest pre-training."""
+    if not p:
+        return ui.msg("sb_empty_pretrain", lang)
+    return ui.msg("sb_row_pretrain", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
+                  chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
+                  ref=_ref(p.get("pretrained_val_bpc")), other=ui.msg("sb_other_pretrain", lang, bpc=f"{p['val_bpc']:.2f}"))
+
+
+def build(page: Page) -> None:
+    ctx, defaults = page.ctx, PretrainConfig()
+    gr.Markdown(ui.t("pt_card"), elem_classes=["card"])
+
+    # ---- Part 1 ----
+    gr.Markdown(ui.t("pt_part1_title"))
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label=ui.t("pt_text_label"), lines=3, value=EXAMPLES[0][0], max_length=MAX_TEXT_CHARS)
+            gr.Examples(EXAMPLES, inputs=[text], label=ui.t("pt_examples_label"), example_labels=[
+                "Shakespeare", "한국어 (Korean)", "random letters", "repeated phrase"])
+            gr.Markdown(ui.t("pt_examples_hint"))
+            score_btn = gr.Button(ui.t("pt_score_btn"), variant="primary")
+        with gr.Column(scale=2):
+            totals = gr.Markdown()
+            top5 = gr.Label(label=ui.t("pt_top5_label"), num_top_classes=5)
+    tokens = gr.HighlightedText(label=ui.t("pt_tokens_label"), color_map=COLORS, show_legend=True, combine_adjacent=False, interactive=False)
+    loss_json = gr.JSON(label=ui.t("summary_json"), visible=False)
+
+    # ---- Part 2 ----
+    gr.Markdown(ui.t("pt_part2_title"))
+    with gr.Row():
+        corpus_dd = gr.Dropdown(["shakespeare", "upload"], value="shakespeare", allow_custom_value=True,
+                                label=ui.t("pt_corpus_label"), info=ui.t("pt_corpus_info"))
+        upload = gr.File(label=ui.t("pt_upload_label"), file_types=[".txt"], type="filepath")
+    with gr.Row():
+        size = gr.Radio(list(SIZES), value=defaults.size, label=ui.t("pt_size_label"), info=ui.t("pt_size_info"))
+        steps = ui.setting(PretrainConfig, "steps", ui.t("pt_steps_label"))
+        seed = ui.SettingNumber(value=defaults.seed, precision=0, label=ui.t("seed_label"))
+    with gr.Row():
+        train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
+        stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
+        anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
+    fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
+    progress_md = gr.Markdown()
+    # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
+    # never draw (tests/test_browser.py checks the drawn paths).
+    # A fixed colour map gives the legend its entries before the first point arrives.
+    plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot",
+                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "val": "#f97316"}, color_title="")
+    run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
+    records.curve_controls(page.ctx, TAB.id, run_id, page.session, plot)
+    samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)
+    result_md = gr.Markdown()
+    summary = gr.JSON(label=ui.t("summary_json"))
+
+    # ---- events ----
+    score_btn.click(ui.endpoint(token_loss, ctx), [text], [tokens, totals, top5, loss_json], api_name="token_loss")
+    tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
+    outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "result": result_md,
+                        "summary": summary, "anew": anew_btn, "run_id": run_id})
+    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, page.session]
+    records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
+                          train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
+
+
+TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"])

@@ -1,0 +1,264 @@
+"""The learner's runs as the tabs show them: starting a training as a run the page follows, the
+lines that describe a run (its place in the queue, that it is a replay), and its curves drawn the
+way trainers read them (smoothed with the raw line faint beneath, on a log axis if asked).
+
+The runs themselves live in modes/history.py; this module is what every tab shares to show them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from modes import ui
+from modes.runs.history import Run, Session
+from modes.runs.jobs import fmt_eta, run_job
+
+COLORS = {"train": "#6366f1", "train (raw)": "#c7d2fe", "val": "#f97316", "held-out eval": "#f97316",
+          "lowest held-out loss": "#10b981"}
+CLEAR = {"__type__": "update", "value": None}  # empties a plot: the next data sets its series (and colours) anew
+RAW = " (raw)"  # suffix of the faint unsmoothed series drawn beneath a smoothed one
+BEST = "lowest held-out loss"  # the fine-tune plot's mark where the held-out loss stopped falling
+
+
+def new_session() -> Session:
+    return Session()
+
+
+# ---- starting and following a training -------------------------------------------------------
+def start(ctx, session: Session | None, kind: str, settings: dict, key: dict | None, compute, est_seconds: float,
+          on_event, keep=lambda result: True, fresh: bool = False, axes: tuple = ("step", "loss")) -> Run:
+    """A training as a run of the session's owner: queued in the training slot (or replayed), driven
+    in its own thread, and followed by whichever page shows it. `compute(stop)` makes the events;
+    `on_event(run, event)` folds one into changes of the run (the result sets `result`)."""
+    history = ctx.history
+    run = history.new_run(history.owner_of(session), kind, settings, axes)
+
+    def fold(run: Run, job) -> dict | None:
+        if job.kind == "queued":
+            return {"status": "queued", "position": job.position, "wait": job.wait}
+        if job.kind == "left":
+            return {"status": "left"}
+        if job.kind == "replay":
+            return {"status": "running", "replayed": job.value}
+        return {"status": "running", **(on_event(run, job.value) or {})}
+
+    history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh), fold)
+    return run
+
+
+def progress_of(ctx, run: Run, lang: str, failed=lambda error: error):
+    """What a page following `run` shows, until it ends: ("queue", line) while it waits, and
+    ("progress", event) while it trains. A failure is raised as `failed(error)`."""
+    for r in ctx.history.follow(run):
+        if r.status in ("queued", "left"):
+            yield "queue", queue_line(r, lang)
+        elif r.status == "failed":
+            raise failed(r.error)
+        elif r.result is None and r.progress is not None:
+            yield "progress", r.progress
+
+
+def reattach(ctx, kind: str, session: Session | None, follow, idle):
+    """After a reload: `follow(run)` for the owner's run of this kind still going, or one `idle`
+    update (every output left as it is) when there is none."""
+    run = ctx.history.active(session.owner if session else None, kind)
+    if run is None:
+        yield idle
+        return
+    yield from follow(run)
+
+
+def stop(ctx, kind: str, session: Session | None) -> None:
+    """The Stop button: stops the owner's running (or queued) run of this kind, from any page."""
+    run = ctx.history.active(session.owner if session else None, kind)
+    if run is not None:
+        run.stop.set()
+
+
+def queue_line(run: Run, lang: str) -> str:
+    """A waiting learner's line: place in the queue and the estimated wait, or that they left it."""
+    if run.status == "left":
+        return ui.msg("queue_left", lang)
+    return ui.msg("queue_wait", lang, pos=run.position, wait=fmt_eta(run.wait))
+
+
+def replay_info(replayed) -> dict | None:
+    """The summary's `replay` entry: None for a computed run, else when the original ran and how long."""
+    if replayed is None:
+        return None
+    return {"recorded_at": replayed.recorded_at, "original_seconds": round(replayed.seconds, 1)}
+
+
+def replay_line(replayed, lang: str) -> str:
+    """Said plainly above a replayed result: these figures are an identical earlier run's."""
+    return "♻️ " + ui.msg("replay_note", lang, when=replayed.recorded_at, secs=f"{replayed.seconds:.0f}")
+
+
+def progress_line(md: str, replayed, lang: str) -> str:
+    """A progress line, marked as a replay when it is one."""
+    return "♻️ " + ui.msg("replay_progress", lang) + " " + md if replayed else md
+
+
+# ---- curves ---------------------------------------------------------------------------------------
+def ema(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to 0."""
+    out, last = [], 0.0
+    for i, v in enumerate(values, start=1):
+        last = last * weight + (1 - weight) * v
+        out.append(last / (1 - weight**i) if weight > 0 else v)
+    return out
+
+
+def lowest_point(rows: list[dict], series: str) -> tuple[float, float] | None:
+    """(x, y) where `series` was lowest, when it rose again after that point (else None)."""
+    pts = [(r["x"], r["y"]) for r in rows if r["series"] == series]
+    if len(pts) < 3:
+        return None
+    best = min(pts, key=lambda p: p[1])
+    return best if pts[-1][1] > best[1] and best != pts[-1] else None
+
+
+def frame(rows: list[dict], smoothing: float = 0.0, log: bool = False, smooth: tuple[str, ...] = ("train",),
+          mark: str | None = None) -> pd.DataFrame:
+    """Curve rows {"x", "y", "series"} as the plot draws them: the `smooth` series smoothed (their
+    raw values stay as a faint "<series> (raw)" line beneath), log10 of y when `log`, and, when
+    `mark` names a series that rose after its lowest point, a vertical BEST line there."""
+    rows = list(rows)
+    out = []
+    for name in dict.fromkeys(r["series"] for r in rows):
+        pts = [r for r in rows if r["series"] == name]
+        if smoothing > 0 and name in smooth:
+            out += [{**r, "series": name + RAW} for r in pts]
+            out += [{**r, "y": y} for r, y in zip(pts, ema([r["y"] for r in pts], smoothing))]
+        else:
+            out += pts
+    low = lowest_point(rows, mark) if mark else None
+    if low is not None:
+        ys = [r["y"] for r in rows]
+        out += [{"x": low[0], "y": min(ys), "series": BEST}, {"x": low[0], "y": max(ys), "series": BEST}]
+    df = pd.DataFrame(out, columns=["x", "y", "series"])
+    if log:
+        df = df[df["y"] > 0].assign(y=lambda d: d["y"].map(math.log10))
+    return df
+
+
+def plot_update(run: Run, view: dict, smooth=("train",), mark: str | None = None):
+    """The tab's LinePlot for a run, drawn with the learner's smoothing and axis choices."""
+    import gradio as gr
+
+    x, y = run.axes
+    df = frame(run.curve, view.get("smoothing", 0.0), view.get("log", False), smooth, mark)
+    return gr.LinePlot(value=df.rename(columns={"x": x, "y": y, "series": "split"}),
+                       y_title=f"log₁₀ {y}" if view.get("log") else y, color_map=COLORS)
+
+
+def overfit_line(run: Run, lang: str) -> str:
+    """One line under the fine-tune plot when the held-out loss stopped falling ('' when it did not)."""
+    low = lowest_point(run.curve, "held-out eval")
+    if low is None:
+        return ""
+    last = [r["y"] for r in run.curve if r["series"] == "held-out eval"][-1]
+    return ui.msg("ft_overfit_mark", lang, step=int(low[0]), low=f"{low[1]:.3f}", last=f"{last:.3f}")
+
+
+# ---- comparing ------------------------------------------------------------------------------------
+def settings_diff(runs: list[Run]) -> dict[str, list]:
+    """Only the settings that differ between the runs: name -> one value per run."""
+    names = list(dict.fromkeys(k for r in runs for k in r.settings))
+    return {k: [r.settings.get(k) for r in runs] for k in names if len({repr(r.settings.get(k)) for r in runs}) > 1}
+
+
+def compare_frame(runs: list[Run], smoothing: float = 0.0, log: bool = False) -> pd.DataFrame:
+    """Every run's curves on one plot, each series named after its run ("#a1 train")."""
+    parts = []
+    for r in runs:
+        df = frame(r.curve, smoothing, log)
+        parts.append(df[~df["series"].str.endswith(RAW)].assign(series=lambda d, r=r: f"#{r.id} " + d["series"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["x", "y", "series"])
+
+
+def aligned(runs: list[Run]) -> dict:
+    """The runs' curves aligned on one x axis, per series: {series: {"x": [...], run id: [y or None]}}."""
+    out: dict = {}
+    for name in dict.fromkeys(row["series"] for r in runs for row in r.curve):
+        xs = sorted({row["x"] for r in runs for row in r.curve if row["series"] == name})
+        table = {"x": xs}
+        for r in runs:
+            ys = {row["x"]: row["y"] for row in r.curve if row["series"] == name}
+            table[r.id] = [ys.get(x) for x in xs]
+        out[name] = table
+    return out
+
+
+# ---- the page's owner and adapter ----------------------------------------------------------------
+def attach(ctx, browser_owner, session: Session):
+    """Page load: the browser's owner id if this server issued it (else a new one, which the browser
+    keeps), and that owner's chosen adapter back in the session."""
+    owner = ctx.history.attach(session, browser_owner)
+    return owner, adapter_of(ctx, owner)
+
+
+def adapter_of(ctx, owner: str | None, run_id=None):
+    """The Adapter of the owner's chosen fine-tune (or of `run_id`), read back from disk; None if gone."""
+    from modes.model.adapters import Adapter
+
+    found = ctx.history.adapter_bytes_of(owner, run_id)
+    if found is None:
+        return None
+    run, data = found
+    if run_id is not None:
+        ctx.history.chosen[owner] = run.id
+    return Adapter(zip_bytes=data, **run.adapter_meta)
+
+
+# ---- the widgets every training tab has ------------------------------------------------------------
+def view_of(session: Session | None, kind: str) -> dict:
+    """How this page draws a tab's curves: {"smoothing", "log"} (changed live by the controls)."""
+    return session.view.setdefault(kind, {"smoothing": 0.0, "log": False}) if session is not None else {}
+
+
+def redraw(ctx, kind: str, run_id, smoothing: float, log: bool, session: Session | None = None,
+           mark: str | None = None):
+    """The smoothing or log control moved: remember it (a running stream uses it too) and redraw."""
+    import gradio as gr
+
+    view = view_of(session, kind)
+    view.update(smoothing=float(smoothing or 0.0), log=bool(log))
+    run = ctx.history.get(session.owner if session else None, run_id)
+    if run is None:
+        yield gr.skip()
+        return
+    yield CLEAR  # a plot keeps the colour domain of the first data it drew: clear it, then draw
+    yield plot_update(run, view, mark=mark)
+
+
+def curve_controls(ctx, kind: str, run_id, session, plot, mark: str | None = None) -> None:
+    """A smoothing slider (EMA; 0 = raw) and a log-axis toggle under a loss plot."""
+    import functools
+
+    import gradio as gr
+
+    with gr.Row():
+        smoothing = gr.Slider(0, 0.99, value=0.0, step=0.01, label=ui.t("curve_smoothing"), info=ui.t("curve_smoothing_info"),
+                              elem_id=f"{kind}-smoothing")
+        log = gr.Checkbox(value=False, label=ui.t("curve_log"), elem_id=f"{kind}-log")
+    fn = functools.partial(redraw, ctx, kind, mark=mark)
+    for comp in (smoothing, log):
+        comp.change(fn, [run_id, smoothing, log, session], plot, api_name=False, show_progress="hidden")
+
+
+def wire_training(ctx, kind: str, train, resume, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, page,
+                  api_name: str, resume_inputs: list | None = None) -> None:
+    """The buttons of a training (train, train anew, stop) and its reattachment after a reload."""
+    import functools
+
+    # Trainings queue in the app's training slot (visible position, leavable), not in Gradio's
+    # queue: a replay never waits behind a real training, and a reattached page is never refused.
+    train_btn.click(train, inputs, outputs, api_name=api_name, concurrency_limit=None)
+    anew_btn.click(lambda: True, None, fresh_box, api_name=False, queue=False).then(
+        train, inputs, outputs, api_name=False, concurrency_limit=None).then(lambda: False, None, fresh_box, api_name=False, queue=False)
+    stop_btn.click(functools.partial(stop, ctx, kind), [page.session], None, queue=False, api_name=False)
+    if page.attached is not None:
+        page.attached.then(resume, resume_inputs or [page.session], outputs, api_name=False, concurrency_limit=None, show_progress="hidden")

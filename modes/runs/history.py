@@ -1,0 +1,293 @@
+"""Every learner's runs: kept, bounded, private, and still running when the page reloads.
+
+A learner is an *owner*: a 128-bit random id the server issues and the browser keeps
+(gr.BrowserState), so a reload finds the same runs. Each training or sweep is a `Run` with its
+settings, its whole curve and its summary; a fine-tune's adapter sits on disk beside it.
+
+A training runs in its own thread, not in the request that started it: the request only *follows*
+the run. A reloaded page follows it again (the curve keeps growing, Stop still works). When no page
+has followed a run for `grace_s` seconds (every tab closed), a watchdog stops it. The watchdog
+looks at when a follower last ran, not at a count of followers: a page that vanished before its
+first update leaves a suspended generator behind that nobody ever closes.
+
+Bounds: at most MAX_RUNS runs and MAX_ADAPTER_BYTES of adapters per owner (the oldest finished
+runs go first, and the learner is told), and runs expire after TTL_S with their files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from modes.runs.jobs import StopFlag
+
+MAX_RUNS = 20  # per owner: enough to compare a morning's experiments, small enough to scan
+MAX_ADAPTER_BYTES = 50 * 2**20  # per owner, on disk: about a dozen default adapters
+TTL_S = 4 * 3600  # a run (and an owner with no runs) is forgotten this long after its last use
+GRACE_S = 60.0  # a training nobody follows (every tab closed) is stopped after this long
+FOLLOW_EVERY = 0.5  # seconds between a follower's redraws (it also checks in this often)
+ACTIVE = ("starting", "queued", "running")
+OWNER_RE = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class Session:
+    """One page's handle (gr.State): whose runs it shows, and how it draws curves."""
+
+    owner: str | None = None
+    view: dict = field(default_factory=dict)  # tab id -> {"smoothing": float, "log": bool}
+
+
+@dataclass
+class Run:
+    id: str  # short and unique per app: shown to the learner ("#3f2a")
+    kind: str  # the tab id: pretrain | finetune | incontext
+    owner: str
+    settings: dict  # what the learner chose (the compare view diffs these)
+    created: float = field(default_factory=time.time)
+    status: str = "starting"  # starting | queued | running, then done | stopped | failed | left
+    curve: list = field(default_factory=list)  # rows {"x", "y", "series"}: the whole curve, raw
+    axes: tuple = ("step", "loss")  # what x and y are
+    samples: list = field(default_factory=list)  # pre-training's generated text, newest first
+    summary: dict | None = None  # the result's JSON (what the API returns), once finished
+    result: Any = None  # the compute's result object, to draw a reattached page's result (adapter bytes on disk)
+    outcome: str | None = None  # the status the run ends with once its job has let go of the training slot
+    adapter_meta: dict | None = None  # a fine-tune's Adapter fields, the bytes in `adapter_path`
+    adapter_path: str | None = None
+    adapter_bytes: int = 0
+    replayed: Any = None  # the recording this run replays, if it does
+    position: int = 0  # in the training queue, while queued
+    wait: float = 0.0  # estimated seconds to wait, while queued
+    error: str | None = None  # why it failed (shown as an error to whoever follows it)
+    progress: Any = None  # the latest progress event
+    stop: StopFlag = field(default_factory=StopFlag)
+    version: int = 0  # bumped on every change: followers redraw when it moves
+    followed_at: float = field(default_factory=time.monotonic)  # when a page last followed it (the watchdog reads it)
+    last_used: float = field(default_factory=time.time)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def public(self) -> dict:
+        """What the API says of a run: settings and summary, no curve and no tensors."""
+        return {"id": self.id, "kind": self.kind, "status": self.status, "created": time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(self.created)), "settings": self.settings, "summary": self.summary,
+            "has_adapter": self.adapter_path is not None}
+
+
+class History:
+    def __init__(self, folder: Path | str | None = None, grace_s: float = GRACE_S, ttl_s: float = TTL_S,
+                 max_runs: int = MAX_RUNS, max_adapter_bytes: int = MAX_ADAPTER_BYTES):
+        import tempfile
+
+        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="hml-runs-"))
+        self.grace_s, self.ttl_s = grace_s, ttl_s
+        self.max_runs, self.max_adapter_bytes = max_runs, max_adapter_bytes
+        self._owners: dict[str, dict[str, Run]] = {}  # owner -> run id -> run (insertion order = age)
+        self._seen: dict[str, float] = {}  # owner -> last use
+        self._cond = threading.Condition()
+        self._ids = itertools.count(1)
+        self.dropped: dict[str, list[str]] = {}  # owner -> ids dropped by the caps, not yet told
+        self.chosen: dict[str, str] = {}  # owner -> the fine-tune run whose adapter the in-context tab uses
+
+    # ---- owners ----------------------------------------------------------------------------------
+    def issue(self) -> str:
+        owner = secrets.token_hex(16)  # 128 random bits
+        with self._cond:
+            self._owners[owner], self._seen[owner] = {}, time.time()
+        return owner
+
+    def known(self, owner) -> bool:
+        """Only ids this server issued (and has not expired) count; anything else is nobody."""
+        if not isinstance(owner, str) or not OWNER_RE.fullmatch(owner):
+            return False
+        self.expire()
+        with self._cond:
+            return owner in self._owners
+
+    def owner_of(self, session: Session | None) -> str:
+        """The session's owner, issued on first use (an API client gets one per client session)."""
+        if session is None:
+            return self.issue()  # no session to keep it in: a run nobody can list later
+        if not self.known(session.owner):
+            session.owner = self.issue()
+        self._touch(session.owner)
+        return session.owner
+
+    def attach(self, session: Session, browser_owner) -> str:
+        """A page opened: take the browser's owner id if this server issued it, else a new one."""
+        session.owner = browser_owner if self.known(browser_owner) else self.issue()
+        self._touch(session.owner)
+        return session.owner
+
+    def _touch(self, owner: str) -> None:
+        with self._cond:
+            self._seen[owner] = time.time()
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def new_run(self, owner: str, kind: str, settings: dict, axes: tuple = ("step", "loss")) -> Run:
+        run = Run(id=f"{next(self._ids):x}{secrets.token_hex(1)}", kind=kind, owner=owner, settings=settings, axes=axes)
+        with self._cond:
+            runs = self._owners.setdefault(owner, {})
+            runs[run.id] = run
+            self._enforce(owner)
+        return run
+
+    def runs(self, owner: str | None, kind: str | None = None) -> list[Run]:
+        """The owner's runs, newest first (none for an id this server did not issue)."""
+        if not self.known(owner):
+            return []
+        with self._cond:
+            out = [r for r in self._owners.get(owner, {}).values() if kind is None or r.kind == kind]
+        return out[::-1]
+
+    def get(self, owner: str | None, run_id) -> Run | None:
+        if not self.known(owner):
+            return None
+        with self._cond:
+            return self._owners.get(owner, {}).get(str(run_id))
+
+    def active(self, owner: str | None, kind: str) -> Run | None:
+        return next((r for r in self.runs(owner, kind) if r.active), None)
+
+    def best(self, owner: str | None, kind: str, score: Callable[[dict], float]) -> tuple[Run | None, int]:
+        """The owner's best finished run of a kind (higher score is better) and how many there are."""
+        done = [r for r in self.runs(owner, kind) if r.summary is not None]
+        return (max(done, key=lambda r: score(r.summary)) if done else None), len(done)
+
+    def delete(self, owner: str | None, run_id) -> bool:
+        run = self.get(owner, run_id)
+        if run is None or run.active:
+            return False
+        with self._cond:
+            self._owners[owner].pop(run.id, None)
+        self._remove_files(run)
+        return True
+
+    def take_dropped(self, owner: str | None) -> list[str]:
+        with self._cond:
+            return self.dropped.pop(owner, []) if owner else []
+
+    def adapter_bytes_of(self, owner: str | None, run_id=None) -> tuple[Run, bytes] | None:
+        """(run, adapter zip) of the owner's chosen fine-tune (or of `run_id`), if it is still kept."""
+        run = self.get(owner, run_id if run_id is not None else self.chosen.get(owner or ""))
+        if run is None or not run.adapter_path or not Path(run.adapter_path).is_file():
+            return None
+        return run, Path(run.adapter_path).read_bytes()
+
+    def save_adapter(self, run: Run, zip_bytes: bytes, meta: dict) -> None:
+        """Keep a fine-tune's adapter on disk with its run (the session holds its own copy); the
+        newest one is the owner's chosen adapter until they pick another."""
+        folder = self.folder / run.owner
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{run.id}.zip"
+        path.write_bytes(zip_bytes)
+        with self._cond:
+            run.adapter_path, run.adapter_bytes, run.adapter_meta = str(path), len(zip_bytes), meta
+            self.chosen[run.owner] = run.id
+            self._enforce(run.owner)
+
+    def _enforce(self, owner: str) -> None:
+        """The caps (holding the lock): drop the oldest finished runs until both hold."""
+        runs = self._owners[owner]
+
+        def over() -> bool:
+            return len(runs) > self.max_runs or sum(r.adapter_bytes for r in runs.values()) > self.max_adapter_bytes
+
+        for run in [r for r in runs.values() if not r.active]:  # oldest first
+            if not over():
+                break
+            del runs[run.id]
+            self.dropped.setdefault(owner, []).append(run.id)
+            self._remove_files(run)
+
+    def _remove_files(self, run: Run) -> None:
+        if run.adapter_path:
+            Path(run.adapter_path).unlink(missing_ok=True)
+
+    def expire(self) -> None:
+        """Forget runs unused for ttl_s (files too), and owners with no runs left and no recent use."""
+        now = time.time()
+        with self._cond:
+            for owner in list(self._owners):
+                runs = self._owners[owner]
+                for run in [r for r in runs.values() if not r.active and now - r.last_used > self.ttl_s]:
+                    del runs[run.id]
+                    self._remove_files(run)
+                if not runs and now - self._seen.get(owner, 0) > self.ttl_s:
+                    del self._owners[owner]
+                    self._seen.pop(owner, None)
+                    shutil.rmtree(self.folder / owner, ignore_errors=True)
+
+    # ---- running and following -------------------------------------------------------------------
+    def update(self, run: Run, **changes) -> None:
+        """Change a run and wake whoever follows it."""
+        with self._cond:
+            for k, v in changes.items():
+                setattr(run, k, v)
+            run.version += 1
+            run.last_used = time.time()
+            self._cond.notify_all()
+
+    def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None]) -> None:
+        """Drive `events` (a run_job generator) in a thread of its own; `fold(run, job_event)` turns
+        each event into changes of the run. The run ends (done, stopped, left or failed) only when
+        the job has finished, so a finished run never still holds the training slot."""
+
+        def drive():
+            try:
+                for ev in events:
+                    changes = fold(run, ev)
+                    if changes is not None:
+                        self.update(run, **changes)
+                # No outcome: a stopped replay, or a learner who left the queue, gave no result.
+                self.update(run, status=run.outcome or ("left" if run.status in ("starting", "queued") else "stopped"))
+            except Exception as exc:
+                import logging
+
+                logging.getLogger(__name__).exception("run %s failed", run.id)
+                self.update(run, status="failed", error=exc)
+
+        threading.Thread(target=drive, name=f"run-{run.id}", daemon=True).start()
+
+    def follow(self, run: Run, every: float = FOLLOW_EVERY) -> Iterator[Run]:
+        """Yield the run whenever it changed (at most every `every` s) until it ends, then once more.
+        Each pass marks the run as followed; the watchdog stops a run nobody has followed lately."""
+        self._watch()
+        seen = -1
+        while True:
+            run.followed_at = time.monotonic()
+            with self._cond:
+                self._cond.wait_for(lambda: run.version != seen or not run.active, timeout=every)
+                changed, done, seen = run.version != seen, not run.active, run.version
+            run.followed_at = time.monotonic()
+            if changed or done:
+                yield run
+            if done:
+                return
+            time.sleep(every)  # a redraw at most every `every` s, whatever the step rate
+
+    def _watch(self) -> None:
+        """Start the watchdog once: every active run followed by nobody for grace_s is stopped."""
+        with self._cond:
+            if getattr(self, "_watchdog", None) is not None:
+                return
+            self._watchdog = threading.Thread(target=self._watch_loop, name="runs-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch_loop(self) -> None:
+        while True:
+            time.sleep(min(1.0, max(0.05, self.grace_s / 4)))
+            stale = time.monotonic() - self.grace_s - 2 * FOLLOW_EVERY  # a live follower checks in every 2 x FOLLOW_EVERY
+            with self._cond:
+                orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.followed_at < stale]
+            for run in orphans:
+                run.stop.set()

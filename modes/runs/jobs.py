@@ -1,0 +1,184 @@
+"""Helpers for long-running jobs shared by the training tabs: a per-session stop flag and a throttle."""
+
+from __future__ import annotations
+
+import time
+
+from modes.runs.reuse import Recording, replay
+
+
+class StopFlag:
+    """A per-session stop request. Lives in gr.State (deep-copied per session, so no locks inside)."""
+
+    def __init__(self):
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def clear(self) -> None:
+        self.requested = False
+
+    def is_set(self) -> bool:  # a method, not __call__: gr.State would call a callable to make its value
+        return self.requested
+
+
+class Throttle:
+    """True at most every `seconds`: live plots update twice a second, not every step."""
+
+    def __init__(self, seconds: float = 0.5):
+        self.seconds, self.last = seconds, 0.0
+
+    def __call__(self, force: bool = False) -> bool:
+        now = time.perf_counter()
+        if force or now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
+
+
+def fmt_eta(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Gauge:
+    """Counts jobs running at once (and the most ever seen): proof that trainings never overlap."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+
+    def __enter__(self):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.now -= 1
+        return False
+
+
+class Ticket:
+    """One training's place in the slot's queue."""
+
+    def __init__(self, est_seconds: float):
+        self.est_seconds = est_seconds  # a guess before it starts; the running job updates `eta`
+        self.eta: float | None = None
+        self.started: float | None = None
+
+
+class TrainingSlot:
+    """One training at a time on a shared machine, with a visible queue: each waiting learner sees
+    their position and an estimated wait, and can leave. Replays never take the slot."""
+
+    def __init__(self):
+        import threading
+
+        self._cond = threading.Condition()
+        self._queue: list[Ticket] = []  # [running, waiting...]
+        self.gauge = Gauge()
+
+    def join(self, est_seconds: float) -> Ticket:
+        t = Ticket(est_seconds)
+        with self._cond:
+            self._queue.append(t)
+        return t
+
+    def position(self, t: Ticket) -> int:
+        """0 = running (or free to run), 1 = next, ..."""
+        with self._cond:
+            return self._queue.index(t) if t in self._queue else -1
+
+    def wait_estimate(self, t: Ticket) -> float:
+        with self._cond:
+            ahead = self._queue[: self._queue.index(t)] if t in self._queue else []
+        now = time.perf_counter()
+        total = 0.0
+        for a in ahead:
+            if a.started is None:
+                total += a.est_seconds
+            else:
+                total += a.eta if a.eta is not None else max(0.0, a.est_seconds - (now - a.started))
+        return total
+
+    def turn(self, t: Ticket, timeout: float = 1.0) -> bool:
+        """Wait up to `timeout` for this ticket to reach the front; True when it may run."""
+        with self._cond:
+            if self._queue and self._queue[0] is t:
+                t.started = t.started or time.perf_counter()
+                return True
+            self._cond.wait(timeout)
+            if self._queue and self._queue[0] is t:
+                t.started = time.perf_counter()
+                return True
+            return False
+
+    def leave(self, t: Ticket) -> None:
+        """Done, stopped, failed, cancelled or left the queue: the next ticket may run."""
+        with self._cond:
+            if t in self._queue:
+                self._queue.remove(t)
+            self._cond.notify_all()
+
+    def waiting(self) -> int:
+        with self._cond:
+            return max(0, len(self._queue) - 1)
+
+
+class JobEvent:
+    """What run_job reports: 'queued' (position, wait), 'left' (the learner left the queue),
+    'replay' (recording: this run replays an identical recorded one), or 'event' (the compute's own)."""
+
+    def __init__(self, kind: str, value=None, position: int = 0, wait: float = 0.0):
+        self.kind, self.value, self.position, self.wait = kind, value, position, wait
+
+
+def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, keep=lambda result: True,
+            fresh: bool = False, replay_seconds: float = 6.0, is_result=lambda ev: not hasattr(ev, "eta")):
+    """One loop for every training: replay an identical recorded run (never holding the slot), or
+    wait for the training slot (reporting the queue), run `compute()` and record it for replay.
+    `key` names everything the run depends on (None: never replayed); `keep(result)` says whether
+    the finished run may be replayed (not a stopped or diverged one); `is_result(ev)` tells the
+    final result from progress events (progress carries an `eta`)."""
+    replayable = key is not None and ctx.reuse and ctx.deterministic
+
+    def recorded():
+        return None if fresh or not replayable else ctx.replays.get(key)
+
+    rec = recorded()
+    ticket = None if rec else ctx.slot.join(est_seconds)
+    try:
+        while ticket is not None and not ctx.slot.turn(ticket, 1.0):
+            if stop.is_set():
+                yield JobEvent("left")
+                return
+            rec = recorded()  # an identical run ahead of us finished: replay it instead of waiting
+            if rec:
+                ctx.slot.leave(ticket)
+                ticket = None
+                break
+            yield JobEvent("queued", position=ctx.slot.position(ticket), wait=ctx.slot.wait_estimate(ticket))
+        if rec:
+            yield JobEvent("replay", rec)
+            for ev in replay(rec, stop.is_set, min(replay_seconds, rec.seconds)):  # never slower than the original
+                yield JobEvent("event", ev)
+            return
+        events, t0 = [], time.perf_counter()
+        with ctx.slot.gauge:  # counts trainings running at once; exits on stop, error or cancel
+            for ev in compute():
+                events.append(ev)
+                if getattr(ev, "eta", None) is not None:
+                    ticket.eta = ev.eta
+                if is_result(ev) and replayable and keep(ev):
+                    # Recorded before the result is handed on: the caller stops reading at the result.
+                    ctx.replays.put(key, Recording(list(events), time.perf_counter() - t0))
+                yield JobEvent("event", ev)
+    finally:
+        if ticket is not None:
+            ctx.slot.leave(ticket)
