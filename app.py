@@ -6,6 +6,7 @@ This file only builds the Blocks and launches them; each tab lives in `modes/`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 
@@ -19,7 +20,6 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
     """Lay out the page: model status, the registered tabs, licences. The model loads elsewhere.
     `ctx`: the AppContext the tabs share (a memory-only one when not given); the page keeps it as
     `demo.ctx`. `tabs`: the Tab entries to build (default: the registry, modes/tabs.py)."""
-    import dataclasses
 
     import gradio as gr
 

@@ -51,7 +51,7 @@ class Server:
             try:
                 if Client(self.url, verbose=False).predict(api_name="/model_status")["state"] == "ready":
                     break
-            except Exception:
+            except Exception:  # not up yet
                 pass
             time.sleep(0.5)
 
@@ -103,7 +103,7 @@ def tour(srv: Server, learners: int, spread: float) -> dict:
         t = time.perf_counter()
         try:
             fn()
-        except Exception as exc:
+        except Exception as exc:  # counted and reported
             with lock:
                 errors.append(f"{name}: {exc!r}"[:300])
             return

@@ -26,6 +26,7 @@ from modes.data import translation as task
 from modes.finetune import core as fc
 from modes.metrics import chrf
 from modes.model.loader import ModelLoader
+from modes.runs.events import Eval, Step
 
 T = task.DEFAULT_TEMPLATE
 
@@ -56,11 +57,13 @@ def baseline_step_times(base, tok, cfg: fc.FinetuneConfig, steps: int) -> list[f
 
 
 def ours_step_times(loader, cfg: fc.FinetuneConfig) -> list[float]:
-    times, last = [], 0.0
+    times, last, eval_at = [], 0.0, None
     test = task.pairs_for(cfg.direction, "test")[:4]
     for ev in fc.finetune(loader, cfg, task.pairs_for(cfg.direction, "train"), test, chrf_before=0.0, n_examples=0):
-        if isinstance(ev, fc.FtProgress):
-            if ev.eval_loss is None:
+        if isinstance(ev, Eval):
+            eval_at = ev.step
+        elif isinstance(ev, Step):
+            if eval_at != ev.step:  # a step without a held-out eval in its time
                 times.append(ev.elapsed - last)
             last = ev.elapsed
     return times

@@ -36,6 +36,7 @@ from modes.model.adapters import apply_adapter
 from modes.model.embedded import load_cached_tokenizer
 from modes.model.loader import ModelLoader
 from modes.pretrain import core as pc
+from modes.runs.events import Eval, Step
 from modes.serving.precision import pick_device
 
 T = task.DEFAULT_TEMPLATE
@@ -106,13 +107,15 @@ def main() -> None:
                    pretrain_ratio=round(base_ms / ours_ms, 2))
     print(f"pre-train step: ours {ours_ms:.1f} ms, GPT {base_ms:.1f} ms, ratio {base_ms / ours_ms:.2f}x", flush=True)
     cfg = pc.PretrainConfig(size="baby", steps=args.pretrain_steps, eval_every=100, sample_every=args.pretrain_steps)
-    curve = []
+    curve, val = [], None
     for ev in pc.train_scratch(loader, data, cfg, reference_bpc=lambda text: bpc):
         if isinstance(ev, pc.PretrainResult):
             final = ev
             break
-        if ev.val_loss is not None:
-            curve.append((ev.step, round(ev.elapsed, 1), round(ev.val_loss, 3)))
+        if isinstance(ev, Eval):
+            val = ev  # its step's Step follows, with the wall time
+        elif isinstance(ev, Step) and val is not None and val.step == ev.step:
+            curve.append((ev.step, round(ev.elapsed, 1), round(val.loss, 3)))
     first2 = next(((s, w) for s, w, v in curve if v <= 2.0), None)
     RESULTS.update(pretrain_val_loss=final.val_loss, pretrain_seconds=final.seconds, pretrain_val_le_2_at=first2,
                    pretrain_updated=final.params_updated_fraction, pretrain_sample=final.samples[-1]["text"][:120])

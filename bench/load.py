@@ -84,7 +84,7 @@ def main() -> None:
             try:
                 if Client(url, verbose=False).predict(api_name="/model_status")["state"] == "ready":
                     break
-            except Exception:
+            except Exception:  # not up yet
                 pass
             time.sleep(0.5)
         one_call(url, 0)  # warm-up

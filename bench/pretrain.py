@@ -28,6 +28,7 @@ from modes.data import corpus as corpus_mod
 from modes.model.loader import ModelLoader
 from modes.pretrain import config as pcfg
 from modes.pretrain import core as pc
+from modes.runs.events import Eval
 
 
 class Block(nn.Module):
@@ -120,8 +121,8 @@ def tab_curve(loader, data, cfg) -> tuple[list, object, float]:
         if isinstance(ev, pc.PretrainResult):
             res = ev
             break
-        if ev.val_loss is not None:
-            curve.append((ev.step, time.perf_counter() - t0, ev.val_loss))
+        if isinstance(ev, Eval):
+            curve.append((ev.step, time.perf_counter() - t0, ev.loss))
     return curve, res, time.perf_counter() - t0
 
 

@@ -78,7 +78,7 @@ def storm(url: str, jobs: dict, t0: float, timeout: float = 600) -> dict:
             barrier.wait(timeout=60)
             client.predict(api_name=endpoint, **kwargs)
             results[endpoint] = {"ok": True, "seconds": round(time.perf_counter() - t0, 1), "error": None}
-        except Exception as exc:
+        except Exception as exc:  # recorded: a storm counts its failures
             results[endpoint] = {"ok": False, "seconds": round(time.perf_counter() - t0, 1), "error": str(exc)[:300]}
 
     threads = [threading.Thread(target=one, args=(e, kw), daemon=True) for e, kw in jobs.items()]

@@ -22,6 +22,9 @@ class Tab:
     build: Callable[["Page"], Any]  # lays out the tab (inside its gr.Tab) and wires its events
     score_row: Callable[[dict | None, str], str] | None = None  # (best run's summary or None, lang) -> scoreboard row
     best: Callable[[dict], float] | None = None  # a run summary's score (higher is better): which run the board shows
+    curves: tuple[str, str] = ("train", "val")  # the names of a training's train and held-out series on its plot
+    headline: Callable[[dict], str] | None = None  # a run summary -> its result in a few characters (the runs table)
+    shown: tuple[str, ...] = ()  # the settings the runs table shows for this tab's runs
 
 
 @dataclass

@@ -7,7 +7,9 @@ Strings live in assets/strings/<lang>.json. `t(key)` gives a lazy i18n key for G
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +24,7 @@ def strings(lang: str) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def I18N() -> gr.I18n:
+def I18N() -> gr.I18n:  # reads like the Gradio class it returns
     return gr.I18n(**{lang: strings(lang) for lang in LANGS})
 
 
@@ -51,7 +53,7 @@ def lang_of(request: gr.Request | None) -> str:
     """The learner's language from the browser's Accept-Language header ('ko' or 'en')."""
     try:
         header = (request.headers.get("accept-language") or "") if request is not None else ""
-    except Exception:
+    except Exception:  # a request without headers (tests, API) means English
         header = ""
     first = header.split(",")[0].strip().lower()
     return "ko" if first.startswith("ko") else "en"
@@ -101,8 +103,6 @@ def css() -> str:
 
 # ---- endpoint guard ---------------------------------------------------------------------------------
 def _lang_from_call(fn, args, kwargs) -> str:
-    import inspect
-
     try:
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
         return lang_of(bound.arguments.get("request"))
@@ -111,8 +111,6 @@ def _lang_from_call(fn, args, kwargs) -> str:
 
 
 def _server_error(fn, exc: Exception, args, kwargs) -> gr.Error:
-    import logging
-
     logging.getLogger(fn.__module__).exception("unexpected error in endpoint %s", fn.__name__)
     why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
     return error("err_server", _lang_from_call(fn, args, kwargs), why=why)
@@ -125,18 +123,15 @@ def guard(fn):
     translated "something went wrong on the server" message. Generators stay generators (Gradio
     streams them), and the signature is kept (Gradio reads it for the API and for `request`).
     """
-    import functools
-    import inspect
 
     if inspect.isgeneratorfunction(fn):
-
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # the point of the guard
                 raise _server_error(fn, exc, args, kwargs) from None
 
         return gen_wrapper
@@ -147,7 +142,7 @@ def guard(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the point of the guard
             raise _server_error(fn, exc, args, kwargs) from None
 
     return wrapper
@@ -173,7 +168,6 @@ def endpoint(fn, *bound, duration: int | None = None):
     Gradio reads the result's signature, type hints and docstring for the API; they are the
     handler's own, less the bound parameters.
     """
-    import inspect
 
     from modes.model.loader import gpu
 
@@ -189,6 +183,27 @@ def endpoint(fn, *bound, duration: int | None = None):
     bound_names = list(inspect.signature(fn).parameters)[: len(bound)]
     handler.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in bound_names}
     return guard(gpu(handler, duration=duration) if duration else gpu(handler))
+
+
+def inputs(fn, bound: int = 0, **components) -> list:
+    """A handler's input components in the order of its parameters, given by name: the wiring reads
+    `steps=steps_slider`, never a position, and a name the handler lacks (or a parameter left without a
+    component, other than `request` and `progress`, which Gradio fills) is an error at build time.
+    `bound`: how many leading parameters ui.endpoint fills in (the app context)."""
+
+    params = [p for p in list(inspect.signature(fn).parameters.values())[bound:] if p.name not in ("request", "progress")]
+    names = [p.name for p in params]
+    unknown = set(components) - set(names)
+    if unknown:
+        raise TypeError(f"{fn.__name__} has no parameter {sorted(unknown)}")
+    missing = [p.name for p in params if p.name not in components and p.default is inspect.Parameter.empty]
+    if missing:
+        raise TypeError(f"{fn.__name__}: no component for {missing}")
+    # Parameters given components must come first and in order: Gradio passes them by position.
+    given = [n for n in names if n in components]
+    if names[: len(given)] != given:
+        raise TypeError(f"{fn.__name__}: parameters without components come before {given[-1]!r}")
+    return [components[n] for n in given]
 
 
 class Outputs:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from modes.runs import follow as records
-from modes.runs.history import History, Session
+from modes.runs.history import FOLLOW_EVERY, History, Session
 from tests.conftest import served_app, wait_until
 
 
@@ -59,42 +59,51 @@ def test_caps_drop_the_oldest_finished_runs_and_say_so(tmp_path):
     assert live in h.runs(o) and len(h.runs(o)) == 3
 
 
+class Clock:
+    """A clock the test moves by hand: the TTL and grace tests need no real sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_runs_expire_with_their_files(tmp_path):
-    h = History(tmp_path, ttl_s=0.2)
+    clock = Clock()
+    h = History(tmp_path, ttl_s=3600, clock=clock)
     o = h.issue()
     r = h.new_run(o, "finetune", {})
     h.update(r, status="done")
     h.save_adapter(r, b"zip", {})
     assert (tmp_path / o / f"{r.id}.zip").exists()
-    time.sleep(0.4)
-    assert not h.known(o)  # the owner, its runs and its files are gone
+    clock.now += 3599
+    assert h.known(o) and h.get(o, r.id) is r  # not yet: used within the TTL
+    clock.now += 3599  # the look above counts as use of the owner, not of the run
+    h.expire()
+    assert h.get(o, r.id) is None and not (tmp_path / o / f"{r.id}.zip").exists()  # the run and its file
+    clock.now += 3601
+    assert not h.known(o)  # then the owner, and its folder
     assert not (tmp_path / o).exists()
 
 
 def test_a_run_nobody_follows_stops_after_the_grace_period():
-    import threading
-
-    h = History(grace_s=0.3)
+    clock = Clock()
+    h = History(grace_s=60, clock=clock)
     r = h.new_run(h.issue(), "pretrain", {})
     h.update(r, status="running")
-    page_open = threading.Event()
-    page_open.set()
-
-    def page():  # a connected page: Gradio asks the follower for its next update again and again
-        for _ in h.follow(r, every=0.05):
-            if not page_open.is_set():
-                return
-
-    t = threading.Thread(target=page)
-    t.start()
-    for i in range(6):  # followed for 3 s, longer than grace: never stopped
+    page = h.follow(r, every=0.0)  # a connected page: Gradio asks the follower for its next update again and again
+    for i in range(20):  # followed for 10 minutes, far longer than the grace period: never stopped
         h.update(r, progress=i)
-        time.sleep(0.5)
-    assert not r.stop.is_set(), "a followed run was stopped"
-    page_open.clear()  # the page closed (or vanished, leaving its follower suspended)
-    h.update(r, progress=99)
-    t.join(2)
-    wait_until(r.stop.is_set, 5, "an orphaned run was never stopped")
+        next(page)
+        clock.now += 30
+        assert h.stop_orphans() == [] and not r.stop.is_set(), "a followed run was stopped"
+    # The page closed (or vanished, leaving its follower suspended): nobody asks any more.
+    clock.now += 30 + 2 * FOLLOW_EVERY - 1  # 59 s + a follower's check-in interval: still within the grace period
+    assert h.stop_orphans() == []
+    clock.now += 2
+    assert h.stop_orphans() == [r] and r.stop.is_set()
+    page.close()
 
 
 # ---- curves ---------------------------------------------------------------------------------------

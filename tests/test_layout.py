@@ -148,3 +148,12 @@ def test_the_loader_keeps_models_not_app_state():
     found = _imports(ROOT / "modes" / "model" / "loader.py")
     app_state = {"modes.context", "modes.runs", "modes.serving.engine", "gradio"}
     assert not {m for m in found if m.split(".")[0] == "gradio" or any(m == a or m.startswith(a + ".") for a in app_state)}
+
+
+def test_no_function_in_the_app_is_over_80_lines():
+    long = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "modes").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

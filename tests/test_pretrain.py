@@ -12,6 +12,7 @@ from modes.data import corpus
 from modes.metrics import bits_per_char
 from modes.pretrain import core as pc
 from modes.pretrain import tab as pretrain
+from modes.runs.events import Eval, Sample, Step
 
 
 def test_shakespeare_corpus_loads_and_split_is_stable():
@@ -50,8 +51,11 @@ def test_thirty_tiny_steps_lower_loss_from_ln_vocab(tiny_loader):
     events = list(pc.train_scratch(tiny_loader, c, cfg))
     first, res = events[0], events[-1]
     vocab = len(pc.CharVocab(c.train + c.val))
-    assert abs(first.val_loss - math.log(vocab)) < 0.5  # starts near uniform guessing
-    assert res.val_loss < first.val_loss - 0.5
+    assert isinstance(first, Eval) and first.step == 1  # the held-out loss after the first step comes first
+    assert abs(first.loss - math.log(vocab)) < 0.5  # starts near uniform guessing
+    assert res.val_loss < first.loss - 0.5
+    assert [type(e) for e in events[1:4]] == [Step, Step, Step] and isinstance(res, pc.PretrainResult)
+    assert [e.step for e in events if isinstance(e, Sample)] == [30]
     assert res.params_updated_fraction == 1.0 and 150_000 < res.params < 260_000
     assert res.samples and res.samples[-1]["step"] == 30
 
@@ -72,7 +76,7 @@ def test_stop_flag_ends_run_and_keeps_result(tiny_loader):
     cfg = pc.PretrainConfig(size="tiny", steps=1000, eval_every=50, sample_every=500)
     res = None
     for ev in pc.train_scratch(tiny_loader, c, cfg, should_stop=flag.is_set):
-        if isinstance(ev, pc.Progress) and ev.step == 5:
+        if isinstance(ev, Step) and ev.step == 5:
             flag.set()
         res = ev
     assert res.stopped and res.steps == 5 and not math.isnan(res.val_loss)

@@ -7,7 +7,9 @@ fixed train/test split stored in the file. Both tabs use the same template, so "
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -206,9 +208,6 @@ def from_upload(path: str | Path) -> list[Pair]:
             rows.append(row)
         return _clean_rows(rows)
     if suffix in (".csv", ".tsv"):
-        import csv
-        import io
-
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
         try:
             rows = [dict(r) for r in reader]

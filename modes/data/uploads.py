@@ -48,5 +48,5 @@ def from_hub_dataset(dataset_id: str, take: Callable[[Iterable[dict]], T], error
         from datasets import load_dataset
 
         return take(load_dataset(dataset_id, split="train", streaming=True))
-    except Exception as exc:
+    except Exception as exc:  # any failure means "cannot use this dataset"
         raise error("err_hub_dataset", name=dataset_id, why=str(exc).splitlines()[0][:160]) from exc

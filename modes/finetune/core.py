@@ -18,7 +18,9 @@ from modes.data import translation as task
 from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
 from modes.metrics import chrf, weights_hash
-from modes.model.adapters import Adapter, adapter_zip, validate_adapter_zip
+from modes.model.adapters import Adapter, adapter_zip, merged_copy, validate_adapter_zip
+from modes.runs.events import Done, Eval, Step
+from modes.serving.engine import bulk_generator
 
 
 # ---- tokenisation with a loss mask ---------------------------------------------------------------
@@ -96,18 +98,7 @@ def base_name(peft_name: str) -> str:
 
 # ---- training -------------------------------------------------------------------------------------
 @dataclass
-class FtProgress:
-    step: int
-    steps: int
-    train_loss: float
-    eval_loss: float | None
-    elapsed: float
-    eta: float
-    samples_per_s: float
-
-
-@dataclass
-class FtResult:
+class FtResult(Done):
     steps: int
     seconds: float
     train_loss_first: float
@@ -169,7 +160,7 @@ class TrainRun:
 
 
 def _train(model, cfg: FinetuneConfig, train: list, test: list, pad: int, rng: random.Random,
-           should_stop: Callable[[], bool], fail_at_step: int | None) -> Iterator[FtProgress]:
+           should_stop: Callable[[], bool], fail_at_step: int | None) -> Iterator[Step | Eval]:
     """The LoRA updates: yields progress per step, returns a TrainRun. A non-finite loss or gradient
     stops it at once and puts back the last adapter whose loss was finite."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=0.0)
@@ -211,7 +202,9 @@ def _train(model, cfg: FinetuneConfig, train: list, test: list, pad: int, rng: r
             ev = eval_loss(model, test, pad)
             run.curve.append({"step": step, "loss": ev, "split": "held-out eval"})
         elapsed = time.perf_counter() - t0
-        yield FtProgress(step, cfg.steps, run.last, ev, elapsed, (cfg.steps - step) * elapsed / step, run.seen / elapsed)
+        if ev is not None:
+            yield Eval(step, ev)
+        yield Step(step, cfg.steps, run.last, elapsed, (cfg.steps - step) * elapsed / step, run.seen / elapsed)
     run.seconds = time.perf_counter() - t0
     if run.diverged_at is not None:
         run.step = run.diverged_at - 1  # updates that completed
@@ -238,7 +231,7 @@ def finetune(
     off_task_base: dict | None = None,
     shakespeare_val: str | None = None,
     generate: Callable | None = None,
-) -> Iterator[FtProgress | FtResult]:
+) -> Iterator[Step | Eval | FtResult]:
     """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
 
     `chrf_before` skips re-scoring the base model when the caller already knows it; `off_task_base`
@@ -249,8 +242,6 @@ def finetune(
     loss was finite (a snapshot of the trainable tensors is taken before every update).
     """
     from peft import get_peft_model
-
-    from modes.serving.engine import bulk_generator
 
     generate = generate or bulk_generator(None)
 
@@ -269,32 +260,20 @@ def finetune(
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     eval_before = eval_loss(model, test, pad)
     # Step 0: the held-out loss before training, so a live curve starts where the final one does.
-    yield FtProgress(0, cfg.steps, float("nan"), eval_before, 0.0, 0.0, 0.0)
+    yield Eval(0, eval_before)
     run = yield from _train(model, cfg, train, test, pad, rng, should_stop, fail_at_step)
     curve = [{"step": 0, "loss": eval_before, "split": "held-out eval"}] + run.curve
     step, seconds = run.step, run.seconds
     model.eval()
     fresh_eval = run.diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
     eval_after = eval_loss(model, test, pad) if fresh_eval else curve[-1]["loss"]
-    # Scores on the whole held-out split, same greedy decoding for both.
-    prompts = [task.fewshot_prompt(cfg.direction, p.source, 0, template=template)[1] for p in test_pairs]
-    refs = [p.target for p in test_pairs]
-    # Scored as the in-context tab serves it: through the engine, on the served base model and on a
-    # merged copy in the served dtype (the same model /translate uses for this adapter).
-    from modes.model.adapters import merged_copy
-
     tuned = merged_copy(model, base)
-    after = generate(tuned, tok, "", prompts)
-    shown = list(range(min(n_examples, len(prompts))))
-    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
-    if chrf_before is None:
-        chrf_before = chrf(base_outs, refs)
-    examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
+    chrf_before, score_after, examples, empty = _score(tuned, base, tok, cfg.direction, template, test_pairs, chrf_before,
+                                                       n_examples, generate)
     base_after = _hash_renamed(model)  # the frozen base inside the adapter model, under base names
     changed = sum(int(not torch.equal(lora_before[n], p)) * p.numel() for n, p in model.named_parameters() if n in lora_before)
     zip_bytes = adapter_zip(model)
     validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
-    score_after = chrf(after, refs)
     train_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     adapter = Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained")
     cost, cost_base = None, None
@@ -315,9 +294,26 @@ def finetune(
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
         samples_per_s=round(run.seen / max(seconds, 1e-9), 3), stopped=run.stopped, diverged_at=run.diverged_at,
         kept_step=run.kept_step,
-        empty_outputs=sum(1 for h in after if not h), off_task=cost, off_task_base=cost_base, dtype=train_dtype,
+        empty_outputs=empty, off_task=cost, off_task_base=cost_base, dtype=train_dtype,
         examples=examples, curve=curve, adapter=adapter,
     )
+
+
+def _score(tuned, base, tok, direction: str, template: str, test_pairs: list[Pair], chrf_before: float | None,
+           n_examples: int, generate) -> tuple[float, float, list[dict], int]:
+    """chrF before and after on the whole held-out split (the same greedy decoding for both), a few
+    examples, and how many tuned answers came back empty. Scored as the in-context tab serves it:
+    through the engine, on the served base model and on `tuned`, a merged copy in the served dtype (the
+    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base."""
+    prompts = [task.fewshot_prompt(direction, p.source, 0, template=template)[1] for p in test_pairs]
+    refs = [p.target for p in test_pairs]
+    after = generate(tuned, tok, "", prompts)
+    shown = list(range(min(n_examples, len(prompts))))
+    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
+    if chrf_before is None:
+        chrf_before = chrf(base_outs, refs)
+    examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
+    return chrf_before, chrf(after, refs), examples, sum(1 for h in after if not h)
 
 
 def _hash_renamed(peft_model) -> str:

@@ -34,7 +34,7 @@ def shakespeare_val() -> str | None:
     """The pre-training corpus's validation text (general text for the off-task measurement)."""
     try:
         return corpus.shakespeare().val
-    except Exception:
+    except Exception:  # the measurement then uses the two neutral paragraphs only
         return None
 
 
@@ -125,27 +125,20 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
                         fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
                         shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
 
-    def on_event(run, ev) -> dict:
-        if isinstance(ev, FtResult):
-            if not run.replayed and not base:
-                ctx.results.put(base_key, {"chrf": ev.chrf_before, "off_task": ev.off_task_base})
-            meta = {f.name: getattr(ev.adapter, f.name) for f in dataclasses.fields(ev.adapter) if f.name not in ("zip_bytes", "path")}
-            ctx.history.save_adapter(run, ev.adapter.zip_bytes, meta)
-            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
-            # The adapter's bytes live on disk and the curve is the run's own: neither is kept twice.
-            light = dataclasses.replace(ev, adapter=dataclasses.replace(ev.adapter, zip_bytes=b""), curve=[])
-            return {"result": light, "summary": summary,
-                    "outcome": "stopped" if ev.stopped or ev.diverged_at is not None else "done"}
-        if ev.step:  # step 0 carries only the held-out loss before training
-            run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
-        if ev.eval_loss is not None:
-            run.curve.append({"x": ev.step, "y": ev.eval_loss, "series": "held-out eval"})
-        return {"progress": ev}
+    def on_done(run, res: FtResult) -> dict:
+        if not run.replayed and not base:
+            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
+        meta = {f.name: getattr(res.adapter, f.name) for f in dataclasses.fields(res.adapter) if f.name not in ("zip_bytes", "path")}
+        ctx.history.save_adapter(run, res.adapter.zip_bytes, meta)
+        summary = {**res.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
+        # The adapter's bytes live on disk and the curve is the run's own: neither is kept twice.
+        light = dataclasses.replace(res, adapter=dataclasses.replace(res.adapter, zip_bytes=b""), curve=[])
+        return {"result": light, "summary": summary, "outcome": "stopped" if res.stopped or res.diverged_at is not None else "done"}
 
     settings = {**dataclasses.asdict(cfg), "data": data_source if data_source != "hub" else f"hub:{hub_id}"}
     est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_event,
-                        keep=lambda r: not r.stopped and r.diverged_at is None, fresh=bool(fresh))
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_done,
+                        curves=TAB.curves, keep=lambda r: not r.stopped and r.diverged_at is None, fresh=bool(fresh))
     yield from follow(ctx, run, session, adapter, lang)
 
 
@@ -166,7 +159,7 @@ def follow(ctx, run, session, adapter, lang: str):
         # already holds both the train and the held-out series.
         elif ev.step:
             md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
-                        loss=f"{ev.train_loss:.3f}", sps=f"{ev.samples_per_s:.1f}")
+                        loss=f"{ev.loss:.3f}", sps=f"{ev.rate:.1f}")
             yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view), run_id=run.id)
     res = run.result
     if res is None:
@@ -244,6 +237,18 @@ def slider(name: str, label, **kw) -> gr.Slider:
     return ui.setting(FinetuneConfig, name, label, **kw)
 
 
+def _wire_preview(data_inputs: list, page_no, preview, page_info, prev_btn, next_btn) -> None:
+    """The training pairs' preview: redrawn when the data, direction or page changes, and on page load."""
+    data_source, upload, hub_id, direction = data_inputs[0], data_inputs[1], data_inputs[2], data_inputs[5]
+    for comp in (data_source, upload, direction, page_no):
+        comp.change(show_page, data_inputs + [page_no], [preview, page_info], api_name=False, queue=False)
+    hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
+    # The first page of the built-in pairs as soon as the page opens, not after the first change.
+    ui.on_page_load(lambda: preview_page(task.pairs_for(D.direction, "train"), 1), [preview, page_info])
+    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_no, page_no, api_name=False, queue=False)
+    next_btn.click(lambda p: int(p or 1) + 1, page_no, page_no, api_name=False, queue=False)
+
+
 def build(page: Page) -> None:
     ctx = page.ctx
     gr.Markdown(ui.t("ft_card"), elem_classes=["card"])
@@ -304,25 +309,22 @@ def build(page: Page) -> None:
     summary = gr.JSON(label=ui.t("summary_json"))
 
     # ---- events ----
-    data_inputs = [data_source, upload, hub_id, hub_src, hub_tgt, direction]
-    for comp in (data_source, upload, direction, page_no):
-        comp.change(show_page, data_inputs + [page_no], [preview, page_info], api_name=False, queue=False)
-    # The first page of the built-in pairs as soon as the page opens, not after the first change.
-    ui.on_page_load(lambda: preview_page(task.pairs_for(D.direction, "train"), 1), [preview, page_info])
+    _wire_preview([data_source, upload, hub_id, hub_src, hub_tgt, direction], page_no, preview, page_info, prev_btn, next_btn)
     easier_btn.click(lambda: "ko-en", None, direction, api_name=False, queue=False)
-    prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_no, page_no, api_name=False, queue=False)
-    next_btn.click(lambda p: int(p or 1) + 1, page_no, page_no, api_name=False, queue=False)
-    hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
 
-    settings = [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction]
-    inputs = settings + data_inputs[:5] + [fresh_box, page.adapter, page.session]
+    settings = dict(steps=steps, r=r, learning_rate=learning_rate, seed=seed, alpha=alpha, dropout=dropout, target=target,
+                    batch_size=batch_size, max_length=max_length, direction=direction)
+    inputs = ui.inputs(finetune, 1, **settings, data_source=data_source, upload=upload, hub_id=hub_id, hub_src=hub_src,
+                       hub_tgt=hub_tgt, fresh=fresh_box, adapter=page.adapter, session=page.session)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
                         "adapter": page.adapter, "summary": summary, "anew": anew_btn, "run_id": run_id})
     records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx, duration=600), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="finetune", resume_inputs=[page.session, page.adapter])
-    export_btn.click(ui.endpoint(export), settings, script_file, api_name="export_script")
+    export_btn.click(ui.endpoint(export), ui.inputs(export, **settings), script_file, api_name="export_script")
     adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
                           api_name="load_adapter")
 
 
-TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"])
+TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"],
+          curves=("train", "held-out eval"), headline=lambda s: f"chrF {s['chrf_before']} → {s['chrf_after']}",
+          shown=("steps", "r", "learning_rate", "seed", "target", "direction", "data"))

@@ -320,14 +320,19 @@ def build(page: Page) -> None:
     # The pool keeps its (English, Korean) columns and the learner's edits when the direction flips.
     easier_btn.click(lambda: ("ko-en", EXAMPLE_TEXT["ko-en"]), None, [direction, text], api_name=False, queue=False)
     run = ui.endpoint(translate, ctx)
-    tr_inputs = [text, direction, k, selection, seed, use_adapter, template, temperature, top_p, max_new_tokens, pool, page.adapter]
+    tr_inputs = ui.inputs(translate, 1, text=text, direction=direction, k=k, selection=selection, seed=seed,
+                          use_adapter=use_adapter, template=template, temperature=temperature, top_p=top_p,
+                          max_new_tokens=max_new_tokens, pool=pool, adapter=page.adapter)
     tr_outputs = OUT.wire({"output": output, "weights": weights_md, "prompt": prompt_box, "prompt_info": prompt_info,
                            "summary": summary})
     # concurrency_limit=None: every request reaches the engine, which batches them and caps rows per session.
     translate_btn.click(run, tr_inputs, tr_outputs, api_name="translate", concurrency_limit=None)
     text.submit(run, tr_inputs, tr_outputs, api_name=False, concurrency_limit=None)
-    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), [direction, ks, n, seed, page.adapter, page.session],
+    sweep_inputs = ui.inputs(icl_sweep, 1, direction=direction, ks=ks, n=n, seed=seed, adapter=page.adapter,
+                             session=page.session)
+    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), sweep_inputs,
                     [sweep_plot, sweep_table, sweep_md, sweep_json], api_name="icl_sweep", concurrency_limit=None)
 
 
-TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row, best=lambda s: s["chrf"][str(s["best_k"])])
+TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row, best=lambda s: s["chrf"][str(s["best_k"])],
+          headline=lambda s: f"best chrF {s['chrf'][str(s['best_k'])]} (k={s['best_k']})", shown=("direction", "ks", "n", "seed"))

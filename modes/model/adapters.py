@@ -7,8 +7,11 @@ shared base model: it goes onto a private copy, used for one request and then dr
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
+import math
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -37,7 +40,6 @@ class Adapter:
 
 def adapter_key(adapter: Adapter) -> str:
     """The adapter's identity for sharing: equal bytes (a replayed run's adapter) share one model."""
-    import hashlib
 
     return hashlib.sha256(adapter.zip_bytes).hexdigest()[:16]
 
@@ -102,7 +104,6 @@ USABLE_DTYPES = ("float32", "float16", "bfloat16")  # what a LoRA layer can mult
 
 def _targets_found(targets, module_names: list[str]) -> bool:
     """Whether PEFT's `target_modules` (a list of name suffixes, a regex, or 'all-linear') names a module."""
-    import re
 
     if targets in (None, "all-linear"):
         return True
@@ -120,7 +121,6 @@ def check_adapter(config: dict, tensors: dict, base_model) -> None:
     model's layers, with finite values in a usable dtype, an `r`/`lora_alpha` that match the tensors,
     target modules that exist, and at least one tensor that changes something.
     """
-    import math
 
     import torch
 
@@ -181,7 +181,7 @@ def validate_adapter_zip(raw: bytes, base_model) -> tuple[dict, dict]:
         raise InputError("err_adapter_config")
     try:
         tensors = load_safetensors(members["adapter_model.safetensors"])
-    except Exception:
+    except Exception:  # any parse failure means "not a safetensors file"
         raise InputError("err_adapter_weights") from None
     check_adapter(config, tensors, base_model)
     return config, tensors

@@ -7,6 +7,8 @@ be trained and saved, and falls back to the embedded model when a chosen model c
 
 from __future__ import annotations
 
+import copy
+import importlib
 import logging
 import os
 import threading
@@ -45,7 +47,7 @@ def gpu(fn=None, *, duration: int = 120):
     def wrap(f):
         try:
             import spaces  # only present on Hugging Face Spaces
-        except Exception:
+        except Exception:  # any import problem means "not on a Space"
             return f
         return spaces.GPU(duration=duration)(f)
 
@@ -90,7 +92,6 @@ HEAVY_SYMBOLS = {
 
 def import_heavy_libraries() -> None:
     """Import torch, transformers, peft and friends fully, resolving every symbol the app uses."""
-    import importlib
 
     import torch  # noqa: F401 - first, as transformers and peft import it anyway
 
@@ -171,7 +172,7 @@ class ModelLoader:
                         self.status.message = LIBRARIES_MESSAGE
                     try:
                         import_heavy_libraries()
-                    except Exception as exc:
+                    except Exception as exc:  # kept, and re-raised to every caller
                         log.exception("importing the model libraries failed")
                         self._libs_error = exc
                         self.status.state, self.status.message = "error", f"Could not import the model libraries: {exc}"
@@ -195,7 +196,7 @@ class ModelLoader:
     def _safe_load(self, on_done=None) -> None:
         try:
             self.get()
-        except Exception:
+        except Exception:  # recorded in status; get() re-raises for callers
             log.exception("model load failed")
         finally:
             if on_done is not None:
@@ -243,7 +244,7 @@ class ModelLoader:
                 self.status.source += ", from cache"
             model, tok = self._load_pretrained(str(path), own_cache=True)
             self._source = (str(path), True)
-        except Exception as exc:
+        except Exception as exc:  # shown in the status line: the page stays up
             self.status.state = "error"
             self.status.message = f"Could not load the embedded model: {exc}"
             raise
@@ -279,7 +280,7 @@ class ModelLoader:
                 tok_job = pool.submit(load_cached_tokenizer, src) if own_cache else pool.submit(AutoTokenizer.from_pretrained, src, **opts)
                 model = AutoModelForCausalLM.from_pretrained(src, dtype=self.dtype, use_safetensors=True, **opts)
                 tok = tok_job.result()
-        except Exception as exc:
+        except Exception as exc:  # OSError, ValueError, HTTP errors: all mean "can't load"
             offline = offline_env or "offline" in str(exc).lower()
             why = "the Hub is not reachable (offline mode)" if offline and not local.is_dir() else type(exc).__name__
             raise ModelLoadError(f"Could not load model '{ident}': {why}: {str(exc).splitlines()[0][:200]}") from exc
@@ -359,7 +360,6 @@ class ModelLoader:
         weights; so when the served model is bf16 the copy is loaded from the float32 source on disk.
         It exists only while a training runs (the caller drops it).
         """
-        import copy
 
         import torch
 

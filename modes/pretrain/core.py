@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from modes.metrics import bits_per_char
 from modes.pretrain.config import EVAL_BATCH, PretrainConfig
+from modes.runs.events import Done, Eval, Sample, Step
 
 LN2 = math.log(2.0)
 TOP_K = 5
@@ -80,19 +81,7 @@ class CharVocab:
 
 
 @dataclass
-class Progress:
-    step: int
-    steps: int
-    train_loss: float
-    val_loss: float | None
-    tokens_per_s: float
-    elapsed: float
-    eta: float
-    sample: str | None = None
-
-
-@dataclass
-class PretrainResult:
+class PretrainResult(Done):
     steps: int
     params: int
     train_loss: float
@@ -111,6 +100,21 @@ class PretrainResult:
         d = asdict(self)
         d.pop("curve")
         return d
+
+
+def _update(model, opts, x: torch.Tensor, y: torch.Tensor, scale: float) -> float:
+    """One optimizer step on a batch (x, y: [B, T] character ids) at `scale` x each group's peak rate; its loss."""
+    for opt in opts:
+        for g in opt.param_groups:
+            g["lr"] = g["peak_lr"] * scale
+    loss = _loss(model, x, y)
+    for opt in opts:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    for opt in opts:
+        opt.step()
+    return loss.item()
 
 
 def lr_scale(step: int, cfg: PretrainConfig) -> float:
@@ -239,8 +243,9 @@ def train_scratch(
     cfg: PretrainConfig,
     should_stop: Callable[[], bool] = lambda: False,
     reference_bpc: Callable[[str], float] | None = None,
-) -> Iterator[Progress | PretrainResult]:
-    """Pre-train a fresh small Gemma 3 on characters. Yields Progress every step, then one PretrainResult.
+) -> Iterator[Step | Eval | Sample | PretrainResult]:
+    """Pre-train a fresh small Gemma 3 on characters. Yields a Step every step (after its Eval and
+    Sample, when it has them), then one PretrainResult (modes/runs/events.py).
 
     `reference_bpc(text)` scores the same val snippet with a pretrained model, for the scale comparison.
     """
@@ -273,18 +278,7 @@ def train_scratch(
         ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
         x = train[ix[:, None] + offs].to(model.device)
         y = train[ix[:, None] + offs + 1].to(model.device)
-        scale = lr_scale(step - 1, cfg)
-        for opt in opts:
-            for g in opt.param_groups:
-                g["lr"] = g["peak_lr"] * scale
-        loss = _loss(model, x, y)
-        for opt in opts:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        for opt in opts:
-            opt.step()
-        train_loss = loss.item()
+        train_loss = _update(model, opts, x, y, lr_scale(step - 1, cfg))
         elapsed = time.perf_counter() - t0
         vl = sample = None
         if step % cfg.eval_every == 0 or step == cfg.steps or step == 1:
@@ -295,7 +289,11 @@ def train_scratch(
             samples.append({"step": step, "text": sample})
         curve.append({"step": step, "train_loss": train_loss, "val_loss": vl})
         tps = step * tokens_per_step / max(elapsed, 1e-9)
-        yield Progress(step, cfg.steps, train_loss, vl, tps, elapsed, (cfg.steps - step) * elapsed / step, sample)
+        if vl is not None:
+            yield Eval(step, vl)
+        if sample is not None:
+            yield Sample(step, sample)
+        yield Step(step, cfg.steps, train_loss, elapsed, (cfg.steps - step) * elapsed / step, tps)
     seconds = time.perf_counter() - t0
     if step > 0 and (not curve or curve[-1]["val_loss"] is None):
         val_loss = _eval(model, val, val_starts, p.block_size, EVAL_BATCH)

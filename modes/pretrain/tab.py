@@ -121,22 +121,15 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
     def compute(stop):
         return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
 
-    def on_event(run, ev) -> dict:
-        if isinstance(ev, PretrainResult):
-            summary = {**ev.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
-                       "n_chars": len(data.train) + len(data.val)}
-            kept = dataclasses.replace(ev, curve=[])  # the curve is the run's own (run.curve)
-            return {"result": kept, "summary": summary, "outcome": "stopped" if ev.stopped else "done"}
-        run.curve.append({"x": ev.step, "y": ev.train_loss, "series": "train"})
-        if ev.val_loss is not None:
-            run.curve.append({"x": ev.step, "y": ev.val_loss, "series": "val"})
-        if ev.sample is not None:
-            run.samples.insert(0, f"— step {ev.step} —\n{ev.sample}")
-        return {"progress": ev}
+    def on_done(run, res: PretrainResult) -> dict:
+        summary = {**res.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
+                   "n_chars": len(data.train) + len(data.val)}
+        kept = dataclasses.replace(res, curve=[])  # the curve is the run's own (run.curve)
+        return {"result": kept, "summary": summary, "outcome": "stopped" if res.stopped else "done"}
 
     settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed}
     est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
-    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_event,
+    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_done, curves=TAB.curves,
                         keep=lambda r: not r.stopped, fresh=bool(fresh))
     yield from follow(ctx, run, session, lang)
 
@@ -148,8 +141,8 @@ def follow(ctx, run, session, lang: str):
         if kind == "queue":
             yield OUT(progress=ev, run_id=run.id)
             continue
-        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.tokens_per_s:,.0f}",
-                    eta=fmt_eta(ev.eta), loss=f"{ev.train_loss:.3f}")
+        md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.rate:,.0f}",
+                    eta=fmt_eta(ev.eta), loss=f"{ev.loss:.3f}")
         yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
                   samples="\n\n".join(run.samples), anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
     res = run.result
@@ -235,9 +228,11 @@ def build(page: Page) -> None:
     tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "result": result_md,
                         "summary": summary, "anew": anew_btn, "run_id": run_id})
-    inputs = [corpus_dd, size, steps, seed, upload, fresh_box, page.session]
+    inputs = ui.inputs(pretrain, 1, corpus=corpus_dd, size=size, steps=steps, seed=seed, upload=upload, fresh=fresh_box,
+                       session=page.session)
     records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
 
 
-TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"])
+TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"],
+          headline=lambda s: f"val {s['val_bpc']:.3f} bits/char", shown=("corpus", "size", "steps", "seed"))

@@ -7,11 +7,13 @@ The runs themselves live in modes/history.py; this module is what every tab shar
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
 
 from modes import ui
+from modes.runs.events import Done, Eval, Left, Queued, Replaying, Sample, Step
 from modes.runs.history import Run, Session
 from modes.runs.jobs import fmt_eta, run_job
 
@@ -28,24 +30,39 @@ def new_session() -> Session:
 
 # ---- starting and following a training -------------------------------------------------------
 def start(ctx, session: Session | None, kind: str, settings: dict, key: dict | None, compute, est_seconds: float,
-          on_event, keep=lambda result: True, fresh: bool = False, axes: tuple = ("step", "loss")) -> Run:
+          on_done, curves: tuple[str, str] = ("train", "val"), keep=lambda result: True, fresh: bool = False,
+          axes: tuple = ("step", "loss")) -> Run:
     """A training as a run of the session's owner: queued in the training slot (or replayed), driven
-    in its own thread, and followed by whichever page shows it. `compute(stop)` makes the events;
-    `on_event(run, event)` folds one into changes of the run (the result sets `result`)."""
+    in its own thread, and followed by whichever page shows it. `compute(stop)` yields the typed
+    events (modes/runs/events.py); `on_done(run, result)` gives the run's changes for the result;
+    `curves`: the names of the tab's train and held-out series (its registry entry's)."""
     history = ctx.history
     run = history.new_run(history.owner_of(session), kind, settings, axes)
-
-    def fold(run: Run, job) -> dict | None:
-        if job.kind == "queued":
-            return {"status": "queued", "position": job.position, "wait": job.wait}
-        if job.kind == "left":
-            return {"status": "left"}
-        if job.kind == "replay":
-            return {"status": "running", "replayed": job.value}
-        return {"status": "running", **(on_event(run, job.value) or {})}
-
+    fold = functools.partial(fold_event, on_done=on_done, curves=curves)
     history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh), fold)
     return run
+
+
+def fold_event(run: Run, ev, on_done, curves: tuple[str, str]) -> dict:
+    """The one loop's body: any training's event, as changes of its run (curve points and samples are added here)."""
+    if isinstance(ev, Queued):
+        return {"status": "queued", "position": ev.position, "wait": ev.wait}
+    if isinstance(ev, Left):
+        return {"status": "left"}
+    if isinstance(ev, Replaying):
+        return {"status": "running", "replayed": ev.recording}
+    if isinstance(ev, Step):
+        run.curve.append({"x": ev.step, "y": ev.loss, "series": curves[0]})
+        return {"status": "running", "progress": ev}
+    if isinstance(ev, Eval):
+        run.curve.append({"x": ev.step, "y": ev.loss, "series": curves[1]})
+    elif isinstance(ev, Sample):
+        run.samples.insert(0, f"— step {ev.step} —\n{ev.text}")
+    elif isinstance(ev, Done):
+        return {"status": "running", **on_done(run, ev)}
+    else:
+        raise TypeError(f"not a training event: {type(ev).__name__}")
+    return {"status": "running"}
 
 
 def progress_of(ctx, run: Run, lang: str, failed=lambda error: error):
@@ -236,7 +253,6 @@ def redraw(ctx, kind: str, run_id, smoothing: float, log: bool, session: Session
 
 def curve_controls(ctx, kind: str, run_id, session, plot, mark: str | None = None) -> None:
     """A smoothing slider (EMA; 0 = raw) and a log-axis toggle under a loss plot."""
-    import functools
 
     import gradio as gr
 
@@ -252,7 +268,6 @@ def curve_controls(ctx, kind: str, run_id, session, plot, mark: str | None = Non
 def wire_training(ctx, kind: str, train, resume, inputs, outputs, train_btn, anew_btn, stop_btn, fresh_box, page,
                   api_name: str, resume_inputs: list | None = None) -> None:
     """The buttons of a training (train, train anew, stop) and its reattachment after a reload."""
-    import functools
 
     # Trainings queue in the app's training slot (visible position, leavable), not in Gradio's
     # queue: a replay never waits behind a real training, and a reattached page is never refused.

@@ -17,9 +17,11 @@ runs go first, and the learner is told), and runs expire after TTL_S with their 
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,8 +71,8 @@ class Run:
     progress: Any = None  # the latest progress event
     stop: StopFlag = field(default_factory=StopFlag)
     version: int = 0  # bumped on every change: followers redraw when it moves
-    followed_at: float = field(default_factory=time.monotonic)  # when a page last followed it (the watchdog reads it)
-    last_used: float = field(default_factory=time.time)
+    followed_at: float = 0.0  # History.clock() when a page last followed it (the watchdog reads it)
+    last_used: float = 0.0  # History.clock() at its last change
 
     @property
     def active(self) -> bool:
@@ -85,11 +87,12 @@ class Run:
 
 class History:
     def __init__(self, folder: Path | str | None = None, grace_s: float = GRACE_S, ttl_s: float = TTL_S,
-                 max_runs: int = MAX_RUNS, max_adapter_bytes: int = MAX_ADAPTER_BYTES):
-        import tempfile
+                 max_runs: int = MAX_RUNS, max_adapter_bytes: int = MAX_ADAPTER_BYTES,
+                 clock: Callable[[], float] = time.monotonic):
 
         self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="hml-runs-"))
         self.grace_s, self.ttl_s = grace_s, ttl_s
+        self.clock = clock  # seconds, for the TTL and the grace period: tests pass a clock they move by hand
         self.max_runs, self.max_adapter_bytes = max_runs, max_adapter_bytes
         self._owners: dict[str, dict[str, Run]] = {}  # owner -> run id -> run (insertion order = age)
         self._seen: dict[str, float] = {}  # owner -> last use
@@ -102,7 +105,7 @@ class History:
     def issue(self) -> str:
         owner = secrets.token_hex(16)  # 128 random bits
         with self._cond:
-            self._owners[owner], self._seen[owner] = {}, time.time()
+            self._owners[owner], self._seen[owner] = {}, self.clock()
         return owner
 
     def known(self, owner) -> bool:
@@ -130,11 +133,12 @@ class History:
 
     def _touch(self, owner: str) -> None:
         with self._cond:
-            self._seen[owner] = time.time()
+            self._seen[owner] = self.clock()
 
     # ---- runs ------------------------------------------------------------------------------------
     def new_run(self, owner: str, kind: str, settings: dict, axes: tuple = ("step", "loss")) -> Run:
         run = Run(id=f"{next(self._ids):x}{secrets.token_hex(1)}", kind=kind, owner=owner, settings=settings, axes=axes)
+        run.followed_at = run.last_used = self.clock()
         with self._cond:
             runs = self._owners.setdefault(owner, {})
             runs[run.id] = run
@@ -215,7 +219,7 @@ class History:
 
     def expire(self) -> None:
         """Forget runs unused for ttl_s (files too), and owners with no runs left and no recent use."""
-        now = time.time()
+        now = self.clock()
         with self._cond:
             for owner in list(self._owners):
                 runs = self._owners[owner]
@@ -234,7 +238,7 @@ class History:
             for k, v in changes.items():
                 setattr(run, k, v)
             run.version += 1
-            run.last_used = time.time()
+            run.last_used = self.clock()
             self._cond.notify_all()
 
     def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None]) -> None:
@@ -250,8 +254,7 @@ class History:
                         self.update(run, **changes)
                 # No outcome: a stopped replay, or a learner who left the queue, gave no result.
                 self.update(run, status=run.outcome or ("left" if run.status in ("starting", "queued") else "stopped"))
-            except Exception as exc:
-                import logging
+            except Exception as exc:  # reported to every follower, the app keeps serving
 
                 logging.getLogger(__name__).exception("run %s failed", run.id)
                 self.update(run, status="failed", error=exc)
@@ -264,11 +267,11 @@ class History:
         self._watch()
         seen = -1
         while True:
-            run.followed_at = time.monotonic()
+            run.followed_at = self.clock()
             with self._cond:
                 self._cond.wait_for(lambda: run.version != seen or not run.active, timeout=every)
                 changed, done, seen = run.version != seen, not run.active, run.version
-            run.followed_at = time.monotonic()
+            run.followed_at = self.clock()
             if changed or done:
                 yield run
             if done:
@@ -286,8 +289,13 @@ class History:
     def _watch_loop(self) -> None:
         while True:
             time.sleep(min(1.0, max(0.05, self.grace_s / 4)))
-            stale = time.monotonic() - self.grace_s - 2 * FOLLOW_EVERY  # a live follower checks in every 2 x FOLLOW_EVERY
-            with self._cond:
-                orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.followed_at < stale]
-            for run in orphans:
-                run.stop.set()
+            self.stop_orphans()
+
+    def stop_orphans(self) -> list[Run]:
+        """Stop every active run that no page has followed for the grace period; returns them."""
+        stale = self.clock() - self.grace_s - 2 * FOLLOW_EVERY  # a live follower checks in every 2 x FOLLOW_EVERY
+        with self._cond:
+            orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.followed_at < stale]
+        for run in orphans:
+            run.stop.set()
+        return orphans

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+from modes.runs.events import Done, Left, Queued, Replaying, Step
 from modes.runs.reuse import Recording, replay
 
 
@@ -46,8 +48,6 @@ class Gauge:
     """Counts jobs running at once (and the most ever seen): proof that trainings never overlap."""
 
     def __init__(self):
-        import threading
-
         self._lock = threading.Lock()
         self.now = 0
         self.peak = 0
@@ -78,8 +78,6 @@ class TrainingSlot:
     their position and an estimated wait, and can leave. Replays never take the slot."""
 
     def __init__(self):
-        import threading
-
         self._cond = threading.Condition()
         self._queue: list[Ticket] = []  # [running, waiting...]
         self.gauge = Gauge()
@@ -131,21 +129,13 @@ class TrainingSlot:
             return max(0, len(self._queue) - 1)
 
 
-class JobEvent:
-    """What run_job reports: 'queued' (position, wait), 'left' (the learner left the queue),
-    'replay' (recording: this run replays an identical recorded one), or 'event' (the compute's own)."""
-
-    def __init__(self, kind: str, value=None, position: int = 0, wait: float = 0.0):
-        self.kind, self.value, self.position, self.wait = kind, value, position, wait
-
-
 def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, keep=lambda result: True,
-            fresh: bool = False, replay_seconds: float = 6.0, is_result=lambda ev: not hasattr(ev, "eta")):
+            fresh: bool = False, replay_seconds: float = 6.0):
     """One loop for every training: replay an identical recorded run (never holding the slot), or
     wait for the training slot (reporting the queue), run `compute()` and record it for replay.
     `key` names everything the run depends on (None: never replayed); `keep(result)` says whether
-    the finished run may be replayed (not a stopped or diverged one); `is_result(ev)` tells the
-    final result from progress events (progress carries an `eta`)."""
+    the finished run may be replayed (not a stopped or diverged one). Yields Queued, Left or
+    Replaying (modes/runs/events.py), then the compute's own events (Step, Eval, Sample, Done)."""
     replayable = key is not None and ctx.reuse and ctx.deterministic
 
     def recorded():
@@ -156,29 +146,29 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
     try:
         while ticket is not None and not ctx.slot.turn(ticket, 1.0):
             if stop.is_set():
-                yield JobEvent("left")
+                yield Left()
                 return
             rec = recorded()  # an identical run ahead of us finished: replay it instead of waiting
             if rec:
                 ctx.slot.leave(ticket)
                 ticket = None
                 break
-            yield JobEvent("queued", position=ctx.slot.position(ticket), wait=ctx.slot.wait_estimate(ticket))
+            yield Queued(ctx.slot.position(ticket), ctx.slot.wait_estimate(ticket))
         if rec:
-            yield JobEvent("replay", rec)
+            yield Replaying(rec)
             for ev in replay(rec, stop.is_set, min(replay_seconds, rec.seconds)):  # never slower than the original
-                yield JobEvent("event", ev)
+                yield ev
             return
         events, t0 = [], time.perf_counter()
         with ctx.slot.gauge:  # counts trainings running at once; exits on stop, error or cancel
             for ev in compute():
                 events.append(ev)
-                if getattr(ev, "eta", None) is not None:
+                if isinstance(ev, Step):
                     ticket.eta = ev.eta
-                if is_result(ev) and replayable and keep(ev):
+                if isinstance(ev, Done) and replayable and keep(ev):
                     # Recorded before the result is handed on: the caller stops reading at the result.
                     ctx.replays.put(key, Recording(list(events), time.perf_counter() - t0))
-                yield JobEvent("event", ev)
+                yield ev
     finally:
         if ticket is not None:
             ctx.slot.leave(ticket)

@@ -136,7 +136,7 @@ class ReplayStore:
         if path and path.exists():
             try:
                 rec = pickle.loads(path.read_bytes())
-            except Exception:
+            except Exception:  # a stale or partial file is simply not a recording
                 return None
             self._remember(k, rec)
             return rec

@@ -65,28 +65,22 @@ def board(ctx, owner, tabs: list[Tab], lang: str) -> str:
     return text + ("\n\n" + " · ".join(which) if which else "")
 
 
-def headline(run) -> str:
-    """A run's result in a few characters, for the runs table."""
-    s = run.summary
-    if s is None:
+def headline(run, tabs: list[Tab]) -> str:
+    """A run's result in a few characters, for the runs table: its tab's own `headline` (the registry)."""
+    if run.summary is None:
         return "—"
-    if run.kind == "pretrain":
-        return f"val {s['val_bpc']:.3f} bits/char"
-    if run.kind == "finetune":
-        return f"chrF {s['chrf_before']} → {s['chrf_after']}"
-    if run.kind == "incontext":
-        return f"best chrF {s['chrf'][str(s['best_k'])]} (k={s['best_k']})"
-    return "✓"
+    tab = next((t for t in tabs if t.id == run.kind), None)
+    return tab.headline(run.summary) if tab is not None and tab.headline else "✓"
 
 
-def run_table(runs) -> pd.DataFrame:
+def run_table(runs, tabs: list[Tab]) -> pd.DataFrame:
+    """One row per run; the settings column shows what each run's tab names in `shown` (compare shows every
+    setting that differs)."""
+    shown = {t.id: t.shown for t in tabs}
     rows = [[f"#{r.id}", r.kind, time.strftime("%H:%M:%S", time.localtime(r.created)), r.status,
-             ", ".join(f"{k}={v}" for k, v in r.settings.items() if k in SHOWN), headline(r)] for r in runs]
+             ", ".join(f"{k}={v}" for k, v in r.settings.items() if k in shown.get(r.kind, ())), headline(r, tabs)]
+            for r in runs]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
-
-
-# The settings the runs table shows (the compare view shows every one that differs).
-SHOWN = ("size", "steps", "seed", "corpus", "r", "learning_rate", "direction", "ks", "n", "target", "data")
 
 
 def run_ids(value) -> list[str]:
@@ -103,7 +97,7 @@ def list_runs(ctx, tabs, session=None, request: gr.Request = None):
     dropped = ctx.history.take_dropped(owner)
     note = ui.msg("sb_dropped", lang, ids=", ".join(f"#{i}" for i in dropped), cap=ctx.history.max_runs) if dropped else ""
     choices = [f"#{r.id} {r.kind}" for r in runs]
-    return (board(ctx, owner, tabs, lang), run_table(runs), gr.Dropdown(choices=choices), note,
+    return (board(ctx, owner, tabs, lang), run_table(runs, tabs), gr.Dropdown(choices=choices), note,
             [r.public() for r in runs])
 
 
@@ -112,7 +106,7 @@ def runs_api(ctx, session=None) -> list[dict]:
     return [r.public() for r in ctx.history.runs(session.owner if session else None)]
 
 
-def compare(ctx, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
+def compare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
     """Overlay the curves of two or more runs of one kind, with the settings that differ and the results."""
     lang = ui.lang_of(request)
     owner = session.owner if session else None
@@ -127,21 +121,21 @@ def compare(ctx, picked, smoothing: float = 0.0, log: bool = False, session=None
     plot = gr.LinePlot(value=df, x=x, y=y, color="run", y_title=f"log₁₀ {y}" if log else y)
     lines = [f"- **{k}**: " + " · ".join(f"#{r.id} = {v}" for r, v in zip(runs, vals)) for k, vals in diff.items()]
     md = ui.msg("sb_compare_diff_title", lang) + "\n" + ("\n".join(lines) if lines else ui.msg("sb_compare_same", lang))
-    results = pd.DataFrame([{"run": f"#{r.id}", "status": r.status, "result": headline(r),
+    results = pd.DataFrame([{"run": f"#{r.id}", "status": r.status, "result": headline(r, tabs),
                              "seconds": (r.summary or {}).get("seconds")} for r in runs])
     out = {"runs": [r.public() for r in runs], "diff": diff, "axes": list(runs[0].axes), "curves": records.aligned(runs)}
     yield records.CLEAR, gr.skip(), gr.skip(), gr.skip()  # other runs, other series: the plot takes them once cleared
     yield plot, md, results, out
 
 
-def recompare(ctx, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
+def recompare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
     """The smoothing or log control moved: redraw the comparison if there is one to draw."""
     owner = session.owner if session else None
     runs = [r for r in (ctx.history.get(owner, i) for i in run_ids(picked)) if r is not None]
     if len(runs) < 2 or len({r.kind for r in runs}) > 1:
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
-    yield from compare(ctx, picked, smoothing, log, session, request)
+    yield from compare(ctx, tabs, picked, smoothing, log, session, request)
 
 
 def delete(ctx, tabs, picked, session=None, request: gr.Request = None):
@@ -198,11 +192,11 @@ def build(page: Page) -> None:
     if page.attached is not None:  # the board and the runs are back after a reload
         page.attached.then(listing, page.session, shown, api_name=False, queue=False)
     api_btn.click(ui.endpoint(runs_api, ctx), page.session, runs_json, api_name="runs", queue=False)
-    comparing = ui.endpoint(compare, ctx)
+    comparing = ui.endpoint(compare, ctx, tabs)
     compare_btn.click(comparing, [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
                       api_name="compare")
     for comp in (smoothing, log):
-        comp.change(ui.endpoint(recompare, ctx), [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
+        comp.change(ui.endpoint(recompare, ctx, tabs), [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
                     api_name=False, show_progress="hidden")
     delete_btn.click(ui.endpoint(delete, ctx, tabs), [picked, page.session], shown, api_name=False, queue=False)
     adapter_btn.click(ui.endpoint(use_adapter, ctx), [picked, page.session], [page.adapter, adapter_md], api_name=False,

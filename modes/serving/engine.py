@@ -125,7 +125,7 @@ class Engine:
         """Run one phase; on failure tell only its own callers and reset only its lane."""
         try:
             fn()
-        except Exception as exc:
+        except Exception as exc:  # reported to the affected callers, the loop keeps going
             self.stats["lane_failures"] += 1
             err = EngineError(f"generation failed ({type(exc).__name__}: {exc}); the engine restarted this batch")
             reqs = [getattr(x, "req", x) for x in rows_or_reqs]
@@ -181,7 +181,7 @@ class Engine:
                     self.fault("prefill", key, [reqs[i] for i in chunk])
                 cache, row_mask, rows, logits = self._prefill_chunk(model, tok, p_cache, P, [reqs[i] for i in chunk],
                                                                     [enc[i] for i in chunk])
-            except Exception as exc:
+            except Exception as exc:  # retried alone, or reported to this row's caller only
                 if len(chunk) > 1:
                     chunks[:0] = [[i] for i in chunk]
                 else:
@@ -275,7 +275,7 @@ class Engine:
                     row.ids.append(t)
                     row.last = t
                 text = lane.tok.decode(row.ids, skip_special_tokens=True)  # one decode per row per step
-            except Exception as exc:
+            except Exception as exc:  # this row's caller is told; the batch goes on
                 self.stats["row_failures"] += 1
                 r.events.put(("error", EngineError(f"generation failed for this request ({type(exc).__name__}: {exc});"
                                                    " other requests were not affected")))
@@ -305,12 +305,12 @@ def _tokens(logits: torch.Tensor, rows: list[_Row]) -> list:
     when that fails, so one bad row costs the others nothing but a second pass."""
     try:
         return _pick(logits, rows)
-    except Exception:
+    except Exception:  # find the row(s) that fail
         out = []
         for i, row in enumerate(rows):
             try:
                 out.append(_pick(logits[i : i + 1], [row])[0])
-            except Exception as exc:
+            except Exception as exc:  # returned, and reported to that row's caller
                 out.append(exc)
         return out
 
