@@ -6,6 +6,6 @@
 - runs/: every learner's runs and curves, following a training, the training slot, shared and replayed results.
 - data/: the EN/KO translation task and its prompt, the pre-training corpus, safe uploads.
 - tabs.py: the registry the page is built from; context.py: the app state the tabs share (made once, passed in).
-- ui.py: strings, the endpoint guard; fields.py: config fields with bounds (the one validation path); metrics.py.
+- ui.py: strings, endpoint guard; fields.py: bounded config fields (the one validation path); metrics.py; codec.py.
 Imports point one way: tabs -> runs -> model -> serving -> data (tests/test_layout.py).
 """

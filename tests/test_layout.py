@@ -102,7 +102,7 @@ SHARED_PACKAGES = {"serving", "model", "runs", "data"}
 # What each shared part may import (besides itself and the top-level helpers fields, metrics, ui):
 # the imports point one way, from tabs down to runs, model, serving and data, never back up.
 MAY_IMPORT = {"data": set(), "serving": {"data"}, "model": {"serving", "data"}, "runs": {"model", "serving", "data"}}
-HELPERS = {"fields", "metrics", "ui"}  # top-level helpers every part may use (the app context and registry are not)
+HELPERS = {"fields", "metrics", "ui", "codec"}  # top-level helpers every part may use (the app context and registry are not)
 
 
 def test_the_tree_shows_the_architecture():

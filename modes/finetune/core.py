@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from modes.codec import recordable
 from modes.data import translation as task
 from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
@@ -97,6 +98,7 @@ def base_name(peft_name: str) -> str:
 
 
 # ---- training -------------------------------------------------------------------------------------
+@recordable
 @dataclass
 class FtResult(Done):
     steps: int

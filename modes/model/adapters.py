@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from modes.codec import recordable
 from modes.data.uploads import InputError
 
 ALLOWED = ("adapter_model.safetensors", "adapter_config.json")
@@ -25,6 +26,7 @@ MAX_ZIP_BYTES = 100 * 1024 * 1024  # r=256 on every linear layer of the 270M mod
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024  # refuses zip bombs
 
 
+@recordable
 @dataclass
 class Adapter:
     """A trained or uploaded adapter: what the learner's session keeps (gr.State)."""

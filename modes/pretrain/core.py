@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from modes.codec import recordable
 from modes.metrics import bits_per_char
 from modes.pretrain.config import EVAL_BATCH, PretrainConfig
 from modes.runs.events import Done, Eval, Sample, Step
@@ -80,6 +81,7 @@ class CharVocab:
         return "".join(self.chars[int(i)] for i in ids)
 
 
+@recordable
 @dataclass
 class PretrainResult(Done):
     steps: int

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modes.codec import recordable
 
+
+@recordable
 @dataclass
 class Step:
     """One optimizer step done."""
@@ -21,6 +24,7 @@ class Step:
     rate: float  # tokens/s (pre-training) or pairs/s (fine-tuning)
 
 
+@recordable
 @dataclass
 class Eval:
     """A held-out loss, measured after `step` updates (0: before training)."""
@@ -29,6 +33,7 @@ class Eval:
     loss: float
 
 
+@recordable
 @dataclass
 class Sample:
     """Text the model generated after `step` updates."""

@@ -5,18 +5,21 @@ the data, the model's weights hash, the code's own hash, the torch version, the 
 count); the same key gives the same figures. ResultStore keeps small JSON results (the base model's
 chrF for a given k-sweep point). ReplayStore keeps a whole training's recorded events (curve, samples,
 result, adapter) so an identical run streams back in seconds instead of minutes. Both live in memory
-and, when given a folder, on disk beside the model cache.
+and, when given a folder, on disk beside the model cache: results as JSON, recordings as JSON with their
+bytes (an adapter's zip) in a safetensors file. Nothing is pickled: a file in a shared folder is data,
+never code, and it decodes only into the dataclasses registered with `recordable`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+
+from modes.codec import blobs_from_file, blobs_to_file, decode, encode
 
 MODES_DIR = Path(__file__).resolve().parents[1]
 _code_hashes: dict = {}
@@ -112,13 +115,13 @@ class ResultStore:
 class Recording:
     """A training's events as its compute yielded them, plus when and how long it ran."""
 
-    def __init__(self, events: list, seconds: float):
+    def __init__(self, events: list, seconds: float, recorded_at: str | None = None):
         self.events, self.seconds = events, seconds
-        self.recorded_at = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.recorded_at = recorded_at or time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class ReplayStore:
-    """Recorded trainings by key: an LRU in memory, and pickles on disk (written only by this app)."""
+    """Recorded trainings by key: an LRU in memory, and on disk as JSON plus a safetensors file of bytes."""
 
     def __init__(self, folder: Path | None, size: int = 32):
         self.folder = Path(folder) / "replays" if folder else None
@@ -132,11 +135,13 @@ class ReplayStore:
             if k in self._d:
                 self._d.move_to_end(k)
                 return self._d[k]
-        path = self.folder / f"{k}.pkl" if self.folder else None
+        path = self.folder / f"{k}.json" if self.folder else None
         if path and path.exists():
             try:
-                rec = pickle.loads(path.read_bytes())
-            except Exception:  # a stale or partial file is simply not a recording
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                blobs = blobs_from_file(self.folder / f"{k}.safetensors") if doc.get("blobs") else {}
+                rec = Recording(decode(doc["events"], blobs), float(doc["seconds"]), str(doc["recorded_at"]))
+            except Exception:  # a stale, partial or foreign file is simply not a recording
                 return None
             self._remember(k, rec)
             return rec
@@ -147,12 +152,18 @@ class ReplayStore:
         self._remember(k, rec)
         if self.folder:
             try:
+                blobs: dict = {}
+                doc = {"format": 1, "seconds": rec.seconds, "recorded_at": rec.recorded_at,
+                       "events": encode(rec.events, blobs), "blobs": sorted(blobs)}
                 self.folder.mkdir(parents=True, exist_ok=True)
-                tmp = self.folder / f"{k}.tmp"
-                tmp.write_bytes(pickle.dumps(rec))
-                tmp.replace(self.folder / f"{k}.pkl")
-            except OSError:
-                pass
+                if blobs:  # the bytes first: the JSON's presence says the recording is whole
+                    blobs_to_file(blobs, self.folder / f"{k}.safetensors.tmp")
+                    (self.folder / f"{k}.safetensors.tmp").replace(self.folder / f"{k}.safetensors")
+                tmp = self.folder / f"{k}.json.tmp"
+                tmp.write_text(json.dumps(doc), encoding="utf-8")
+                tmp.replace(self.folder / f"{k}.json")
+            except (OSError, TypeError):
+                pass  # a read-only disk, or an event that cannot be recorded: memory only
 
     def _remember(self, k: str, rec: Recording) -> None:
         with self._lock:
