@@ -28,6 +28,7 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
     from modes.context import AppContext
     from modes.model import adapters
     from modes.runs import follow as runs
+    from modes.runs import place
 
     ctx = ctx or AppContext(loader)
     tabs = list(tabs or registry.load())
@@ -58,7 +59,8 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         session = gr.State(runs.new_session())  # whose runs this page shows, and how it draws curves
         # The learner's owner id stays in the browser, so a reload finds the same runs (and
         # reattaches to a training still running); the server checks it before it counts.
-        owner = gr.BrowserState(None, storage_key="hml-owner")
+        # Encrypted with a fixed secret (modes/runs/place.py), so it can still be read after a restart.
+        owner = gr.BrowserState(None, storage_key="hml-owner", secret=place.browser_secret(place.data_dir(loader.cache_dir)))
         attached = demo.load(ui.endpoint(runs.attach, ctx), [owner, session], [owner, adapter], api_name=False,
                              show_progress="hidden")
         page = registry.Page(ctx=ctx, adapter=adapter, session=session, attached=attached, tabs=tabs)

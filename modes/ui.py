@@ -172,17 +172,35 @@ def endpoint(fn, *bound, duration: int | None = None):
     from modes.model.loader import gpu
 
     call = functools.partial(fn, *bound)
+    sig = inspect.signature(call)
+    as_caller = "session" in sig.parameters and "request" in sig.parameters  # the context is bound[0]
     if inspect.isgeneratorfunction(fn):
         def handler(*args, **kwargs):
+            if as_caller:
+                _claim_owner(bound[0], sig, args, kwargs)
             yield from call(*args, **kwargs)
     else:
         def handler(*args, **kwargs):
+            if as_caller:
+                _claim_owner(bound[0], sig, args, kwargs)
             return call(*args, **kwargs)
     functools.update_wrapper(handler, fn)  # name, doc, hints (resolved in fn's module)
     handler.__signature__ = inspect.signature(call)  # ...but not the bound parameters
     bound_names = list(inspect.signature(fn).parameters)[: len(bound)]
     handler.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in bound_names}
     return guard(gpu(handler, duration=duration) if duration else gpu(handler))
+
+
+OWNER_HEADER = "x-hml-owner"  # an API caller's owner token (from /owner), sent with every call
+
+
+def _claim_owner(ctx, sig, args, kwargs) -> None:
+    """A call that carries X-HML-Owner acts as that owner (see History.claim); one without it keeps its session's."""
+    arguments = sig.bind_partial(*args, **kwargs).arguments
+    session, request = arguments.get("session"), arguments.get("request")
+    headers = getattr(request, "headers", None) or {}
+    if session is not None and OWNER_HEADER in headers:
+        ctx.history.claim(session, headers.get(OWNER_HEADER))
 
 
 def inputs(fn, bound: int = 0, **components) -> list:

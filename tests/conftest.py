@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,8 @@ import torch
 # Loaders made in tests keep float32 unless a test asks otherwise: tiny and stubbed models must not
 # be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
 os.environ.setdefault("HML_DTYPE", "float32")
+# The app's data dir (the browser-state secret) in a temp folder: tests never write the user's own.
+os.environ.setdefault("HML_DATA_DIR", tempfile.mkdtemp(prefix="hml-test-data-"))
 
 
 def free_port() -> int:

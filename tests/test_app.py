@@ -73,3 +73,24 @@ def test_strings_exist_in_both_languages():
     # Korean strings are really Korean: every card and button has Hangul in it.
     for key in ("pt_card", "ft_card", "ic_card", "ft_train_btn", "ic_translate_btn", "pt_train_btn", "sb_intro"):
         assert any("\uac00" <= ch <= "\ud7a3" for ch in ko[key]), key
+
+
+def test_the_browser_secret_is_fixed_private_and_overridable(tmp_path, monkeypatch):
+    """The owner id the browser keeps is encrypted with one secret per data dir (0600), or HML_SECRET:
+    the same after a restart, so a reloaded page's id can still be read."""
+    import stat
+
+    from modes.runs import place
+
+    monkeypatch.delenv("HML_SECRET", raising=False)
+    monkeypatch.setenv("HML_DATA_DIR", str(tmp_path / "data"))
+    d = place.data_dir(tmp_path / "cache")
+    assert d == tmp_path / "data" and d.is_dir()
+    first = place.browser_secret(d)
+    assert len(first) == 64 and place.browser_secret(d) == first  # a "restart" reads the same one back
+    assert stat.S_IMODE((d / place.SECRET_FILE).stat().st_mode) == 0o600
+    assert place.browser_secret(tmp_path / "other") != first  # another data dir, another secret
+    monkeypatch.setenv("HML_SECRET", "from-the-environment")
+    assert place.browser_secret(d) == "from-the-environment"
+    monkeypatch.delenv("HML_DATA_DIR")
+    assert place.data_dir(tmp_path / "cache") in (tmp_path / "cache" / "data", place.Path("/data/hml"))

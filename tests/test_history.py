@@ -196,3 +196,20 @@ def test_closing_every_page_stops_the_training_after_the_grace_period(served):
         assert run.status == "stopped" and run.summary["stopped"] and run.summary["steps"] < 5000
     finally:
         ctx.history.grace_s = 60.0
+
+
+def test_an_api_caller_keeps_one_owner_across_clients_with_its_token(served):
+    """/owner gives a token; every client that sends it as X-HML-Owner acts as that owner. A forged, malformed
+    or absent token acts as nobody and learns nothing."""
+    new_client, demo = served
+    token = new_client().predict(api_name="/owner")["owner"]
+    assert demo.ctx.history.known(token)
+    me = new_client(headers={"X-HML-Owner": token})
+    me.predict(corpus="shakespeare", size="tiny", steps=3, seed=41, api_name="/pretrain")
+    again = new_client(headers={"X-HML-Owner": token}).predict(api_name="/runs")  # another client, the same owner
+    assert [(r["kind"], r["settings"]["seed"], r["status"]) for r in again] == [("pretrain", 41, "done")]
+    compared = new_client(headers={"X-HML-Owner": token})
+    for forged in ("0" * 32, token[:-1] + ("0" if token[-1] != "0" else "1"), "not-a-token", ""):
+        assert new_client(headers={"X-HML-Owner": forged}).predict(api_name="/runs") == [], forged
+    assert new_client().predict(api_name="/runs") == []
+    assert compared.predict(api_name="/runs") == again  # still its own, after the others asked

@@ -131,6 +131,16 @@ class History:
         self._touch(session.owner)
         return session.owner
 
+    def claim(self, session: Session, token) -> None:
+        """An API call carrying an owner token (X-HML-Owner) acts as that owner when this server issued it.
+        Any other token (unknown, malformed, expired) acts as nobody: the session is given no owner, so
+        it sees no runs (a run it starts gets a new owner), and nothing says why."""
+        if self.known(token):
+            session.owner = token
+            self._touch(token)
+        else:
+            session.owner = None
+
     def _touch(self, owner: str) -> None:
         with self._cond:
             self._seen[owner] = self.clock()

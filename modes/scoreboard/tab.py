@@ -101,9 +101,17 @@ def list_runs(ctx, tabs, session=None, request: gr.Request = None):
             [r.public() for r in runs])
 
 
-def runs_api(ctx, session=None) -> list[dict]:
-    """This session's runs: id, kind, status, settings and summary (no curves, no tensors), newest first."""
+def runs_api(ctx, session=None, request: gr.Request = None) -> list[dict]:
+    """This session's runs (or the X-HML-Owner caller's): id, kind, status, settings and summary (no curves,
+    no tensors), newest first."""
     return [r.public() for r in ctx.history.runs(session.owner if session else None)]
+
+
+def new_owner(ctx) -> dict:
+    """A new owner token for an API caller. Send it as the X-HML-Owner header on every call
+    (gradio_client: Client(url, headers={"X-HML-Owner": token})) and every client with it acts as one owner:
+    the runs one starts, another lists. A token this server did not issue acts as nobody."""
+    return {"owner": ctx.history.issue()}
 
 
 def compare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, session=None, request: gr.Request = None):
@@ -192,6 +200,7 @@ def build(page: Page) -> None:
     if page.attached is not None:  # the board and the runs are back after a reload
         page.attached.then(listing, page.session, shown, api_name=False, queue=False)
     api_btn.click(ui.endpoint(runs_api, ctx), page.session, runs_json, api_name="runs", queue=False)
+    gr.api(ui.endpoint(new_owner, ctx), api_name="owner", queue=False)
     comparing = ui.endpoint(compare, ctx, tabs)
     compare_btn.click(comparing, [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
                       api_name="compare")
