@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     on = args.classroom == "on"
     # Results every learner shares are kept beside the model cache, so a restart serves them at once.
     store = os.environ.get("HML_SHARED_RESULTS") or loader.cache_dir / "shared-results"
-    ctx = AppContext(loader, store_dir=store, reuse=on, engine=on)
+    # Every learner's runs, curves and adapters in the durable store in the data dir (modes/runs/place.py).
+    from modes.runs import place
+
+    ctx = AppContext(loader, store_dir=store, reuse=on, engine=on, data_dir=place.data_dir(loader.cache_dir))
     demo = build_app(loader, ctx)
     # Load after the page is built and while it launches: started before the Gradio import, the
     # two fight over the GIL and both finish later (bench/startup.py).

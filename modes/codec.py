@@ -6,6 +6,7 @@ a pickle can.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
@@ -14,18 +15,37 @@ _TYPES: dict[str, type] = {}  # the dataclasses a recording on disk may decode i
 
 def recordable(cls):
     """Register a dataclass that recordings may hold (a class decorator): only these decode from disk."""
-    _TYPES[cls.__name__] = cls
+    _TYPES[_name(cls)] = cls
     return cls
+
+
+def _name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _registered(name: str):
+    """The registered class of that name. A class of the app's own package whose module is not imported yet
+    (a result read back at start-up) is registered by importing that module; nothing else is imported."""
+    if name not in _TYPES and name.startswith("modes.") and "." in name:
+        module = name.rsplit(".", 1)[0]
+        if all(part.isidentifier() for part in module.split(".")):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return None
+    return _TYPES.get(name)
 
 
 def encode(value, blobs: dict):
     """A value as JSON-able data: dataclasses by registered name, bytes moved into `blobs` (name -> bytes)."""
     if is_dataclass(value) and not isinstance(value, type):
-        name = type(value).__name__
+        name = _name(type(value))
         if _TYPES.get(name) is not type(value):
             raise TypeError(f"{name} is not registered as recordable")
         return {"__type__": name, **{f.name: encode(getattr(value, f.name), blobs) for f in fields(value)}}
     if isinstance(value, bytes):
+        if not value:
+            return {"__bytes__": ""}  # empty bytes need no blob (a result whose adapter lives on disk)
         key = f"b{len(blobs)}"
         blobs[key] = value
         return {"__bytes__": key}
@@ -46,11 +66,13 @@ def decode(data, blobs: dict):
         return [decode(v, blobs) for v in data]
     if isinstance(data, dict):
         if "__bytes__" in data:
+            if data["__bytes__"] == "":
+                return b""
             if data["__bytes__"] not in blobs:
                 raise ValueError("a recording names bytes it does not have")
             return blobs[data["__bytes__"]]
         if "__type__" in data:
-            cls = _TYPES.get(data["__type__"])
+            cls = _registered(str(data["__type__"]))
             if cls is None:
                 raise ValueError(f"not a recordable type: {data['__type__']!r}")
             known = {f.name for f in fields(cls)}

@@ -7,8 +7,10 @@ recorded trainings that can be replayed, every learner's runs (modes/history.py)
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from pathlib import Path
 from typing import Hashable
 
 from modes.runs.history import History
@@ -16,8 +18,23 @@ from modes.runs.jobs import TrainingSlot
 from modes.runs.reuse import Once, ReplayStore, ResultStore
 
 
+def _durable(data_dir) -> dict:
+    """{folder, store} for History: the adapters' folder and the store in `data_dir`, or nothing (memory
+    only) when there is no data dir or its database cannot be opened (the app then runs without one)."""
+    if data_dir is None:
+        return {}
+    from modes.runs.store import Store, database_url
+
+    try:
+        store = Store(database_url(Path(data_dir)))
+    except Exception:  # a broken URL, an unreachable server, a read-only dir: serve from memory
+        logging.getLogger(__name__).exception("the store could not be opened; runs are kept in memory only")
+        return {}
+    return {"folder": Path(data_dir) / "runs", "store": store}
+
+
 class AppContext:
-    def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True):
+    def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True, data_dir=None):
         self.loader = loader
         self.reuse = reuse  # False: every result is computed afresh (the classroom benchmark's baseline)
         self.use_engine = engine  # False: each request generates alone (the baseline)
@@ -26,7 +43,12 @@ class AppContext:
         self.results = ResultStore(store_dir if reuse else None)
         self.replays = ReplayStore(store_dir if reuse else None)
         # Every learner's runs, in memory (their adapters in a temp folder): a restart forgets them.
-        self.history = History()
+        # data_dir: every learner's runs in the durable store there (a restart keeps them); None: memory only.
+        try:
+            self.history = History(**_durable(data_dir))
+        except Exception:  # a store that opened but cannot be read back: serve from memory rather than not at all
+            logging.getLogger(__name__).exception("the store could not be read; runs are kept in memory only")
+            self.history = History()
         self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
         self._engine = None
         self._proof = None

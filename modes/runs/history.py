@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from modes.runs import durable
 from modes.runs.jobs import StopFlag
 
 MAX_RUNS = 20  # per owner: enough to compare a morning's experiments, small enough to scan
@@ -73,6 +74,11 @@ class Run:
     version: int = 0  # bumped on every change: followers redraw when it moves
     followed_at: float = 0.0  # History.clock() when a page last followed it (the watchdog reads it)
     last_used: float = 0.0  # History.clock() at its last change
+    interrupted_at: int | None = None  # the step it reached when the process died (a restart marks it so)
+    adapter_sha256: str | None = None  # the adapter file's checksum, kept in the store
+    saved_points: int = 0  # curve points already in the store
+    saved_status: str = ""  # the status last written to the store
+    saved_at: float = 0.0  # when it was last written (monotonic)
 
     @property
     def active(self) -> bool:
@@ -82,13 +88,14 @@ class Run:
         """What the API says of a run: settings and summary, no curve and no tensors."""
         return {"id": self.id, "kind": self.kind, "status": self.status, "created": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(self.created)), "settings": self.settings, "summary": self.summary,
-            "has_adapter": self.adapter_path is not None}
+            "has_adapter": self.adapter_path is not None, **({"interrupted_at": self.interrupted_at}
+                                                             if self.status == "interrupted" else {})}
 
 
 class History:
     def __init__(self, folder: Path | str | None = None, grace_s: float = GRACE_S, ttl_s: float = TTL_S,
                  max_runs: int = MAX_RUNS, max_adapter_bytes: int = MAX_ADAPTER_BYTES,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, store=None):
 
         self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="hml-runs-"))
         self.grace_s, self.ttl_s = grace_s, ttl_s
@@ -100,12 +107,20 @@ class History:
         self._ids = itertools.count(1)
         self.dropped: dict[str, list[str]] = {}  # owner -> ids dropped by the caps, not yet told
         self.chosen: dict[str, str] = {}  # owner -> the fine-tune run whose adapter the in-context tab uses
+        # The durable store (modes/runs/store.py), or None: memory only (tests, and a store that failed to open).
+        self.store = store
+        self.unsaved = False  # a write to the store failed: some work lives only in memory
+        self.owner_saved_at: dict[str, float] = {}
+        self.save_lock = threading.Lock()  # one store write at a time: a run's points are numbered in order
+        if store is not None:
+            self._ids = itertools.count(durable.restore(self, Run, ACTIVE) + 1)
 
     # ---- owners ----------------------------------------------------------------------------------
     def issue(self) -> str:
         owner = secrets.token_hex(16)  # 128 random bits
         with self._cond:
             self._owners[owner], self._seen[owner] = {}, self.clock()
+        durable.owner_seen(self, owner, force=True)
         return owner
 
     def known(self, owner) -> bool:
@@ -144,6 +159,7 @@ class History:
     def _touch(self, owner: str) -> None:
         with self._cond:
             self._seen[owner] = self.clock()
+        durable.owner_seen(self, owner)
 
     # ---- runs ------------------------------------------------------------------------------------
     def new_run(self, owner: str, kind: str, settings: dict, axes: tuple = ("step", "loss")) -> Run:
@@ -153,6 +169,7 @@ class History:
             runs = self._owners.setdefault(owner, {})
             runs[run.id] = run
             self._enforce(owner)
+        durable.save_run(self, run, force=True)
         return run
 
     def runs(self, owner: str | None, kind: str | None = None) -> list[Run]:
@@ -184,6 +201,7 @@ class History:
         with self._cond:
             self._owners[owner].pop(run.id, None)
         self._remove_files(run)
+        durable.forget_run(self, run)
         return True
 
     def take_dropped(self, owner: str | None) -> list[str]:
@@ -206,8 +224,10 @@ class History:
         path.write_bytes(zip_bytes)
         with self._cond:
             run.adapter_path, run.adapter_bytes, run.adapter_meta = str(path), len(zip_bytes), meta
+            run.adapter_sha256 = durable.sha256_of(zip_bytes)
             self.chosen[run.owner] = run.id
             self._enforce(run.owner)
+        durable.save_run(self, run, force=True)
 
     def _enforce(self, owner: str) -> None:
         """The caps (holding the lock): drop the oldest finished runs until both hold."""
@@ -222,6 +242,7 @@ class History:
             del runs[run.id]
             self.dropped.setdefault(owner, []).append(run.id)
             self._remove_files(run)
+            durable.forget_run(self, run)
 
     def _remove_files(self, run: Run) -> None:
         if run.adapter_path:
@@ -236,8 +257,10 @@ class History:
                 for run in [r for r in runs.values() if not r.active and now - r.last_used > self.ttl_s]:
                     del runs[run.id]
                     self._remove_files(run)
+                    durable.forget_run(self, run)
                 if not runs and now - self._seen.get(owner, 0) > self.ttl_s:
                     del self._owners[owner]
+                    durable.forget_owner(self, owner)
                     self._seen.pop(owner, None)
                     shutil.rmtree(self.folder / owner, ignore_errors=True)
 
@@ -250,6 +273,7 @@ class History:
             run.version += 1
             run.last_used = self.clock()
             self._cond.notify_all()
+        durable.save_run(self, run)
 
     def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None]) -> None:
         """Drive `events` (a run_job generator) in a thread of its own; `fold(run, job_event)` turns

@@ -208,7 +208,7 @@ def build(page: Page) -> None:
         comp.change(ui.endpoint(recompare, ctx, tabs), [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
                     api_name=False, show_progress="hidden")
     delete_btn.click(ui.endpoint(delete, ctx, tabs), [picked, page.session], shown, api_name=False, queue=False)
-    adapter_btn.click(ui.endpoint(use_adapter, ctx), [picked, page.session], [page.adapter, adapter_md], api_name=False,
+    adapter_btn.click(ui.endpoint(use_adapter, ctx), [picked, page.session], [page.adapter, adapter_md], api_name="use_adapter",
                       queue=False)
 
 

@@ -1,0 +1,76 @@
+"""A restart keeps every run: through the API, with the app killed (SIGKILL) mid-training and started again
+on the same data dir (SQLite in a temp folder), the token's runs are all there, the cut one interrupted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
+
+
+@pytest.fixture()
+def app_on(tmp_path, monkeypatch):
+    """start() -> (process, url) of `python app.py` on a tiny local model, its data dir in tmp_path."""
+    model = tmp_path / "model"
+    save_tiny_model(model)
+    monkeypatch.setenv("HML_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("HML_DATABASE_URL", raising=False)
+    procs = []
+
+    def start():
+        port = free_port()
+        proc = start_app(str(model), str(tmp_path / "cache"), port, str(tmp_path / f"app-{port}.log"))
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_page(url, time.perf_counter())
+        return proc, url
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(30)
+
+
+def _runs(url, token):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, headers={"X-HML-Owner": token}).predict(api_name="/runs")
+
+
+def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
+    from gradio_client import Client
+
+    proc, url = app_on()
+    token = Client(url, verbose=False).predict(api_name="/owner")["owner"]
+    me = Client(url, verbose=False, headers={"X-HML-Owner": token})
+    me.predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
+    me.predict(corpus="shakespeare", size="tiny", steps=6, seed=2, api_name="/pretrain")
+    me.predict(steps=2, r=2, seed=0, api_name="/finetune")
+    me.submit(corpus="shakespeare", size="tiny", steps=5000, seed=3, fresh=True, api_name="/pretrain")
+    end = time.monotonic() + 120
+    while not any(r["settings"].get("seed") == 3 and r["status"] == "running" for r in _runs(url, token)):
+        assert time.monotonic() < end, "the long run never started"
+        time.sleep(0.2)
+    time.sleep(3)  # a few curve writes (at most one a second) land
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait(30)
+
+    _, url = app_on()  # the same data dir
+    runs = {(r["kind"], r["settings"].get("seed")): r for r in _runs(url, token)}
+    assert set(runs) == {("pretrain", 1), ("pretrain", 2), ("finetune", 0), ("pretrain", 3)}
+    assert [runs[("pretrain", s)]["status"] for s in (1, 2)] == ["done", "done"]
+    assert runs[("pretrain", 1)]["summary"]["steps"] == 5 and runs[("finetune", 0)]["has_adapter"]
+    cut = runs[("pretrain", 3)]
+    assert cut["status"] == "interrupted" and cut["interrupted_at"] > 0 and cut["summary"] is None
+    me = Client(url, verbose=False, headers={"X-HML-Owner": token})
+    cmp = me.predict(picked=[runs[("pretrain", 1)]["id"], runs[("pretrain", 2)]["id"]], api_name="/compare")[-1]
+    assert len(cmp["curves"]["train"]["x"]) == 6 and cmp["diff"]["steps"] == [5, 6]
+    me.predict(picked=[runs[("finetune", 0)]["id"]], api_name="/use_adapter")  # the kept adapter, read back from disk
+    out = me.predict(text="Where is the station?", k=1, use_adapter=True, max_new_tokens=3, api_name="/translate")[-1]
+    assert out["used_adapter"] is True
+    other = Client(url, verbose=False).predict(api_name="/owner")["owner"]
+    assert _runs(url, other) == [] and _runs(url, "f" * 32) == []
+    assert (Path(tmp_path) / "data" / "hml.sqlite3").exists()

@@ -1,0 +1,124 @@
+"""The durable store: a restart keeps every owner, run, curve, sample, result and adapter; a run cut by a
+kill comes back interrupted at its step; a failing store never fails the learner; 16 writers lose nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from modes.pretrain.core import PretrainResult
+from modes.runs import durable
+from modes.runs.history import History
+from modes.runs.store import Store
+
+
+def _open(tmp_path) -> History:
+    """A History on the store in tmp_path, as a (re)started app opens it."""
+    return History(tmp_path / "runs", store=Store(f"sqlite:///{tmp_path / 'hml.sqlite3'}"))
+
+
+def _train(h: History, run, steps: range) -> None:
+    h.update(run, status="running")
+    for s in steps:
+        run.curve.append({"x": s, "y": 3.0 - s / 100, "series": "train"})
+        h.update(run, progress=s)
+
+
+def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path):
+    h = _open(tmp_path)
+    owner, other = h.issue(), h.issue()
+    done = h.new_run(owner, "pretrain", {"size": "tiny", "steps": 5, "seed": 1})
+    _train(h, done, range(1, 6))
+    done.samples.insert(0, "— step 5 —\nTo be")
+    result = PretrainResult(steps=5, params=10, train_loss=2.95, val_loss=3.0, val_bpc=4.3, pretrained_val_bpc=None,
+                            tokens_per_s=1e3, seconds=0.1, samples=[{"step": 5, "text": "To be"}])
+    h.update(done, status="done", summary={"val_bpc": 4.3, "steps": 5}, result=result)
+    ft = h.new_run(owner, "finetune", {"r": 2})
+    h.update(ft, status="done", summary={"chrf_after": 12.5})
+    h.save_adapter(ft, b"PK adapter zip", {"direction": "en-ko"})
+    cut = h.new_run(owner, "pretrain", {"size": "tiny", "steps": 500, "seed": 2})
+    _train(h, cut, range(1, 41))
+    durable.save_run(h, cut, force=True)  # a second later the throttle would have written it too
+    cut.curve.append({"x": 41, "y": 0.0, "series": "train"})  # never written: the process dies now
+
+    h2 = _open(tmp_path)  # the restart
+    runs = {r.id: r for r in h2.runs(owner)}
+    assert set(runs) == {done.id, ft.id, cut.id} and h2.runs(other) == []
+    back = runs[done.id]
+    assert back.status == "done" and back.curve == done.curve and back.samples == done.samples
+    assert back.summary == done.summary and back.result == result and back.settings == done.settings
+    assert runs[ft.id].adapter_path and h2.adapter_bytes_of(owner)[1] == b"PK adapter zip"
+    again = runs[cut.id]
+    assert again.status == "interrupted" and again.interrupted_at == 40 and not again.active
+    assert [p["x"] for p in again.curve] == list(range(1, 41))  # the partial curve, all that was written
+    assert again.public()["interrupted_at"] == 40
+    fresh = h2.new_run(owner, "incontext", {})
+    assert fresh.id not in runs  # run ids go on after the restored ones
+
+    h3 = _open(tmp_path)  # a second restart: the run that was starting is cut too; nothing else changes
+    assert {r.id: r.status for r in h3.runs(owner)} == {**{i: r.status for i, r in runs.items()}, fresh.id: "interrupted"}
+
+
+def test_an_altered_adapter_file_is_dropped_and_orphans_are_removed(tmp_path):
+    h = _open(tmp_path)
+    owner = h.issue()
+    ft = h.new_run(owner, "finetune", {})
+    h.update(ft, status="done", summary={})
+    h.save_adapter(ft, b"good bytes", {})
+    path = tmp_path / "runs" / owner / f"{ft.id}.zip"
+    path.write_bytes(b"tampered")
+    orphan = tmp_path / "runs" / owner / "zz99.zip"
+    orphan.write_bytes(b"left by a crash")
+    h2 = _open(tmp_path)
+    assert h2.get(owner, ft.id).adapter_path is None and h2.adapter_bytes_of(owner) is None
+    assert not orphan.exists()
+
+
+def test_a_failing_store_never_reaches_the_learner(tmp_path, monkeypatch):
+    h = _open(tmp_path)
+    owner = h.issue()
+
+    def full_disk(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(h.store, "put_run", full_disk)
+    run = h.new_run(owner, "pretrain", {})
+    _train(h, run, range(1, 4))
+    h.update(run, status="done", summary={"val_bpc": 3.0})  # no exception: memory keeps it
+    assert h.unsaved and h.runs(owner)[0].summary == {"val_bpc": 3.0}
+
+
+def test_sixteen_owners_writing_at_once_lose_no_point(tmp_path):
+    h = _open(tmp_path)
+    owners = [h.issue() for _ in range(16)]
+    runs = [h.new_run(o, "pretrain", {"i": i}) for i, o in enumerate(owners)]
+
+    def write(run):
+        for s in range(1, 61):
+            run.curve.append({"x": s, "y": s / 10, "series": "train"})
+            h.update(run, status="running", progress=s)
+            if s % 10 == 0:
+                durable.save_run(h, run, force=True)
+        h.update(run, status="done", summary={"n": 60})
+
+    threads = [threading.Thread(target=write, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not h.unsaved  # no "database is locked" (or anything else) failed a write
+    h2 = _open(tmp_path)
+    for o in owners:
+        (back,) = h2.runs(o)
+        assert back.status == "done" and [p["x"] for p in back.curve] == list(range(1, 61))
+
+
+@pytest.mark.parametrize("bad", ["postgresql://nobody@127.0.0.1:1/none", "not a url"])
+def test_an_unreachable_database_leaves_the_app_in_memory(tmp_path, monkeypatch, bad):
+    from modes.context import AppContext
+
+    monkeypatch.setenv("HML_DATABASE_URL", bad)
+    ctx = AppContext(loader=None, data_dir=tmp_path)
+    assert ctx.history.store is None
+    assert ctx.history.known(ctx.history.issue())
