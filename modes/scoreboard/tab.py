@@ -67,6 +67,8 @@ def board(ctx, owner, tabs: list[Tab], lang: str) -> str:
 
 def headline(run, tabs: list[Tab]) -> str:
     """A run's result in a few characters, for the runs table: its tab's own `headline` (the registry)."""
+    if run.status == "interrupted":
+        return f"interrupted at step {run.interrupted_at}"
     if run.summary is None:
         return "—"
     tab = next((t for t in tabs if t.id == run.kind), None)
