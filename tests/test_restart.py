@@ -3,21 +3,28 @@ on the same data dir (SQLite in a temp folder), the token's runs are all there, 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
+from tests.conftest import new_postgres_db
+
+pytestmark = pytest.mark.restart
 
 
-@pytest.fixture()
-def app_on(tmp_path, monkeypatch):
-    """start() -> (process, url) of `python app.py` on a tiny local model, its data dir in tmp_path."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app_on(request, tmp_path, monkeypatch):
+    """start() -> (process, url) of `python app.py` on a tiny local model, its data dir in tmp_path, its
+    database SQLite there (the default) or one on a real PostgreSQL server (HML_DATABASE_URL)."""
     model = tmp_path / "model"
     save_tiny_model(model)
     monkeypatch.setenv("HML_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("HML_DATABASE_URL", raising=False)
+    if request.param == "postgres":
+        monkeypatch.setenv("HML_DATABASE_URL", new_postgres_db(request.getfixturevalue("postgres_server")))
     procs = []
 
     def start():
@@ -73,4 +80,4 @@ def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
     assert out["used_adapter"] is True
     other = Client(url, verbose=False).predict(api_name="/owner")["owner"]
     assert _runs(url, other) == [] and _runs(url, "f" * 32) == []
-    assert (Path(tmp_path) / "data" / "hml.sqlite3").exists()
+    assert (Path(tmp_path) / "data" / "hml.sqlite3").exists() == ("HML_DATABASE_URL" not in os.environ)

@@ -11,11 +11,20 @@ from modes.pretrain.core import PretrainResult
 from modes.runs import durable
 from modes.runs.history import History
 from modes.runs.store import Store
+from tests.conftest import new_postgres_db
 
 
-def _open(tmp_path) -> History:
-    """A History on the store in tmp_path, as a (re)started app opens it."""
-    return History(tmp_path / "runs", store=Store(f"sqlite:///{tmp_path / 'hml.sqlite3'}"))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh database: SQLite in tmp_path (the default), or one on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hml.sqlite3'}"
+    return new_postgres_db(request.getfixturevalue("postgres_server"))
+
+
+def _open(tmp_path, url) -> History:
+    """A History on the store at `url` (adapters in tmp_path), as a (re)started app opens it."""
+    return History(tmp_path / "runs", store=Store(url))
 
 
 def _train(h: History, run, steps: range) -> None:
@@ -25,8 +34,8 @@ def _train(h: History, run, steps: range) -> None:
         h.update(run, progress=s)
 
 
-def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path):
-    h = _open(tmp_path)
+def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path, db_url):
+    h = _open(tmp_path, db_url)
     owner, other = h.issue(), h.issue()
     done = h.new_run(owner, "pretrain", {"size": "tiny", "steps": 5, "seed": 1})
     _train(h, done, range(1, 6))
@@ -42,7 +51,7 @@ def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path):
     durable.save_run(h, cut, force=True)  # a second later the throttle would have written it too
     cut.curve.append({"x": 41, "y": 0.0, "series": "train"})  # never written: the process dies now
 
-    h2 = _open(tmp_path)  # the restart
+    h2 = _open(tmp_path, db_url)  # the restart
     runs = {r.id: r for r in h2.runs(owner)}
     assert set(runs) == {done.id, ft.id, cut.id} and h2.runs(other) == []
     back = runs[done.id]
@@ -56,12 +65,12 @@ def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path):
     fresh = h2.new_run(owner, "incontext", {})
     assert fresh.id not in runs  # run ids go on after the restored ones
 
-    h3 = _open(tmp_path)  # a second restart: the run that was starting is cut too; nothing else changes
+    h3 = _open(tmp_path, db_url)  # a second restart: the run that was starting is cut too; nothing else changes
     assert {r.id: r.status for r in h3.runs(owner)} == {**{i: r.status for i, r in runs.items()}, fresh.id: "interrupted"}
 
 
-def test_an_altered_adapter_file_is_dropped_and_orphans_are_removed(tmp_path):
-    h = _open(tmp_path)
+def test_an_altered_adapter_file_is_dropped_and_orphans_are_removed(tmp_path, db_url):
+    h = _open(tmp_path, db_url)
     owner = h.issue()
     ft = h.new_run(owner, "finetune", {})
     h.update(ft, status="done", summary={})
@@ -70,13 +79,13 @@ def test_an_altered_adapter_file_is_dropped_and_orphans_are_removed(tmp_path):
     path.write_bytes(b"tampered")
     orphan = tmp_path / "runs" / owner / "zz99.zip"
     orphan.write_bytes(b"left by a crash")
-    h2 = _open(tmp_path)
+    h2 = _open(tmp_path, db_url)
     assert h2.get(owner, ft.id).adapter_path is None and h2.adapter_bytes_of(owner) is None
     assert not orphan.exists()
 
 
-def test_a_failing_store_never_reaches_the_learner(tmp_path, monkeypatch):
-    h = _open(tmp_path)
+def test_a_failing_store_never_reaches_the_learner(tmp_path, db_url, monkeypatch):
+    h = _open(tmp_path, db_url)
     owner = h.issue()
 
     def full_disk(*a, **kw):
@@ -89,8 +98,8 @@ def test_a_failing_store_never_reaches_the_learner(tmp_path, monkeypatch):
     assert h.unsaved and h.runs(owner)[0].summary == {"val_bpc": 3.0}
 
 
-def test_sixteen_owners_writing_at_once_lose_no_point(tmp_path):
-    h = _open(tmp_path)
+def test_sixteen_owners_writing_at_once_lose_no_point(tmp_path, db_url):
+    h = _open(tmp_path, db_url)
     owners = [h.issue() for _ in range(16)]
     runs = [h.new_run(o, "pretrain", {"i": i}) for i, o in enumerate(owners)]
 
@@ -108,7 +117,7 @@ def test_sixteen_owners_writing_at_once_lose_no_point(tmp_path):
     for t in threads:
         t.join(60)
     assert not h.unsaved  # no "database is locked" (or anything else) failed a write
-    h2 = _open(tmp_path)
+    h2 = _open(tmp_path, db_url)
     for o in owners:
         (back,) = h2.runs(o)
         assert back.status == "done" and [p["x"] for p in back.curve] == list(range(1, 61))
