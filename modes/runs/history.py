@@ -11,13 +11,14 @@ looks at when a follower last ran, not at a count of followers: a page that vani
 first update leaves a suspended generator behind that nobody ever closes.
 
 Bounds: at most MAX_RUNS runs and MAX_ADAPTER_BYTES of adapters per owner (the oldest finished
-runs go first, and the learner is told), and runs expire after TTL_S with their files.
+runs go first, and the learner is told), and runs expire after TTL_S (HML_KEEP_DAYS, default 7) with their files.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -33,7 +34,8 @@ from modes.runs.jobs import StopFlag
 
 MAX_RUNS = 20  # per owner: enough to compare a morning's experiments, small enough to scan
 MAX_ADAPTER_BYTES = 50 * 2**20  # per owner, on disk: about a dozen default adapters
-TTL_S = 4 * 3600  # a run (and an owner with no runs) is forgotten this long after its last use
+# A run (and an owner with no runs) is forgotten this long after its last use, its files and rows too.
+TTL_S = float(os.environ.get("HML_KEEP_DAYS", "7")) * 86400
 GRACE_S = 60.0  # a training nobody follows (every tab closed) is stopped after this long
 FOLLOW_EVERY = 0.5  # seconds between a follower's redraws (it also checks in this often)
 ACTIVE = ("starting", "queued", "running")

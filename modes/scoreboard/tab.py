@@ -98,6 +98,8 @@ def list_runs(ctx, tabs, session=None, request: gr.Request = None):
     runs = ctx.history.runs(owner)
     dropped = ctx.history.take_dropped(owner)
     note = ui.msg("sb_dropped", lang, ids=", ".join(f"#{i}" for i in dropped), cap=ctx.history.max_runs) if dropped else ""
+    if ctx.history.unsaved:  # a store write failed: say so, the work itself is still here
+        note = (note + "\n\n" if note else "") + ui.msg("sb_unsaved", lang)
     choices = [f"#{r.id} {r.kind}" for r in runs]
     return (board(ctx, owner, tabs, lang), run_table(runs, tabs), gr.Dropdown(choices=choices), note,
             [r.public() for r in runs])
