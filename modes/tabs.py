@@ -25,6 +25,7 @@ class Tab:
     curves: tuple[str, str] = ("train", "val")  # the names of a training's train and held-out series on its plot
     headline: Callable[[dict], str] | None = None  # a run summary -> its result in a few characters (the runs table)
     shown: tuple[str, ...] = ()  # the settings the runs table shows for this tab's runs
+    rerun: Callable[[Any, Any, dict, str], Any] | None = None  # (ctx, session, a run's settings, lang) -> a new Run: "Run again"
 
 
 @dataclass

@@ -152,6 +152,7 @@ CASES = [
     ("cmp-unknown-ids", "/compare", lambda d, t: {"picked": ["#zz1", "../../etc/passwd", "1" * 500]}, r"^Pick at least two runs to compare\.$"),
     ("cmp-smoothing-too-big", "/compare", lambda d, t: {"picked": ["a", "b"], "smoothing": 5}, r"greater than maximum|at least two runs"),
     ("ua-unknown-run", "/use_adapter", lambda d, t: {"picked": ["#zz1", "../../etc/passwd"]}, r"^Pick a fine-tune run whose adapter is still kept\.$"),
+    ("ra-unknown-run", "/run_again", lambda d, t: {"picked": ["#zz1", "../../etc/passwd"]}, r"^Pick a finished, stopped or interrupted training run to run again\.$"),
     ("ua-nothing-picked", "/use_adapter", lambda d, t: {"picked": []}, r"^Pick a fine-tune run whose adapter is still kept\.$"),
 ]
 

@@ -213,3 +213,18 @@ def test_an_api_caller_keeps_one_owner_across_clients_with_its_token(served):
         assert new_client(headers={"X-HML-Owner": forged}).predict(api_name="/runs") == [], forged
     assert new_client().predict(api_name="/runs") == []
     assert compared.predict(api_name="/runs") == again  # still its own, after the others asked
+
+
+@pytest.mark.parametrize("tab, settings", [("pretrain", {"corpus": "my-notes.txt", "size": "tiny", "steps": 5, "seed": 1}),
+                                           ("finetune", {"steps": 2, "r": 2, "direction": "en-ko", "data": "upload"})])
+def test_a_run_on_an_upload_cannot_run_again(tab, settings):
+    """Uploads are not kept: Run again says so (in the learner's language) instead of training on something else."""
+    import gradio as gr
+
+    from modes.finetune import tab as finetune
+    from modes.pretrain import tab as pretrain
+
+    mod = {"pretrain": pretrain, "finetune": finetune}[tab]
+    for lang, text in (("en", "upload it again"), ("ko", "다시 업로드")):
+        with pytest.raises(gr.Error, match=text):
+            mod.rerun(None, None, settings, lang)

@@ -80,4 +80,10 @@ def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
     assert out["used_adapter"] is True
     other = Client(url, verbose=False).predict(api_name="/owner")["owner"]
     assert _runs(url, other) == [] and _runs(url, "f" * 32) == []
+    # Run again: the interrupted run's settings, as a new run (the old one stays, interrupted).
+    me.predict(picked=[cut["id"]], api_name="/run_again")
+    again = [r for r in _runs(url, token) if r["settings"].get("seed") == 3]
+    assert len(again) == 2 and {r["status"] for r in again} >= {"interrupted"}
+    new = next(r for r in again if r["id"] != cut["id"])
+    assert new["settings"] == cut["settings"] and new["status"] in ("starting", "queued", "running")
     assert (Path(tmp_path) / "data" / "hml.sqlite3").exists() == ("HML_DATABASE_URL" not in os.environ)

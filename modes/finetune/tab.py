@@ -104,12 +104,35 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
     lang = ui.lang_of(request)
     cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
                       batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
-    cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
     train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
-    loader = ctx.loader
-    if not loader.ready:
+    if not ctx.loader.ready:
         yield OUT(progress=ui.msg("waiting_model", lang))
-    loader.get()  # the libraries and the model, loaded by their one owner: never race it
+    ctx.loader.get()  # the libraries and the model, loaded by their one owner: never race it
+    yield OUT(progress=ui.msg("ft_preparing", lang))
+    data = data_source if data_source != "hub" else f"hub:{hub_id}"
+    run = start_run(ctx, session, cfg, train, test, data, bool(fresh))
+    yield from follow(ctx, run, session, adapter, lang)
+
+
+def rerun(ctx, session, settings: dict, lang: str):
+    """Run again (an interrupted run, from the scoreboard): a new run with the same settings and data. An
+    upload's pairs are not kept, so such a run is refused with the reason."""
+    data = str(settings.get("data") or "built-in")
+    if data not in ("built-in",) and not data.startswith("hub:"):
+        raise ui.error("err_rerun_upload", lang)
+    fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"eval_every"}
+    cfg = make_config(lang, **{k: v for k, v in settings.items() if k in fields})
+    source, hub_id = ("hub", data[4:]) if data.startswith("hub:") else ("built-in", "")
+    train, test = resolve_data(source, None, hub_id, "source", "target", cfg.direction, lang)
+    ctx.loader.get()
+    return start_run(ctx, session, cfg, train, test, data, fresh=True)
+
+
+def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):
+    """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
+    loader = ctx.loader
+    direction = cfg.direction
+    cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
     from modes.finetune.core import FtResult
     from modes.finetune.core import finetune as run_lora
     from modes.serving.engine import bulk_generator
@@ -118,7 +141,6 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
     base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
                 "model": ctx.proof().reference, "dtype": loader.dtype_name}
     base = ctx.results.get(base_key) or {}
-    yield OUT(progress=ui.msg("ft_preparing", lang))
 
     def compute(stop):
         return run_lora(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
@@ -135,11 +157,10 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
         light = dataclasses.replace(res, adapter=dataclasses.replace(res.adapter, zip_bytes=b""), curve=[])
         return {"result": light, "summary": summary, "outcome": "stopped" if res.stopped or res.diverged_at is not None else "done"}
 
-    settings = {**dataclasses.asdict(cfg), "data": data_source if data_source != "hub" else f"hub:{hub_id}"}
+    settings = {**dataclasses.asdict(cfg), "data": data}
     est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_done,
-                        curves=TAB.curves, keep=lambda r: not r.stopped and r.diverged_at is None, fresh=bool(fresh))
-    yield from follow(ctx, run, session, adapter, lang)
+    return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_done,
+                         curves=TAB.curves, keep=lambda r: not r.stopped and r.diverged_at is None, fresh=fresh)
 
 
 def follow(ctx, run, session, adapter, lang: str):
@@ -327,4 +348,4 @@ def build(page: Page) -> None:
 
 TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"],
           curves=("train", "held-out eval"), headline=lambda s: f"chrF {s['chrf_before']} → {s['chrf_after']}",
-          shown=("steps", "r", "learning_rate", "seed", "target", "direction", "data"))
+          shown=("steps", "r", "learning_rate", "seed", "target", "direction", "data"), rerun=rerun)

@@ -108,9 +108,24 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
     lang = ui.lang_of(request)
     cfg = parse_config(size, steps, seed, lang)
     data = resolve_corpus(corpus, upload, lang)
-    loader = ctx.loader
-    if not loader.libraries_ready:
+    if not ctx.loader.libraries_ready:
         yield OUT(progress=ui.msg("waiting_libraries", lang))
+    run = start_run(ctx, session, cfg, data, bool(fresh))
+    yield from follow(ctx, run, session, lang)
+
+
+def rerun(ctx, session, settings: dict, lang: str):
+    """Run again (an interrupted run, from the scoreboard): a new run with the same settings. An upload's
+    text is not kept, so such a run is refused with the reason."""
+    if settings.get("corpus") not in (None, "shakespeare") and "/" not in str(settings.get("corpus")):
+        raise ui.error("err_rerun_upload", lang)
+    cfg = parse_config(settings.get("size"), settings.get("steps"), settings.get("seed"), lang)
+    return start_run(ctx, session, cfg, resolve_corpus(settings.get("corpus") or "shakespeare", None, lang), fresh=True)
+
+
+def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
+    """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
+    loader = ctx.loader
     loader.libraries()  # the one owner of torch/transformers imports: never race it
     from modes.metrics import pretrained_bpc
     from modes.pretrain.core import PretrainResult, train_scratch
@@ -129,9 +144,8 @@ def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, 
 
     settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed}
     est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
-    run = records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_done, curves=TAB.curves,
-                        keep=lambda r: not r.stopped, fresh=bool(fresh))
-    yield from follow(ctx, run, session, lang)
+    return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_done, curves=TAB.curves,
+                         keep=lambda r: not r.stopped, fresh=fresh)
 
 
 def follow(ctx, run, session, lang: str):
@@ -235,4 +249,4 @@ def build(page: Page) -> None:
 
 
 TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"],
-          headline=lambda s: f"val {s['val_bpc']:.3f} bits/char", shown=("corpus", "size", "steps", "seed"))
+          headline=lambda s: f"val {s['val_bpc']:.3f} bits/char", shown=("corpus", "size", "steps", "seed"), rerun=rerun)

@@ -171,6 +171,22 @@ def use_adapter(ctx, picked, session=None, request: gr.Request = None):
     raise ui.error("sb_adapter_none", lang)
 
 
+def run_again(ctx, tabs, picked, session=None, request: gr.Request = None):
+    """Run again: for each picked run that was interrupted (or stopped, or failed), a new run of its tab with
+    the same settings, started in its own thread (its tab follows it after a reload). Returns the runs list,
+    with a note naming the new runs."""
+    lang = ui.lang_of(request)
+    owner = session.owner if session else None
+    by_kind = {t.id: t for t in tabs if t.rerun}
+    old = [r for r in (ctx.history.get(owner, i) for i in run_ids(picked)) if r is not None and not r.active and r.kind in by_kind]
+    if not old:
+        raise ui.error("sb_run_again_none", lang)
+    new = [by_kind[r.kind].rerun(ctx, session, r.settings, lang) for r in old]
+    board_md, table, choices, _, data = list_runs(ctx, tabs, session, request)
+    note = ui.msg("sb_run_again_started", lang, ids=", ".join(f"#{r.id}" for r in new), old=", ".join(f"#{r.id}" for r in old))
+    return board_md, table, choices, note, data
+
+
 def build(page: Page) -> None:
     ctx, tabs = page.ctx, page.tabs
     listing = ui.endpoint(list_runs, ctx, tabs)
@@ -185,6 +201,7 @@ def build(page: Page) -> None:
     with gr.Row():
         compare_btn = gr.Button(ui.t("sb_compare_btn"), variant="primary")
         adapter_btn = gr.Button(ui.t("sb_use_adapter_btn"))
+        again_btn = gr.Button(ui.t("sb_run_again_btn"))
         delete_btn = gr.Button(ui.t("sb_delete_btn"), variant="stop")
     with gr.Row():
         smoothing = gr.Slider(0, 0.99, value=0.0, step=0.01, label=ui.t("curve_smoothing"), elem_id="compare-smoothing")
@@ -212,6 +229,7 @@ def build(page: Page) -> None:
         comp.change(ui.endpoint(recompare, ctx, tabs), [picked, smoothing, log, page.session], [plot, diff_md, results, compare_json],
                     api_name=False, show_progress="hidden")
     delete_btn.click(ui.endpoint(delete, ctx, tabs), [picked, page.session], shown, api_name=False, queue=False)
+    again_btn.click(ui.endpoint(run_again, ctx, tabs), [picked, page.session], shown, api_name="run_again")
     adapter_btn.click(ui.endpoint(use_adapter, ctx), [picked, page.session], [page.adapter, adapter_md], api_name="use_adapter",
                       queue=False)
 
