@@ -1,5 +1,5 @@
-"""The served bf16 model's CPU path: packed linears (modes/packed.py) and row-wise attention
-(modes/rowwise.py) against plain nn.Linear with sdpa, and how often a row's answer depends on its batch.
+"""The served bf16 model's CPU path: packed linears (modes/serving/packed.py) and row-wise attention
+(modes/serving/rowwise.py) against plain nn.Linear with sdpa, and how often a row's answer depends on its batch.
 
 Speed, the baseline (plain linears, sdpa) measured in the same run: a decode step at batch 1 and 16
 (100-token context), a 16-row prefill, and the engine answering 16 held-out sentences at once (k=4).

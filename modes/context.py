@@ -2,7 +2,7 @@
 
 The loader knows models; this holds the app state around them: the generation engine, the weights
 proof, the training slot and its queue, results that are the same for every learner (computed once),
-recorded trainings that can be replayed, every learner's runs (modes/history.py), and test hooks.
+recorded trainings that can be replayed, every learner's runs (modes/runs/history.py), and test hooks.
 """
 
 from __future__ import annotations

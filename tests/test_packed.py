@@ -1,4 +1,4 @@
-"""Packed CPU linears (modes/packed.py): bitwise the same numbers as plain nn.Linear in bf16 for two or
+"""Packed CPU linears (modes/serving/packed.py): bitwise the same numbers as plain nn.Linear in bf16 for two or
 more rows (a lone row is computed as a pair, so it matches its row in any batch), a packed copy that
 follows weight changes, and plain F.linear wherever packing does not apply."""
 

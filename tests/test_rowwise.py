@@ -1,4 +1,4 @@
-"""Row-wise attention (modes/rowwise.py): the same attention as sdpa, and in bf16 a row's numbers do not
+"""Row-wise attention (modes/serving/rowwise.py): the same attention as sdpa, and in bf16 a row's numbers do not
 depend on the batch it shares (with packed linears), in a forward and through the engine."""
 
 from __future__ import annotations

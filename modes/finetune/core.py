@@ -124,7 +124,7 @@ class FtResult(Done):
     examples: list[dict] = field(default_factory=list)  # source, base, finetuned, reference
     curve: list[dict] = field(default_factory=list)
     adapter: Adapter | None = None
-    off_task: dict | None = None  # what the adapter costs elsewhere (modes/finetune_offtask.py)
+    off_task: dict | None = None  # what the adapter costs elsewhere (modes/finetune/offtask.py)
     off_task_base: dict | None = None  # the adapter-off side of it: the same for every learner, reusable
 
     def summary(self) -> dict:

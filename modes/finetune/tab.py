@@ -1,6 +1,6 @@
 """The fine-tune tab: one button teaches the model English↔Korean with a LoRA adapter, with proof.
 
-Compute lives in modes/finetune_core.py and modes/adapters.py (imported lazily). Here: the checks
+Compute lives in modes/finetune/core.py and modes/model/adapters.py (imported lazily). Here: the checks
 and the handlers (module level, the app context bound in by `ui.endpoint`), then `build(page)`,
 which lays out the tab and wires its events, then the tab's registry entry. The adapter lives in
 the learner's session (gr.State).
@@ -65,10 +65,7 @@ def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, d
 
 def make_config(lang: str, **kw) -> FinetuneConfig:
     """The run's config from the widgets or the API (3.0 from a JSON client is 3), refused in the learner's language."""
-    try:
-        return FinetuneConfig(**kw)
-    except (ValueError, TypeError) as exc:
-        raise gr.Error(ui.msg("err_setting", lang, why=str(exc))) from None
+    return ui.settings(FinetuneConfig, lang, **kw)
 
 
 def run_key(ctx, cfg, train, test) -> dict:

@@ -1,6 +1,6 @@
 """In-context learning compute: few-shot generation, with no weight change.
 
-All generation goes through the one engine (modes/engine.py). Here: its plain-function forms for
+All generation goes through the one engine (modes/serving/engine.py). Here: its plain-function forms for
 scripts, benchmarks and tests that hold a model but no app (a greedy batch after one shared prefix,
 one streamed answer), and the "how many examples?" sweep's points on the app's shared engine, each
 computed once for every learner.

@@ -1,6 +1,6 @@
 """The in-context tab: a few-shot translation playground and a "how many examples?" sweep.
 
-Generation goes through the app's one engine (modes/engine.py). Here: the checks and the handlers
+Generation goes through the app's one engine (modes/serving/engine.py). Here: the checks and the handlers
 (module level, the app context bound in by `ui.endpoint`), then `build(page)`, which lays out the
 tab and wires its events, then the tab's registry entry. The weights never change here, and the
 panel proves it with a hash before and after.

@@ -234,7 +234,7 @@ def share_unchanged(model, base) -> int:
 
     A merged adapter changes only its LoRA targets: the embedding (168M of the 268M parameters, tied to
     the LM head), the norms and the untouched linears need no second copy, nor a second packed copy
-    (modes/packed.py keeps that on the Parameter). Served models are never written to, so sharing is safe.
+    (modes/serving/packed.py keeps that on the Parameter). Served models are never written to, so sharing is safe.
     """
     import torch
 

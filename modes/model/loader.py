@@ -290,14 +290,14 @@ class ModelLoader:
         from modes.serving import packed
 
         model.to(self.device).eval()
-        packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/packed.py)
+        packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/serving/packed.py)
         if decide_dtype:
             model = self._decide_cpu_dtype(model)
         self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
         if self.device.startswith("cpu") and self.dtype_name == "bfloat16":
             from modes.serving import rowwise
 
-            rowwise.use(model)  # bf16 rows give the same tokens alone and in any batch (modes/rowwise.py)
+            rowwise.use(model)  # bf16 rows give the same tokens alone and in any batch (modes/serving/rowwise.py)
         self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token

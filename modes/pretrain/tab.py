@@ -1,6 +1,6 @@
 """The pre-training tab: next-token loss on any text, and a tiny Gemma 3 pre-trained live from scratch.
 
-Compute lives in modes/pretrain_core.py (imported lazily, so the page appears before torch loads).
+Compute lives in modes/pretrain/core.py (imported lazily, so the page appears before torch loads).
 Here: the checks and the handlers (module level, the app context bound in by `ui.endpoint`), then
 `build(page)`, which lays out the tab and wires its events, then the tab's registry entry.
 """

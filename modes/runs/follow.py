@@ -2,7 +2,7 @@
 lines that describe a run (its place in the queue, that it is a replay), and its curves drawn the
 way trainers read them (smoothed with the raw line faint beneath, on a log axis if asked).
 
-The runs themselves live in modes/history.py; this module is what every tab shares to show them.
+The runs themselves live in modes/runs/history.py; this module is what every tab shares to show them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ best run of that kind, and below it every run they made, to compare, delete, or 
 
 Each row comes from its tab's `score_row` and `best` (the registry, modes/tabs.py), so a new tab
 adds its own row. A row that has not been run says how to fill it; nothing is pre-filled. The
-runs belong to the learner's owner id (modes/history.py): a reload shows them again.
+runs belong to the learner's owner id (modes/runs/history.py): a reload shows them again.
 """
 
 from __future__ import annotations

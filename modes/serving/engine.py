@@ -11,8 +11,8 @@ KV layout of a lane: every row is right-aligned (left-padded) in one DynamicCach
 Pads are masked out and each row keeps its own position ids, so a row computes what it would alone;
 relative distances inside a row are unchanged, so sliding-window layers see the same tokens too.
 In float32 a batched greedy row gives exactly the unbatched output. In bf16 the rounding would depend on
-the batch; the served bf16 model therefore runs packed linears and row-wise attention (modes/packed.py,
-modes/rowwise.py), so a row decodes the same tokens alone and in any batch.
+the batch; the served bf16 model therefore runs packed linears and row-wise attention (modes/serving/packed.py,
+modes/serving/rowwise.py), so a row decodes the same tokens alone and in any batch.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ layout on every call. For the tied 262k x 640 LM head of Gemma 3 270M that is a 
 step. Reordered once, the same oneDNN kernel gives bitwise-equal outputs for two or more rows
 (tests/test_packed.py) and is faster (measured here, 2 cores): the LM head 15.3 -> 4.8 ms for 1 row,
 22.1 -> 10.1 ms for 16 rows. A lone row is computed as a pair, so it gets the bits it would get in any
-batch (with modes/rowwise.py, a row decodes the same tokens alone and batched).
+batch (with modes/serving/rowwise.py, a row decodes the same tokens alone and batched).
 
 `pack(model)` turns the model's nn.Linear layers into PackedLinear: the same module with the same
 parameters and state_dict, so PEFT, merging, hashing and saving see nothing new. The packed copy is

@@ -1,5 +1,5 @@
 """Which precision the served model runs in: the device's default, the user's ask, the CPU's bf16 flags,
-and a decode-step probe. The loader (modes/loader.py) makes the decision with these."""
+and a decode-step probe. The loader (modes/model/loader.py) makes the decision with these."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What the generation engine schedules: a request, its row in a lane, and how a row picks its next token.
 
-modes/engine.py merges rows from every session into batched decode steps; this module holds the
+modes/serving/engine.py merges rows from every session into batched decode steps; this module holds the
 plain pieces it moves around (no scheduling here): the caller's Request with its own sampling settings,
 seed and event queue, a lane's row bookkeeping, the stop tokens, and greedy/top-p token choice.
 """

@@ -5,7 +5,7 @@ rounds differently from the same row without them (12-13 of 50 random cases here
 differences flip greedy choices: on the real model a batched answer differed from the same row alone
 in several of 16 held-out sentences. This attention runs each row on its own real columns (and its
 real query positions), so a row sees exactly the inputs it would see alone. Together with
-`modes/packed.py` (one row is computed as a pair, since 2+ rows give every row the same bits), a row
+`modes/serving/packed.py` (one row is computed as a pair, since 2+ rows give every row the same bits), a row
 decodes the same tokens alone and in any batch (tests/test_engine.py).
 
 It costs a small SDPA call per row and layer instead of one per layer; measured in bench/packed.py.
