@@ -74,27 +74,21 @@ def settings(cls, lang: str = "en", **values):
         raise error("err_setting", lang, why=str(exc)) from None
 
 
-class SettingSlider(gr.Slider):
-    """A config field's slider. The browser keeps it in bounds; on the server the endpoint's config is the
-    check (modes/fields.py), so a raw call's NaN, +-inf, out-of-range value or wrong type is refused there by
-    field name, rather than by Gradio's own bounds message (which names no field, and lets NaN through)."""
-
-    def preprocess(self, payload):
-        return payload
-
-
-class SettingNumber(gr.Number):
-    """A config field's number box: like SettingSlider, the endpoint's config checks what arrives."""
-
-    def preprocess(self, payload):
-        return payload
+def checked_by_config(component):
+    """A config field's widget whose value reaches the handler as sent. The browser keeps a slider in bounds;
+    on the server the endpoint's config is the check (modes/fields.py), so a raw call's NaN, +-inf,
+    out-of-range value or wrong type is refused there by field name, rather than by Gradio's own bounds
+    message (which names no field, and lets NaN through). The component stays Gradio's own class (a
+    subclass would be served as a custom component); only this instance's preprocess step is replaced."""
+    component.preprocess = lambda payload: payload
+    return component
 
 
-def setting(cls, name: str, label, **kw) -> SettingSlider:
+def setting(cls, name: str, label, **kw) -> gr.Slider:
     """The slider of a bounded config field: its bounds, step and default from the field (fields.bounds)."""
     from modes.fields import bounds
 
-    return SettingSlider(**bounds(cls, name), value=getattr(cls, name), label=label, **kw)
+    return checked_by_config(gr.Slider(**bounds(cls, name), value=getattr(cls, name), label=label, **kw))
 
 
 def css() -> str:

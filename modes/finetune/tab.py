@@ -299,11 +299,11 @@ def build(page: Page) -> None:
             alpha = slider("alpha", "alpha", info=ui.t("ft_alpha_info"))
             dropout = slider("dropout", "dropout")
         with gr.Row():
-            learning_rate = ui.SettingNumber(value=D.learning_rate, label=ui.t("ft_lr"))
+            learning_rate = ui.checked_by_config(gr.Number(value=D.learning_rate, label=ui.t("ft_lr")))
             steps = slider("steps", ui.t("ft_steps"))
             batch_size = slider("batch_size", ui.t("ft_batch"))
             max_length = slider("max_length", ui.t("ft_maxlen"))
-            seed = ui.SettingNumber(value=D.seed, precision=0, label=ui.t("seed_label"))
+            seed = ui.checked_by_config(gr.Number(value=D.seed, precision=0, label=ui.t("seed_label")))
     with gr.Row():
         train_btn = gr.Button(ui.t("ft_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")

@@ -272,7 +272,7 @@ def build(page: Page) -> None:
                 direction = gr.Radio(list(task.DIRECTIONS), value=T.direction, label=ui.t("direction_label"))
                 k = slider("k", ui.t("ic_k"))
                 selection = gr.Radio([(ui.t(f"ic_sel_{x}"), x) for x in SELECTIONS], value=T.selection, label=ui.t("ic_selection"))
-                seed = ui.SettingNumber(value=T.seed, precision=0, label=ui.t("seed_label"))
+                seed = ui.checked_by_config(gr.Number(value=T.seed, precision=0, label=ui.t("seed_label")))
             with gr.Accordion(ui.t("ic_decoding"), open=False):
                 template = gr.Textbox(value=T.template, lines=2, label=ui.t("ic_template"), info=ui.t("ic_template_info"))
                 with gr.Row():

@@ -219,7 +219,7 @@ def build(page: Page) -> None:
     with gr.Row():
         size = gr.Radio(list(SIZES), value=defaults.size, label=ui.t("pt_size_label"), info=ui.t("pt_size_info"))
         steps = ui.setting(PretrainConfig, "steps", ui.t("pt_steps_label"))
-        seed = ui.SettingNumber(value=defaults.seed, precision=0, label=ui.t("seed_label"))
+        seed = ui.checked_by_config(gr.Number(value=defaults.seed, precision=0, label=ui.t("seed_label")))
     with gr.Row():
         train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
