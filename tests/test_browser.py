@@ -25,6 +25,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.real,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
 
 
+def open_page(p, url: str, locale: str = "en-US", height: int = 1600, timeout_ms: int = 120_000):
+    """(browser, page): Debian's Chromium on `url`, in `locale`, with one timeout for waits and expects."""
+    from playwright.sync_api import expect
+
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    page = browser.new_context(locale=locale, viewport={"width": 1280, "height": height}).new_page()
+    page.set_default_timeout(timeout_ms)
+    expect.set_options(timeout=timeout_ms)
+    page.goto(url)
+    return browser, page
+
+
 def set_number(page, label: str, value: int) -> None:
     # Exact name: "스텝 수" must not match the pre-training tab's "학습 스텝 수".
     box = page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
@@ -64,11 +76,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(locale="ko-KR", viewport={"width": 1280, "height": 1800}).new_page()
-            page.set_default_timeout(240_000)
-            expect.set_options(timeout=240_000)
-            page.goto(url)
+            browser, page = open_page(p, url, "ko-KR", 1800, 240_000)
             expect(page.get_by_text("모델은 어떻게 배우는가").first).to_be_visible()
             expect(page.get_by_text("사전학습: 다음 토큰 맞히기").first).to_be_visible()
 
@@ -195,11 +203,7 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
 
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1600}).new_page()
-            page.set_default_timeout(120_000)
-            expect.set_options(timeout=120_000)
-            page.goto(url)
+            browser, page = open_page(p, url)
             page.get_by_label("tiny").check()
             for seed in (1, 2):
                 pretrain(page, 30, seed)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
-from tests.test_browser import ARGS, CHROMIUM, set_number
+from tests.test_browser import CHROMIUM, open_page, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.restart,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
@@ -41,11 +41,7 @@ def test_the_browser_keeps_its_runs_across_a_server_restart(tmp_path, monkeypatc
     start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1600}).new_page()
-            page.set_default_timeout(120_000)
-            expect.set_options(timeout=120_000)
-            page.goto(url)
+            browser, page = open_page(p, url)
             page.get_by_label("tiny").check()
             set_number(page, "Training steps", 7)
             page.get_by_role("button", name="Pre-train from scratch").click()

@@ -185,9 +185,7 @@ class Engine:
                 if len(chunk) > 1:
                     chunks[:0] = [[i] for i in chunk]
                 else:
-                    self.stats["row_failures"] += 1
-                    reqs[chunk[0]].events.put(("error", EngineError(
-                        f"generation failed for this request ({type(exc).__name__}: {exc}); other requests were not affected")))
+                    self._fail_row(reqs[chunk[0]], exc)
                 continue
             self.stats["prefills"] += 1
             lane = self._lanes.get(key)
@@ -276,9 +274,7 @@ class Engine:
                     row.last = t
                 text = lane.tok.decode(row.ids, skip_special_tokens=True)  # one decode per row per step
             except Exception as exc:  # this row's caller is told; the batch goes on
-                self.stats["row_failures"] += 1
-                r.events.put(("error", EngineError(f"generation failed for this request ({type(exc).__name__}: {exc});"
-                                                   " other requests were not affected")))
+                self._fail_row(r, exc)
                 done.append(row)
                 continue
             if t in stops or "\n" in text or len(row.ids) >= r.max_new:
@@ -287,6 +283,12 @@ class Engine:
             elif r.stream:
                 r.events.put(("text", text))
         return done
+
+    def _fail_row(self, req: Request, exc: Exception) -> None:
+        """Tell one request that its row failed (the rest of its batch goes on)."""
+        self.stats["row_failures"] += 1
+        req.events.put(("error", EngineError(f"generation failed for this request ({type(exc).__name__}: {exc});"
+                                             " other requests were not affected")))
 
     def _drop(self, lane: _Lane, done: list[_Row]) -> None:
         if not done:
