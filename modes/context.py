@@ -2,7 +2,8 @@
 
 The loader knows models; this holds the app state around them: the generation engine, the weights
 proof, the training slot and its queue, results that are the same for every learner (computed once),
-recorded trainings that can be replayed, every learner's runs (modes/runs/history.py), and test hooks.
+recorded trainings that can be replayed, every learner's runs (modes/runs/history.py), the classes
+(modes/runs/classes.py), and test hooks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Hashable
 
+from modes.runs.classes import Classes
 from modes.runs.history import History
 from modes.runs.jobs import TrainingSlot
 from modes.runs.reuse import Once, ReplayStore, ResultStore
@@ -49,6 +51,12 @@ class AppContext:
         except Exception:  # a store that opened but cannot be read back: serve from memory rather than not at all
             logging.getLogger(__name__).exception("the store could not be read; runs are kept in memory only")
             self.history = History()
+        # Classes (a join code, its learners, an experiment): rows in the same store, read back on a restart.
+        try:
+            self.classes = Classes(store=self.history.store, ttl_s=self.history.ttl_s)
+        except Exception:  # classes that cannot be read back: serve new ones from memory rather than not at all
+            logging.getLogger(__name__).exception("the classes could not be read; they are kept in memory only")
+            self.classes = Classes(ttl_s=self.history.ttl_s)
         self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
         self._engine = None
         self._proof = None

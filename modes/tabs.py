@@ -11,8 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# The order is the order of the tabs on the page; the scoreboard is last and reads the others.
-TABS = ("modes.pretrain.tab", "modes.finetune.tab", "modes.incontext.tab", "modes.scoreboard.tab")
+# The order is the order of the tabs on the page; the scoreboard and the class board come last and read the others.
+TABS = ("modes.pretrain.tab", "modes.finetune.tab", "modes.incontext.tab", "modes.scoreboard.tab", "modes.classboard.tab")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Tab:
     headline: Callable[[dict], str] | None = None  # a run summary -> its result in a few characters (the runs table)
     shown: tuple[str, ...] = ()  # the settings the runs table shows for this tab's runs
     rerun: Callable[[Any, Any, dict, str], Any] | None = None  # (ctx, session, a run's settings, lang) -> a new Run: "Run again"
+    metric: tuple[str, Callable[[dict], float]] | None = None  # (its name, a summary -> the figure): the class board's column
+    config: type | None = None  # the run's config dataclass: a class experiment's values are checked by it
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Page:
     attached: Any = None  # the page-load event that found the learner's owner id: tabs chain their reattach on it
     tabs: list[Tab] = field(default_factory=list)  # every tab on the page, in order
     tab: Any = None  # the gr.Tab being built (for its select event)
+    # tab id -> {config field: its widget}: what a class experiment may pre-set (each tab adds its own while built)
+    controls: dict = field(default_factory=dict)
 
 
 def load(names: tuple[str, ...] = TABS) -> list[Tab]:

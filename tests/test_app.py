@@ -35,6 +35,12 @@ def test_app_launches_and_answers(launched):
             "/load_adapter", "/export_script"} <= set(info), sorted(info)
     params = {p["parameter_name"] for p in info["/translate"]["parameters"]}
     assert {"text", "direction", "k", "temperature", "top_p", "max_new_tokens", "pool"} <= params, params
+    classes = {"/class_create": [], "/class_join": ["code", "name"], "/class_board": ["code", "teacher_key"],
+               "/class_experiment": ["code", "teacher_key", "kind", "setting", "values"],
+               "/class_teacher": ["code", "teacher_key", "action", "run_id"], "/class_csv": ["code", "teacher_key"],
+               "/my_class": [], "/class_share": ["run_id", "shared"]}
+    for name, names in classes.items():
+        assert [p["parameter_name"] for p in info[name]["parameters"]] == names, (name, info[name]["parameters"])
 
 
 def test_queue_is_configured(launched):

@@ -154,6 +154,17 @@ CASES = [
     ("ua-unknown-run", "/use_adapter", lambda d, t: {"picked": ["#zz1", "../../etc/passwd"]}, r"^Pick a fine-tune run whose adapter is still kept\.$"),
     ("ra-unknown-run", "/run_again", lambda d, t: {"picked": ["#zz1", "../../etc/passwd"]}, r"^Pick a finished, stopped or interrupted training run to run again\.$"),
     ("ua-nothing-picked", "/use_adapter", lambda d, t: {"picked": []}, r"^Pick a fine-tune run whose adapter is still kept\.$"),
+    # Classes: an unknown code and a wrong key get the same short refusal, whatever the code looks like.
+    ("cj-unknown-code", "/class_join", lambda d, t: {"code": "ZZZZZZ", "name": ""}, r"^No class with that code and key\.$"),
+    ("cj-garbage-code", "/class_join", lambda d, t: {"code": "../../etc/passwd\x00" * 20, "name": "<b>x</b>" * 50},
+     r"^No class with that code and key\.$"),
+    ("cb-wrong-key", "/class_board", lambda d, t: {"code": "ZZZZZZ", "teacher_key": "x" * 5000}, r"^No class with that code and key\.$"),
+    ("cx-wrong-key", "/class_experiment", lambda d, t: {"code": "", "teacher_key": "", "kind": "finetune", "setting": "r",
+                                                        "values": "1,2"}, r"^No class with that code and key\.$"),
+    ("ct-wrong-key", "/class_teacher", lambda d, t: {"code": "ZZZZZZ", "teacher_key": "k", "action": "close", "run_id": ""},
+     r"^No class with that code and key\.$"),
+    ("cc-wrong-key", "/class_csv", lambda d, t: {"code": "ZZZZZZ", "teacher_key": "k"}, r"^No class with that code and key\.$"),
+    ("cs-unknown-run", "/class_share", lambda d, t: {"run_id": "#zz1", "shared": False}, r"^You have no run #zz1\.$"),
 ]
 
 

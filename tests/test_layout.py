@@ -57,12 +57,13 @@ def dummy_module(tmp_path, monkeypatch):
 def test_a_fourth_tab_is_one_module_and_one_registry_line(tiny_loader, dummy_module):
     from gradio_client import Client
 
-    names = registry.TABS[:-1] + (dummy_module,) + registry.TABS[-1:]  # the one line: before the scoreboard
+    at = registry.TABS.index("modes.scoreboard.tab")
+    names = registry.TABS[:at] + (dummy_module,) + registry.TABS[at:]  # the one line: before the scoreboard
     stack = contextlib.ExitStack()
     s = stack.enter_context(served_app(tiny_loader, tabs=names))
     url, demo = s.url, s.demo
     ids = [c["props"].get("id") for c in demo.config["components"] if c["type"] == "tabitem"]
-    assert ids == ["pretrain", "finetune", "incontext", "wordcount", "scoreboard"]
+    assert ids == ["pretrain", "finetune", "incontext", "wordcount", "scoreboard", "classboard"]
     try:
         client = Client(url, verbose=False)
         assert "/count_words" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]

@@ -335,4 +335,5 @@ def build(page: Page) -> None:
 
 
 TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row, best=lambda s: s["chrf"][str(s["best_k"])],
-          headline=lambda s: f"best chrF {s['chrf'][str(s['best_k'])]} (k={s['best_k']})", shown=("direction", "ks", "n", "seed"))
+          headline=lambda s: f"best chrF {s['chrf'][str(s['best_k'])]} (k={s['best_k']})", shown=("direction", "ks", "n", "seed"),
+          metric=("best chrF", lambda s: s["chrf"][str(s["best_k"])]))

@@ -182,6 +182,11 @@ class History:
             out = [r for r in self._owners.get(owner, {}).values() if kind is None or r.kind == kind]
         return out[::-1]
 
+    def runs_of(self, owners) -> dict[str, list[Run]]:
+        """Many owners' runs at once, oldest first (a class board's read: one lock, no expiry pass per owner)."""
+        with self._cond:
+            return {o: list(self._owners.get(o, {}).values()) for o in owners}
+
     def get(self, owner: str | None, run_id) -> Run | None:
         if not self.known(owner):
             return None

@@ -50,6 +50,21 @@ POINTS = sa.Table(
     sa.Column("y", sa.Float),
     sa.Column("series", sa.String(64), nullable=False),
 )
+# A class (modes/runs/classes.py) and its learners: a few rows each, written when something changes.
+CLASSES = sa.Table(
+    "classes", META,
+    sa.Column("code", sa.String(8), primary_key=True),  # the join code
+    sa.Column("key_hash", sa.String(64), nullable=False),  # sha256 of the teacher key (the key itself is never kept)
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),  # JSON: names shown, closed, experiment, removed runs, last use
+)
+MEMBERS = sa.Table(
+    "members", META,
+    sa.Column("code", sa.String(8), primary_key=True),
+    sa.Column("owner", sa.String(32), primary_key=True),
+    sa.Column("joined", sa.Float, nullable=False),  # wall-clock seconds: runs from then on are shared
+    sa.Column("doc", sa.Text, nullable=False),  # JSON: display name, assigned value, unshared runs
+)
 
 
 def database_url(data_dir: Path) -> str:
@@ -115,6 +130,42 @@ class Store:
                 r["doc"] = None
             r["curve"] = curves.get(r["id"], [])
         return owners, runs
+
+
+    # ---- classes ----
+    def put_class(self, code: str, key_hash: str, created: float, doc: dict) -> None:
+        values = {"key_hash": key_hash, "created": created, "doc": json.dumps(doc)}
+        with self.engine.begin() as c:
+            if c.execute(sa.update(CLASSES).where(CLASSES.c.code == code).values(**values)).rowcount == 0:
+                c.execute(sa.insert(CLASSES).values(code=code, **values))
+
+    def put_member(self, code: str, owner: str, joined: float, doc: dict) -> None:
+        values = {"joined": joined, "doc": json.dumps(doc)}
+        with self.engine.begin() as c:
+            where = (MEMBERS.c.code == code) & (MEMBERS.c.owner == owner)
+            if c.execute(sa.update(MEMBERS).where(where).values(**values)).rowcount == 0:
+                c.execute(sa.insert(MEMBERS).values(code=code, owner=owner, **values))
+
+    def delete_member(self, code: str, owner: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(MEMBERS).where((MEMBERS.c.code == code) & (MEMBERS.c.owner == owner)))
+
+    def delete_class(self, code: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(MEMBERS).where(MEMBERS.c.code == code))
+            c.execute(sa.delete(CLASSES).where(CLASSES.c.code == code))
+
+    def load_classes(self) -> list[dict]:
+        """Every class as {code, key_hash, created, doc, members: [{owner, joined, doc}]} (members in join order)."""
+        with self.engine.connect() as c:
+            rooms = [{**dict(r._mapping), "members": []} for r in c.execute(sa.select(CLASSES).order_by(CLASSES.c.created))]
+            by_code = {r["code"]: r for r in rooms}
+            for m in c.execute(sa.select(MEMBERS).order_by(MEMBERS.c.joined)):
+                if m.code in by_code:
+                    by_code[m.code]["members"].append({"owner": m.owner, "joined": m.joined, "doc": json.loads(m.doc)})
+        for r in rooms:
+            r["doc"] = json.loads(r["doc"])
+        return rooms
 
 
 def _num(v):

@@ -1,0 +1,514 @@
+"""The class tab: a teacher creates a class and projects its board; learners join with a short code.
+
+The board (modes/classboard/board.py) shows the class what it learned, measured: who is in and what each is
+doing, a leaderboard and a settings-against-result scatter per tab, the three ways on the class's own
+figures, and a class experiment's curve (each learner given the next value of one setting, pre-set in
+their tab). The classes themselves are rows in the durable store (modes/runs/classes.py).
+
+Here: the handlers (module level, the app context bound in by `ui.endpoint`; the API's doors are the same
+functions), then `build(page)`, which lays out the tab and wires its events, then the registry entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from modes import ui
+from modes.classboard import board as boards
+from modes.runs import place
+from modes.runs.classes import ClassError
+from modes.tabs import Page, Tab
+
+REFRESH_S = 3.0  # the projected board's refresh period
+X_DEFAULT = {"pretrain": "steps", "finetune": "r", "incontext": "k"}  # each scatter's x axis until the teacher picks one
+LEARNER_COLUMNS = ["learner", "doing", "shared runs", "finished", "assigned value"]
+
+
+def _refuse(exc: ClassError, lang: str) -> gr.Error:
+    return ui.error(exc.key, lang, **exc.fmt)
+
+
+def _client(request) -> str:
+    return str(getattr(getattr(request, "client", None), "host", "") or "")
+
+
+def teacher_room(ctx, code, teacher_key, lang: str):
+    """The class when the key is its teacher's; the same short refusal for a wrong key or an unknown code."""
+    try:
+        return ctx.classes.teacher(code, teacher_key)
+    except ClassError as exc:
+        raise _refuse(exc, lang) from None
+
+
+def board_of(ctx, tabs, room) -> dict:
+    """The class's board, built once per change: three projected boards and the API polling an unchanged class
+    (or one whose runs have not moved since) share one build."""
+    runs = ctx.history.runs_of(list(room.members))
+    mark = (id(tabs), room.version, tuple((r.id, r.version) for rs in runs.values() for r in rs))
+    drawn = room.drawn
+    if drawn is None or drawn[0] != mark:
+        drawn = room.drawn = (mark, boards.board(room, runs, tabs))
+    return {**drawn[1], "at": time.strftime("%H:%M:%S")}
+
+
+# ---- the API's doors (and the page's) ---------------------------------------------------------------
+def class_create(ctx) -> dict:
+    """Create a class: its join code (6 characters, for learners) and its teacher key (128 bits, shown once:
+    keep it; it opens the board)."""
+    code, key = ctx.classes.create()
+    return {"code": code, "teacher_key": key}
+
+
+def class_join(ctx, code: str, name: str = "", session=None, request: gr.Request = None) -> dict:
+    """Join a class with its code (as the X-HML-Owner caller, or this session). `name`: your display name
+    (empty: a generated one). Your runs from now on are shared with the class; each can be unshared."""
+    lang = ui.lang_of(request)
+    owner = ctx.history.owner_of(session)
+    try:
+        member = ctx.classes.join(code, owner, name, lang, _client(request))
+    except ClassError as exc:
+        raise _refuse(exc, lang) from None
+    room, _ = ctx.classes.membership(owner)
+    exp = room.experiment
+    return {"code": room.code, "name": member.name, "assigned": None if exp is None else
+            {"kind": exp.kind, "setting": exp.setting, "value": member.value}}
+
+
+def class_board(ctx, tabs, code: str, teacher_key: str, request: gr.Request = None) -> dict:
+    """The class board as JSON (the teacher's): learners and what each is doing, runs per kind with settings
+    and results (numbers only), leaderboards, the three ways on the class's figures, the experiment's points."""
+    room = teacher_room(ctx, code, teacher_key, ui.lang_of(request))
+    return board_of(ctx, tabs, room)
+
+
+def class_experiment(ctx, tabs, code: str, teacher_key: str, kind: str, setting: str, values: str,
+                     request: gr.Request = None) -> dict:
+    """Start a class experiment: each learner (in join order, then each newcomer) is given the next of `values`
+    (comma-separated) for `setting` of the `kind` tab, pre-set in their tab. Empty `values` ends it. Returns the board."""
+    lang = ui.lang_of(request)
+    room = teacher_room(ctx, code, teacher_key, lang)
+    if not str(values or "").strip():
+        ctx.classes.stop_experiment(room)
+        return board_of(ctx, tabs, room)
+    parsed = parse_values(tabs, kind, setting, values, lang)
+    try:
+        ctx.classes.set_experiment(room, kind, setting, parsed)
+    except ClassError as exc:
+        raise _refuse(exc, lang) from None
+    return board_of(ctx, tabs, room)
+
+
+def parse_values(tabs, kind: str, setting: str, values: str, lang: str) -> list:
+    """The experiment's values, each checked by the tab's own config (the one validation path): "1, 2, 4"."""
+    tab = next((t for t in tabs if t.id == kind and t.config is not None), None)
+    if tab is None:
+        raise ui.error("cl_exp_kind", lang, kinds=", ".join(t.id for t in tabs if t.config is not None))
+    default = getattr(tab.config, setting, None) if setting in tab.config.__dataclass_fields__ else None
+    if default is None:
+        raise ui.error("cl_exp_setting", lang, setting=setting, kind=kind)
+    out = []
+    for raw in str(values).split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            v = int(raw) if isinstance(default, int) else float(raw) if isinstance(default, float) else raw
+        except ValueError:
+            raise ui.error("err_setting", lang, why=f"{setting}: {raw!r} is not a {type(default).__name__}") from None
+        ui.settings(tab.config, lang, **{setting: v})  # refused by field name when out of bounds
+        out.append(v)
+    return out
+
+
+def class_teacher(ctx, tabs, code: str, teacher_key: str, action: str, run_id: str = "", request: gr.Request = None) -> dict:
+    """A teacher's control: action "hide_names", "show_names", "remove_run" (run_id) or "close". Returns the board."""
+    lang = ui.lang_of(request)
+    room = teacher_room(ctx, code, teacher_key, lang)
+    if action in ("hide_names", "show_names"):
+        ctx.classes.set_names_shown(room, action == "show_names")
+    elif action == "remove_run" and str(run_id or "").strip():
+        ctx.classes.remove_run(room, str(run_id).strip())
+    elif action == "close":
+        ctx.classes.close(room)
+    else:
+        raise ui.error("cl_action", lang, action=str(action)[:40])
+    return board_of(ctx, tabs, room)
+
+
+def class_csv(ctx, tabs, code: str, teacher_key: str, request: gr.Request = None) -> str:
+    """The board's runs as CSV, one row per run: learner, kind, status, settings and results."""
+    room = teacher_room(ctx, code, teacher_key, ui.lang_of(request))
+    rows = boards.csv_rows(board_of(ctx, tabs, room))  # new rows: the board itself is shared, never changed
+    if not room.show_names:  # the export is the teacher's own: real names, whatever the projector shows
+        names = {room.display(m): m.name for m in room.members.values()}
+        for r in rows:
+            r["learner"] = names.get(r["learner"], r["learner"])
+    cols = list(dict.fromkeys(k for r in rows for k in r)) or ["learner", "kind", "run", "status"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def my_class(ctx, tabs, session=None, request: gr.Request = None) -> dict:
+    """The class you are in, as a learner sees it: its aggregates (the three ways, the experiment's medians, how
+    many are in), your name and your assigned value; never another learner's runs. None when in no class."""
+    owner = session.owner if session else None
+    found = ctx.classes.membership(owner) if owner else None
+    if found is None:
+        return {}
+    room, member = found
+    return boards.for_learner(board_of(ctx, tabs, room), member)
+
+
+def class_share(ctx, run_id: str, shared: bool = True, session=None, request: gr.Request = None) -> dict:
+    """Share one of your runs with your class, or take it back (shared=False)."""
+    lang = ui.lang_of(request)
+    owner = session.owner if session else None
+    if ctx.history.get(owner, str(run_id).lstrip("#")) is None:
+        raise ui.error("cl_no_run", lang, id=str(run_id).lstrip("#")[:20])
+    try:
+        ctx.classes.share(owner, str(run_id), bool(shared))
+    except ClassError as exc:
+        raise _refuse(exc, lang) from None
+    return {"run": str(run_id).lstrip("#"), "shared": bool(shared)}
+
+
+def class_leave(ctx, session=None) -> dict:
+    """Leave your class: your runs stay yours and leave its board."""
+    if session is not None and session.owner:
+        ctx.classes.leave(session.owner)
+    return {}
+
+
+# ---- drawing ----------------------------------------------------------------------------------------
+def three_ways_md(tw: dict, metrics: dict, lang: str) -> str:
+    """The three-ways table on the class's figures, each cell saying how many runs and learners it is from."""
+    def cell(s, fmt="{:.1f}"):
+        if not s:
+            return "—"
+        return (fmt.format(s["median"]) + f" ({fmt.format(s['low'])}–{fmt.format(s['high'])})"
+                + " · " + ui.msg("cl_counts", lang, runs=s["runs"], learners=s["learners"]))
+
+    lines = [ui.msg("cl_tw_header", lang)]
+    for d, row in tw["directions"].items():
+        k = "—" if row["most_common_k"] is None else str(row["most_common_k"])
+        lines.append(f"| {d} | {cell(row['k0'])} | {cell(row['best_k'])} (k={k}) | {cell(row['lora'])} | "
+                     f"{cell(row['reverse_chrf_drop'])} | {cell(row['general_bpc_rise'], '{:+.2f}')} |")
+    if not tw["directions"]:
+        lines.append("| — | — | — | — | — | — |")
+    lines.append("")
+    lines.append(ui.msg("cl_tw_pretrain", lang, cell=cell(tw["pretrain"], "{:.2f}")))
+    return "\n".join(lines)
+
+
+def _lim(values: list) -> list[float]:
+    """An axis range with a margin, so the points at the ends are drawn whole (the plot's own range is tight)."""
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+    return [lo - pad, hi + pad]
+
+
+def _points(df, x: str, y: str, x_title: str, y_title: str):
+    if df is None:
+        return gr.ScatterPlot(value=None)
+    return gr.ScatterPlot(value=df, x=x, y=y, x_title=x_title, y_title=y_title, x_lim=_lim(list(df[x])), y_lim=_lim(list(df[y])),
+                          tooltip=["learner", "run", x, y])
+
+
+def _scatter(full: dict, kind: str, x: str, metric: str):
+    pts = boards.scatter(kind, full["runs"].get(kind, []), x or X_DEFAULT.get(kind, "steps"))
+    # No points: no value. An empty frame's columns are typed as categories, and the browser's plot keeps the
+    # first types it is sent (numbers would then be drawn as categories, in the order they came).
+    return _points(pd.DataFrame(pts, columns=["x", "y", "learner", "run"]) if pts else None, "x", "y", x, metric)
+
+
+def _leaders(full: dict, kind: str) -> pd.DataFrame:
+    rows = [{"learner": r["learner"], "run": f"#{r['id']}", "result": r["figure"],
+             "settings": ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k not in ("data", "adapter"))}
+            for r in full["leaders"].get(kind, [])]
+    return pd.DataFrame(rows, columns=["learner", "run", "result", "settings"])
+
+
+def draw(ctx, tabs, teacher, x_pretrain: str = "steps", x_finetune: str = "r", x_incontext: str = "k",
+         request: gr.Request = None):
+    """The projected board, redrawn by the timer: the teacher's class (kept in their browser) or nothing."""
+    lang = ui.lang_of(request)
+    if not teacher or not teacher.get("code"):
+        return (ui.msg("cl_no_board", lang),) + (gr.skip(),) * 10 + (gr.Timer(active=False),)
+    try:
+        room = ctx.classes.teacher(teacher.get("code"), teacher.get("key"))
+    except ClassError as exc:
+        return (ui.msg(exc.key, lang),) + (gr.skip(),) * 10 + (gr.Timer(active=False),)
+    full = board_of(ctx, tabs, room)
+    head = ui.msg("cl_board_head", lang, code=room.code, n=len(full["learners"]), at=full["at"],
+                  closed=ui.msg("cl_closed_mark", lang) if full["closed"] else "")
+    learners = pd.DataFrame([[x["name"], x["doing"], x["runs"], x["finished"], "" if x["value"] is None else x["value"]]
+                             for x in full["learners"]], columns=LEARNER_COLUMNS)
+    m = full["metrics"]
+    exp = full["experiment"]
+    if exp is None:
+        exp_plot, exp_md = gr.ScatterPlot(value=None), ui.msg("cl_exp_none", lang)
+    else:
+        df = pd.DataFrame(exp["points"], columns=["value", "result", "learner", "run"]) if exp["points"] else None
+        exp_plot = _points(df, "value", "result", exp["setting"], exp["metric"])
+        exp_md = ui.msg("cl_exp_head", lang, kind=exp["kind"], setting=exp["setting"],
+                        values=", ".join(map(str, exp["values"])), n=len(exp["points"])) + "\n\n" + "\n".join(
+            f"- {exp['setting']} = {c['value']}: {c['median']} ({c['learners']})" for c in exp["curve"])
+    return (head, learners, three_ways_md(full["three_ways"], m, lang),
+            _leaders(full, "pretrain"), _scatter(full, "pretrain", x_pretrain, m.get("pretrain", "")),
+            _leaders(full, "finetune"), _scatter(full, "finetune", x_finetune, m.get("finetune", "")),
+            _leaders(full, "incontext"), _scatter(full, "incontext", x_incontext, m.get("incontext", "")),
+            exp_plot, exp_md, gr.Timer(active=True))
+
+
+def create_ui(ctx, request: gr.Request = None):
+    """The Create button: a new class, its key shown once and kept in this browser."""
+    made = class_create(ctx)
+    teacher = {"code": made["code"], "key": made["teacher_key"]}
+    return teacher, ui.msg("cl_created", ui.lang_of(request), code=made["code"], tkey=made["teacher_key"]), gr.Timer(active=True)
+
+
+def open_ui(ctx, code: str, key: str, request: gr.Request = None):
+    """Open an existing class's board with its code and teacher key (another browser, a projector)."""
+    room = teacher_room(ctx, code, key, ui.lang_of(request))
+    return {"code": room.code, "key": key}, "", gr.Timer(active=True)
+
+
+def teacher_ui(ctx, tabs, teacher, action: str, run_id: str = "", request: gr.Request = None):
+    if not teacher:
+        raise ui.error("cl_no_board", ui.lang_of(request))
+    class_teacher(ctx, tabs, teacher.get("code"), teacher.get("key"), action, run_id, request)
+    return ""
+
+
+def experiment_ui(ctx, tabs, teacher, kind: str, setting: str, values: str, request: gr.Request = None):
+    if not teacher:
+        raise ui.error("cl_no_board", ui.lang_of(request))
+    class_experiment(ctx, tabs, teacher.get("code"), teacher.get("key"), kind, setting, values, request)
+    return ""
+
+
+def csv_ui(ctx, tabs, teacher, request: gr.Request = None) -> str:
+    if not teacher:
+        raise ui.error("cl_no_board", ui.lang_of(request))
+    text = class_csv(ctx, tabs, teacher.get("code"), teacher.get("key"), request)
+    path = Path(tempfile.mkdtemp(prefix="hml-class-")) / f"class-{teacher['code']}.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def learner_view(ctx, tabs, controls: list, session=None, request: gr.Request = None):
+    """The learner's side after a join or a page load: who they are in which class, the class's aggregates, their
+    runs to share or not, and the experiment's value pre-set in its tab's widget (every other widget left alone)."""
+    lang = ui.lang_of(request)
+    owner = session.owner if session else None
+    found = ctx.classes.membership(owner) if owner else None
+    query = dict(getattr(request, "query_params", None) or {}) if request is not None else {}
+    if found is None:
+        code = query.get("class", "")
+        return (ui.msg("cl_not_joined", lang), "", gr.CheckboxGroup(choices=[], value=[]),
+                gr.update(value=code) if code else gr.skip(), *(gr.skip() for _ in controls))
+    room, member = found
+    mine = boards.for_learner(board_of(ctx, tabs, room), member)
+    exp = room.experiment
+    you = ui.msg("cl_you", lang, name=member.name, code=room.code, n=mine["learners"])
+    if exp is not None:
+        you += "\n\n" + ui.msg("cl_your_value", lang, kind=exp.kind, setting=exp.setting, value=member.value)
+    runs = [r for r in ctx.history.runs(owner) if r.created >= member.joined]
+    choices = [(f"#{r.id} {r.kind} ({r.status})", r.id) for r in runs]
+    shared = [r.id for r in runs if r.id not in member.unshared and r.id not in room.removed]
+    presets = [gr.update(value=member.value) if exp is not None and (kind, name) == (exp.kind, exp.setting) else gr.skip()
+               for kind, name in controls]
+    agg = three_ways_md(mine["three_ways"], {}, lang)
+    if mine["experiment"] and mine["experiment"]["curve"]:
+        e = mine["experiment"]
+        agg += "\n\n" + ui.msg("cl_exp_class_curve", lang, setting=e["setting"], metric=e["metric"]) + "\n" + "\n".join(
+            f"- {e['setting']} = {c['value']}: {c['median']} ({c['learners']})" for c in e["curve"])
+    return (you, agg, gr.CheckboxGroup(choices=choices, value=shared), gr.update(value=room.code), *presets)
+
+
+def join_ui(ctx, tabs, controls, code: str, name: str, session=None, request: gr.Request = None):
+    class_join(ctx, code, name, session, request)
+    return learner_view(ctx, tabs, controls, session, request)
+
+
+def rename_ui(ctx, tabs, controls, name: str, session=None, request: gr.Request = None):
+    lang = ui.lang_of(request)
+    try:
+        ctx.classes.rename(session.owner if session else None, name)
+    except ClassError as exc:
+        raise _refuse(exc, lang) from None
+    return learner_view(ctx, tabs, controls, session, request)
+
+
+def shares_ui(ctx, tabs, controls, picked: list, session=None, request: gr.Request = None):
+    """The learner ticked or unticked runs: exactly the ticked ones are shared."""
+    owner = session.owner if session else None
+    found = ctx.classes.membership(owner) if owner else None
+    if found is None:
+        return learner_view(ctx, tabs, controls, session, request)
+    room, member = found
+    picked = {str(p) for p in (picked or [])}
+    for r in ctx.history.runs(owner):
+        if r.created >= member.joined and (r.id in picked) == (r.id in member.unshared):
+            ctx.classes.share(owner, r.id, r.id in picked)
+    return learner_view(ctx, tabs, controls, session, request)
+
+
+def leave_ui(ctx, tabs, controls, session=None, request: gr.Request = None):
+    class_leave(ctx, session)
+    return learner_view(ctx, tabs, controls, session, request)
+
+
+# ---- layout and wiring ------------------------------------------------------------------------------
+def build(page: Page) -> None:
+    ctx, tabs = page.ctx, page.tabs
+    controls = [(kind, name) for kind, widgets in page.controls.items() for name in widgets]
+    widgets = [page.controls[kind][name] for kind, name in controls]
+    gr.Markdown(ui.t("cl_intro"))
+    _build_learner(page, controls, widgets)
+    with gr.Accordion(ui.t("cl_teacher_title"), open=False):
+        _build_teacher(page)
+    gr.api(ui.endpoint(class_create, ctx), api_name="class_create", queue=False)
+    gr.api(ui.endpoint(class_board, ctx, tabs), api_name="class_board", queue=False)
+    gr.api(ui.endpoint(class_experiment, ctx, tabs), api_name="class_experiment", queue=False)
+    gr.api(ui.endpoint(class_teacher, ctx, tabs), api_name="class_teacher", queue=False)
+    gr.api(ui.endpoint(class_csv, ctx, tabs), api_name="class_csv", queue=False)
+
+
+def _build_learner(page: Page, controls: list, widgets: list) -> None:
+    ctx, tabs = page.ctx, page.tabs
+    gr.Markdown(ui.t("cl_learner_title"))
+    with gr.Row():
+        code = gr.Textbox(label=ui.t("cl_code_label"), max_lines=1, max_length=16, elem_id="class-code")
+        name = gr.Textbox(label=ui.t("cl_name_label"), max_lines=1, max_length=64, elem_id="class-name")
+    with gr.Row():
+        join_btn = gr.Button(ui.t("cl_join_btn"), variant="primary", elem_id="class-join")
+        rename_btn = gr.Button(ui.t("cl_rename_btn"), elem_id="class-rename")
+        leave_btn = gr.Button(ui.t("cl_leave_btn"))
+    you = gr.Markdown(elem_id="class-you")
+    shared = gr.CheckboxGroup([], label=ui.t("cl_shared_label"), info=ui.t("cl_shared_info"), elem_id="class-shared")
+    aggregates = gr.Markdown(elem_id="class-aggregates")
+    out = [you, aggregates, shared, code, *widgets]
+    join_btn.click(ui.endpoint(join_ui, ctx, tabs, controls), [code, name, page.session], out, api_name=False, queue=False)
+    # The API's doors act as the caller's owner (X-HML-Owner), so they take the session: hidden buttons carry them.
+    api_out = gr.JSON(visible=False)
+    gr.Button(visible=False).click(ui.endpoint(class_join, ctx), [code, name, page.session], api_out, api_name="class_join",
+                                   queue=False)
+    gr.Button(visible=False).click(ui.endpoint(my_class, ctx, tabs), [page.session], api_out, api_name="my_class", queue=False)
+    share_id, share_on = gr.Textbox(visible=False), gr.Checkbox(visible=False)
+    gr.Button(visible=False).click(ui.endpoint(class_share, ctx), [share_id, share_on, page.session], api_out,
+                                   api_name="class_share", queue=False)
+    rename_btn.click(ui.endpoint(rename_ui, ctx, tabs, controls), [name, page.session], out, api_name=False, queue=False)
+    leave_btn.click(ui.endpoint(leave_ui, ctx, tabs, controls), [page.session], out, api_name=False, queue=False)
+    shared.input(ui.endpoint(shares_ui, ctx, tabs, controls), [shared, page.session], out, api_name=False, queue=False)
+    view = ui.endpoint(learner_view, ctx, tabs, controls)
+    if page.attached is not None:  # after a reload: the class, the aggregates and the pre-set value are back
+        page.attached.then(view, [page.session], out, api_name=False, queue=False)
+    if page.tab is not None:
+        page.tab.select(view, [page.session], out, api_name=False, queue=False)
+
+
+def _build_teacher(page: Page) -> None:
+    ctx, tabs = page.ctx, page.tabs
+    secret = place.browser_secret(place.data_dir(ctx.loader.cache_dir))
+    teacher = gr.BrowserState(None, storage_key="hml-teacher", secret=secret)  # {"code", "key"} of the teacher's class
+    gr.Markdown(ui.t("cl_teacher_intro"))
+    with gr.Row():
+        create_btn = gr.Button(ui.t("cl_create_btn"), variant="primary", elem_id="class-create")
+        t_code = gr.Textbox(label=ui.t("cl_code_label"), max_lines=1, max_length=16)
+        t_key = gr.Textbox(label=ui.t("cl_key_label"), type="password", max_lines=1, max_length=64)
+        open_btn = gr.Button(ui.t("cl_open_btn"))
+    created = gr.Markdown(elem_id="class-created")
+    head = gr.Markdown(elem_id="class-board-head")
+    with gr.Row():
+        hide_btn = gr.Button(ui.t("cl_hide_btn"), size="sm")
+        show_btn = gr.Button(ui.t("cl_show_btn"), size="sm")
+        remove_id = gr.Textbox(label=ui.t("cl_remove_label"), max_lines=1, max_length=20, scale=1)
+        remove_btn = gr.Button(ui.t("cl_remove_btn"), size="sm")
+        close_btn = gr.Button(ui.t("cl_close_btn"), size="sm", variant="stop")
+        csv_btn = gr.Button(ui.t("cl_csv_btn"), size="sm")
+    csv_file = gr.File(label=ui.t("cl_csv_label"), interactive=False)
+    learners = gr.Dataframe(headers=LEARNER_COLUMNS, interactive=False, wrap=True, label=ui.t("cl_learners_label"),
+                            elem_id="class-learners", datatype="str")
+    three = gr.Markdown(elem_id="class-three-ways")
+    parts = []
+    for t in tabs:
+        if t.metric is None:
+            continue
+        gr.Markdown(f"#### {t.id}")
+        with gr.Row():
+            lb = gr.Dataframe(headers=["learner", "run", "result", "settings"], interactive=False, wrap=True,
+                              label=ui.t("cl_leaders_label"), elem_id=f"class-leaders-{t.id}", datatype="str")
+            # Numeric settings only: the scatter's x axis is a number line.
+            xs = ["k"] if t.id == "incontext" else [s for s in t.shown if isinstance(getattr(t.config, s, None), (int, float))]
+            x = gr.Dropdown(xs, value=X_DEFAULT.get(t.id, xs[0] if xs else None), label=ui.t("cl_x_label"), scale=0, min_width=120)
+        sc = gr.ScatterPlot(x="x", y="y", label=ui.t("cl_scatter_label"), height=240, elem_id=f"class-scatter-{t.id}")
+        parts.append((t.id, lb, x, sc))
+    started, exp_ui = _build_experiment(page, teacher)
+    by_id = {kind: (lb, x, sc) for kind, lb, x, sc in parts}
+    xs = [by_id[k][1] if k in by_id else gr.State(X_DEFAULT[k]) for k in ("pretrain", "finetune", "incontext")]
+    outs = [head, learners, three]
+    for k in ("pretrain", "finetune", "incontext"):
+        outs += [by_id[k][0], by_id[k][2]] if k in by_id else [gr.State(), gr.State()]
+    timer = gr.Timer(REFRESH_S, active=False)
+    outs += [*exp_ui, timer]
+    drawing = ui.endpoint(draw, ctx, tabs)
+    timer.tick(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
+    for x in xs:
+        if isinstance(x, gr.Dropdown):
+            x.change(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
+    if page.tab is not None:
+        page.tab.select(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
+    create_btn.click(ui.endpoint(create_ui, ctx), None, [teacher, created, timer], api_name=False, queue=False).then(
+        drawing, [teacher, *xs], outs, api_name=False, queue=False)
+    open_btn.click(ui.endpoint(open_ui, ctx), [t_code, t_key], [teacher, created, timer], api_name=False, queue=False).then(
+        drawing, [teacher, *xs], outs, api_name=False, queue=False)
+    for btn, action in ((hide_btn, "hide_names"), (show_btn, "show_names"), (remove_btn, "remove_run"), (close_btn, "close")):
+        btn.click(_teacher_action(ctx, tabs, action), [teacher, remove_id], created, api_name=False, queue=False).then(
+            drawing, [teacher, *xs], outs, api_name=False, queue=False)
+    started.then(drawing, [teacher, *xs], outs, api_name=False, queue=False)
+    csv_btn.click(ui.endpoint(csv_ui, ctx, tabs), [teacher], csv_file, api_name=False, queue=False)
+
+
+def _teacher_action(ctx, tabs, action: str):
+    """A teacher button's handler: `action` on the teacher's class (then the board redraws)."""
+    def handler(teacher, run_id: str = "", request: gr.Request = None):
+        return teacher_ui(ctx, tabs, teacher, action, run_id, request)
+
+    return ui.guard(handler)
+
+
+def _build_experiment(page: Page, teacher) -> tuple:
+    """The class experiment's controls and its plot; returns (the start event, the two outputs the board redraws)."""
+    ctx, tabs = page.ctx, page.tabs
+    kinds = [t.id for t in tabs if t.config is not None and t.id in page.controls]
+    gr.Markdown(ui.t("cl_exp_title"))
+    with gr.Row():
+        kind = gr.Dropdown(kinds, value="finetune" if "finetune" in kinds else (kinds[0] if kinds else None),
+                           label=ui.t("cl_exp_kind_label"), elem_id="class-exp-kind")
+        setting = gr.Dropdown(sorted(page.controls.get("finetune", {})) if "finetune" in kinds else [], value="r",
+                              label=ui.t("cl_exp_setting_label"), allow_custom_value=True, elem_id="class-exp-setting")
+        values = gr.Textbox(value="1, 2, 4, 8, 16, 32", label=ui.t("cl_exp_values_label"), max_lines=1, max_length=400,
+                            elem_id="class-exp-values")
+        start = gr.Button(ui.t("cl_exp_start_btn"), variant="primary", elem_id="class-exp-start")
+    note = gr.Markdown()
+    kind.change(lambda k: gr.Dropdown(choices=sorted(page.controls.get(k, {})), value=None), kind, setting, api_name=False,
+                queue=False)
+    started = start.click(ui.endpoint(experiment_ui, ctx, tabs), [teacher, kind, setting, values], note, api_name=False,
+                          queue=False)
+    exp_plot = gr.ScatterPlot(x="value", y="result", label=ui.t("cl_exp_plot_label"), height=260, elem_id="class-exp-plot")
+    exp_md = gr.Markdown(elem_id="class-exp-md")
+    return started, [exp_plot, exp_md]
+
+
+TAB = Tab(id="classboard", title="tab_class", build=build)

@@ -1,0 +1,340 @@
+"""Classes: a teacher's join code, the learners in it, and which of their runs the class sees.
+
+A class is a few rows in the durable store (modes/runs/store.py: `classes`, `members`), kept in memory
+and written through on every change, so a restart keeps every class, learner, name and experiment.
+
+- The teacher gets a 6-character join code (31 unambiguous symbols: about 30 bits) and a teacher key
+  (128 bits). Only the key's sha256 is kept; it is compared in constant time, and a wrong key and an
+  unknown code get the same refusal.
+- A learner joins with the code and gets a generated display name (an adjective and an animal, in their
+  language) they may change. Names are plain text: at most 24 characters, control characters stripped.
+- A learner's runs made while they are in the class are shared with it, unless they unshare a run;
+  the teacher can take a run off the board. Nobody in a class ever sees another learner's samples,
+  adapter or data: the board (modes/classes/board.py) carries settings and numbers only.
+- Failed joins are rate-limited per client address (a guessed code costs a minute per 10 tries);
+  successful joins are not, so 40 students behind one school address all get in.
+- A class experiment assigns each learner the next value of one setting (LoRA r = 1, 2, 4 ...).
+- A class is forgotten (its rows too) once unused for the store's retention (HML_KEEP_DAYS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+import unicodedata
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from a projector
+CODE_LEN = 6  # 31**6 ~ 8.9e8 codes, about 30 bits
+MAX_LEARNERS = 200  # per class
+MAX_NAME = 24  # characters of a display name
+FAILED_JOINS_PER_MINUTE = 10  # per client address
+MAX_VALUES = 40  # values in one class experiment
+NAMES = Path(__file__).resolve().parents[2] / "assets" / "data" / "names.json"
+_DUMMY_HASH = hashlib.sha256(b"no such class").hexdigest()  # compared against when the code is unknown
+
+
+class ClassError(Exception):
+    """A refusal the learner or teacher is shown: `key` is its UI string, `fmt` fills it."""
+
+    def __init__(self, key: str, **fmt):
+        super().__init__(key)
+        self.key, self.fmt = key, fmt
+
+
+@dataclass
+class Experiment:
+    kind: str  # the tab id whose runs it compares (pretrain, finetune)
+    setting: str  # the config field every learner is given a value of
+    values: list  # in the order learners are assigned them
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "setting": self.setting, "values": list(self.values)}
+
+
+@dataclass
+class Member:
+    owner: str
+    name: str
+    joined: float  # wall-clock seconds: the learner's runs created from then on are shared
+    value: object = None  # the experiment value assigned to this learner, if there is an experiment
+    unshared: set = field(default_factory=set)  # run ids the learner took back from the class
+
+    def doc(self) -> dict:
+        return {"name": self.name, "value": self.value, "unshared": sorted(self.unshared)}
+
+
+@dataclass
+class Room:
+    """One class."""
+
+    code: str
+    key_hash: str
+    created: float
+    seen_at: float  # wall-clock seconds of its last use (retention)
+    show_names: bool = True  # False: the board says "Learner 3" (for projecting it)
+    closed_at: float | None = None  # closed: nobody joins, nothing new is shared; learners keep their runs
+    experiment: Experiment | None = None
+    next_value: int = 0  # index of the next experiment value to hand out
+    removed: set = field(default_factory=set)  # run ids the teacher took off the board
+    members: dict = field(default_factory=dict)  # owner -> Member, in join order
+    version: int = 0  # bumped on every change of the class or a member (a drawn board is reused until it moves)
+    drawn: tuple | None = field(default=None, repr=False, compare=False)  # (fingerprint, board): the last board built
+
+    def doc(self) -> dict:
+        return {"show_names": self.show_names, "closed_at": self.closed_at, "seen_at": self.seen_at,
+                "experiment": self.experiment.as_dict() if self.experiment else None, "next_value": self.next_value,
+                "removed": sorted(self.removed)}
+
+    def shared(self, member: Member, run) -> bool:
+        """Whether the class sees this run of this member."""
+        end = self.closed_at if self.closed_at is not None else float("inf")
+        return (run.owner == member.owner and member.joined <= run.created <= end and run.id not in member.unshared
+                and run.id not in self.removed)
+
+    def display(self, member: Member) -> str:
+        """The name the board shows: the learner's own, or "Learner N" while names are hidden."""
+        if self.show_names:
+            return member.name
+        return f"Learner {list(self.members).index(member.owner) + 1}"
+
+
+def clean_name(text) -> str:
+    """A display name as plain text: control and format characters stripped, spaces collapsed, 24 characters."""
+    if not isinstance(text, str):
+        return ""
+    kept = "".join(" " if ch.isspace() else ch for ch in text if ch.isspace() or not unicodedata.category(ch).startswith("C"))
+    return " ".join(kept.split())[:MAX_NAME].strip()
+
+
+def normal_code(text) -> str:
+    """A typed join code: case, spaces and dashes ignored ("abc-23k" is "ABC23K")."""
+    return "".join(ch for ch in str(text or "").upper() if ch.isalnum())[:16]
+
+
+def _hash(key) -> str:
+    return hashlib.sha256(str(key or "").encode("utf-8", "replace")).hexdigest()
+
+
+class Classes:
+    def __init__(self, store=None, ttl_s: float = 7 * 86400, clock: Callable[[], float] = time.time):
+        self.store = store  # the durable store (or None: memory only)
+        self.ttl_s = ttl_s
+        self.clock = clock  # wall-clock seconds (tests move it by hand)
+        self.rooms: dict[str, Room] = {}
+        self.of_owner: dict[str, str] = {}  # owner -> the code of the class they are in
+        self._failed: dict[str, deque] = {}  # client address -> times of its recent failed joins
+        self._lock = threading.RLock()
+        self._rng = random.Random()
+        if store is not None:
+            self._restore()
+
+    # ---- the teacher's side ------------------------------------------------------------------------
+    def create(self) -> tuple[str, str]:
+        """A new class: (join code, teacher key). The key is shown once; only its hash is kept."""
+        key = secrets.token_urlsafe(16)  # 128 random bits
+        with self._lock:
+            self.expire()
+            code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LEN))
+            while code in self.rooms:
+                code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LEN))
+            now = self.clock()
+            room = Room(code=code, key_hash=_hash(key), created=now, seen_at=now)
+            self.rooms[code] = room
+            self._save(room)
+        return code, key
+
+    def teacher(self, code, key) -> Room:
+        """The class when `key` is its teacher key; else ClassError("cl_refused"), the same for an unknown code
+        (the key's hash is compared in constant time against a stand-in)."""
+        room = self.rooms.get(normal_code(code))
+        ok = hmac.compare_digest(_hash(key), room.key_hash if room else _DUMMY_HASH)
+        if room is None or not ok:
+            raise ClassError("cl_refused")
+        if self.clock() - room.seen_at > 60:  # the board polls every few seconds: its last use is kept to the minute
+            room.seen_at = self.clock()
+            self._save(room)
+        return room
+
+    def set_experiment(self, room: Room, kind: str, setting: str, values: list) -> None:
+        """Give every learner (in join order, then each newcomer) the next value of `setting`."""
+        if not values or len(values) > MAX_VALUES:
+            raise ClassError("cl_exp_values", max=MAX_VALUES)
+        with self._lock:
+            room.experiment, room.next_value = Experiment(kind, setting, list(values)), 0
+            for member in room.members.values():
+                member.value = self._next_value(room)
+                self._save_member(room, member)
+            self._save(room)
+
+    def stop_experiment(self, room: Room) -> None:
+        with self._lock:
+            room.experiment = None
+            for member in room.members.values():
+                member.value = None
+                self._save_member(room, member)
+            self._save(room)
+
+    def set_names_shown(self, room: Room, shown: bool) -> None:
+        room.show_names = bool(shown)
+        self._save(room)
+
+    def remove_run(self, room: Room, run_id: str) -> None:
+        room.removed.add(str(run_id).lstrip("#"))
+        self._save(room)
+
+    def close(self, room: Room) -> None:
+        if room.closed_at is None:
+            room.closed_at = self.clock()
+            self._save(room)
+
+    # ---- the learner's side ------------------------------------------------------------------------
+    def join(self, code, owner: str, name, lang: str = "en", client: str = "") -> Member:
+        """Put `owner` in the class (leaving any other): a generated name unless they gave one. Refusals:
+        cl_slow_down (too many failed joins from this address), cl_refused (no such class), cl_closed, cl_full."""
+        with self._lock:
+            self._check_rate(client)
+            room = self.rooms.get(normal_code(code))
+            if room is None:
+                self._failed.setdefault(client, deque()).append(time.monotonic())
+                raise ClassError("cl_refused")
+            if room.closed_at is not None:
+                raise ClassError("cl_closed")
+            member = room.members.get(owner)
+            if member is None and len(room.members) >= MAX_LEARNERS:
+                raise ClassError("cl_full", max=MAX_LEARNERS)
+            self.leave(owner, keep=room.code)
+            wanted = clean_name(name)
+            if member is None:
+                member = Member(owner=owner, name=self._unique(room, wanted or self.generated_name(lang)), joined=self.clock())
+                if room.experiment is not None:
+                    member.value = self._next_value(room)
+                room.members[owner] = member
+                self._save(room)
+            elif wanted:
+                member.name = self._unique(room, wanted, owner)
+            self.of_owner[owner] = room.code
+            room.seen_at = self.clock()
+            self._save_member(room, member)
+            return member
+
+    def membership(self, owner) -> tuple[Room, Member] | None:
+        code = self.of_owner.get(owner or "")
+        room = self.rooms.get(code or "")
+        if room is None or owner not in room.members:
+            return None
+        return room, room.members[owner]
+
+    def rename(self, owner: str, name) -> Member:
+        found = self.membership(owner)
+        if found is None:
+            raise ClassError("cl_not_in_class")
+        room, member = found
+        wanted = clean_name(name)
+        if not wanted:
+            raise ClassError("cl_name_empty")
+        with self._lock:
+            member.name = self._unique(room, wanted, owner)
+            self._save_member(room, member)
+        return member
+
+    def share(self, owner: str, run_id: str, shared: bool) -> None:
+        found = self.membership(owner)
+        if found is None:
+            raise ClassError("cl_not_in_class")
+        room, member = found
+        (member.unshared.discard if shared else member.unshared.add)(str(run_id).lstrip("#"))
+        self._save_member(room, member)
+
+    def leave(self, owner: str, keep: str | None = None) -> None:
+        """Leave the owner's class (their runs stay theirs, and leave the board)."""
+        with self._lock:
+            code = self.of_owner.pop(owner, None)
+            room = self.rooms.get(code or "")
+            if room is None or code == keep:
+                return
+            room.members.pop(owner, None)
+            room.version += 1
+            self._write(self.store and self.store.delete_member, code, owner)
+
+    def generated_name(self, lang: str) -> str:
+        table = json.loads(NAMES.read_text(encoding="utf-8"))
+        words = table.get(lang) or table["en"]
+        return f"{self._rng.choice(words['adjectives'])} {self._rng.choice(words['animals'])}"
+
+    # ---- keeping ---------------------------------------------------------------------------------
+    def expire(self) -> None:
+        """Forget classes unused for the retention (HML_KEEP_DAYS), their rows too."""
+        now = self.clock()
+        with self._lock:
+            for code in [c for c, r in self.rooms.items() if now - r.seen_at > self.ttl_s]:
+                room = self.rooms.pop(code)
+                for owner in room.members:
+                    if self.of_owner.get(owner) == code:
+                        del self.of_owner[owner]
+                self._write(self.store and self.store.delete_class, code)
+
+    def _check_rate(self, client: str) -> None:
+        times = self._failed.setdefault(client, deque())
+        while times and time.monotonic() - times[0] > 60:
+            times.popleft()
+        if len(times) >= FAILED_JOINS_PER_MINUTE:
+            raise ClassError("cl_slow_down")
+
+    def _next_value(self, room: Room):
+        values = room.experiment.values
+        value = values[room.next_value % len(values)]
+        room.next_value += 1
+        return value
+
+    def _unique(self, room: Room, name: str, owner: str | None = None) -> str:
+        taken = {m.name for o, m in room.members.items() if o != owner}
+        if name not in taken:
+            return name
+        n = 2
+        while f"{name[:MAX_NAME - 3]} {n}" in taken:
+            n += 1
+        return f"{name[:MAX_NAME - 3]} {n}"
+
+    def _save(self, room: Room) -> None:
+        room.version += 1
+        self._write(self.store and self.store.put_class, room.code, room.key_hash, room.created, room.doc())
+
+    def _save_member(self, room: Room, member: Member) -> None:
+        room.version += 1
+        self._write(self.store and self.store.put_member, room.code, member.owner, member.joined, member.doc())
+
+    def _write(self, fn, *args) -> None:
+        if not fn:
+            return
+        try:
+            fn(*args)
+        except Exception:  # a failed write: the class goes on from memory (as History does)
+            log.exception("the store could not save a class; serving it from memory")
+
+    def _restore(self) -> None:
+        for row in self.store.load_classes():
+            d = row["doc"]
+            exp = d.get("experiment")
+            room = Room(code=row["code"], key_hash=row["key_hash"], created=row["created"], seen_at=d.get("seen_at", row["created"]),
+                        show_names=d.get("show_names", True), closed_at=d.get("closed_at"),
+                        experiment=Experiment(**exp) if exp else None, next_value=d.get("next_value", 0),
+                        removed=set(d.get("removed", ())))
+            for m in row["members"]:
+                md = m["doc"]
+                room.members[m["owner"]] = Member(owner=m["owner"], name=md["name"], joined=m["joined"], value=md.get("value"),
+                                                  unshared=set(md.get("unshared", ())))
+                self.of_owner[m["owner"]] = room.code
+            self.rooms[room.code] = room
+        self.expire()
