@@ -229,6 +229,39 @@ def test_the_csv_has_one_row_per_run_with_settings_and_results():
     assert all("SECRET" not in repr(r) for r in rows)
 
 
+def test_the_three_ways_are_measured_per_direction_en_ko_and_ko_en():
+    history, classes, room, owners = _class_with_runs(0)
+    for i, d in enumerate(["en-ko", "ko-en", "ko-en"]):
+        o = history.issue()
+        classes.join(room.code, o, f"s{i}")
+        s = history.new_run(o, "incontext", {"direction": d, "ks": "0,4"})
+        history.update(s, status="done", summary={"chrf": {"0": 10.0 * (i + 1), "4": 30.0 + i}, "best_k": 4})
+        f = history.new_run(o, "finetune", {"direction": d, "r": 4})
+        history.update(f, status="done", summary={"chrf_after": 40.0 + i, "chrf_before": 9.0})
+    tw = boards.board(room, history.runs_of(list(room.members)), registry.load())["three_ways"]["directions"]
+    assert set(tw) == {"en-ko", "ko-en"}
+    assert (tw["en-ko"]["k0"]["runs"], tw["ko-en"]["k0"]["runs"]) == (1, 2)
+    assert tw["ko-en"]["k0"]["median"] == 25.0 and tw["ko-en"]["lora"] == {"median": 41.5, "low": 41.0, "high": 42.0,
+                                                                            "runs": 2, "learners": 2}
+    assert tw["en-ko"]["most_common_k"] == 4 and tw["ko-en"]["reverse_chrf_drop"] is None  # no off-task figures: no claim
+
+
+def test_an_experiment_takes_a_presettable_setting_checked_by_its_tabs_config():
+    import gradio as gr
+
+    from modes.classboard import tab as classtab
+
+    tabs = registry.load()
+    assert classtab.parse_values(tabs, "finetune", "r", "1, 2,4", "en") == [1, 2, 4]
+    assert classtab.parse_values(tabs, "finetune", "direction", "en-ko, ko-en", "en") == ["en-ko", "ko-en"]
+    assert classtab.parse_values(tabs, "pretrain", "steps", "100,2000", "ko") == [100, 2000]
+    for kind, setting, values, why in (("finetune", "r", "0", "r: must be"), ("finetune", "eval_every", "5", "no setting"),
+                                       ("finetune", "direction", "fr-de", "direction: must be one of"),
+                                       ("incontext", "k", "1", "one of these tabs"), ("finetune", "r", "2.5", "r: must be a whole number, got '2.5'")):
+        with pytest.raises(gr.Error, match=why):
+            classtab.parse_values(tabs, kind, setting, values, "en")
+
+
 def test_a_board_is_built_once_per_change():
     from modes.classboard import tab as classtab
 

@@ -107,10 +107,10 @@ def class_experiment(ctx, tabs, code: str, teacher_key: str, kind: str, setting:
 
 def parse_values(tabs, kind: str, setting: str, values: str, lang: str) -> list:
     """The experiment's values, each checked by the tab's own config (the one validation path): "1, 2, 4"."""
-    tab = next((t for t in tabs if t.id == kind and t.config is not None), None)
+    tab = next((t for t in tabs if t.id == kind and t.config is not None and t.presets), None)
     if tab is None:
-        raise ui.error("cl_exp_kind", lang, kinds=", ".join(t.id for t in tabs if t.config is not None))
-    default = getattr(tab.config, setting, None) if setting in tab.config.__dataclass_fields__ else None
+        raise ui.error("cl_exp_kind", lang, kinds=", ".join(t.id for t in tabs if t.config is not None and t.presets))
+    default = getattr(tab.config, setting, None) if setting in tab.presets else None
     if default is None:
         raise ui.error("cl_exp_setting", lang, setting=setting, kind=kind)
     out = []
@@ -121,7 +121,8 @@ def parse_values(tabs, kind: str, setting: str, values: str, lang: str) -> list:
         try:
             v = int(raw) if isinstance(default, int) else float(raw) if isinstance(default, float) else raw
         except ValueError:
-            raise ui.error("err_setting", lang, why=f"{setting}: {raw!r} is not a {type(default).__name__}") from None
+            what = "a whole number" if isinstance(default, int) else "a number"
+            raise ui.error("err_setting", lang, why=f"{setting}: must be {what}, got {raw!r}") from None
         ui.settings(tab.config, lang, **{setting: v})  # refused by field name when out of bounds
         out.append(v)
     return out
@@ -220,8 +221,9 @@ def _lim(values: list) -> list[float]:
 def _points(df, x: str, y: str, x_title: str, y_title: str):
     if df is None:
         return gr.ScatterPlot(value=None)
-    return gr.ScatterPlot(value=df, x=x, y=y, x_title=x_title, y_title=y_title, x_lim=_lim(list(df[x])), y_lim=_lim(list(df[y])),
-                          tooltip=["learner", "run", x, y])
+    numeric = all(isinstance(v, (int, float)) for v in df[x])  # an experiment on `direction` has words for x
+    return gr.ScatterPlot(value=df, x=x, y=y, x_title=x_title, y_title=y_title, x_lim=_lim(list(df[x])) if numeric else None,
+                          y_lim=_lim(list(df[y])), tooltip=["learner", "run", x, y])
 
 
 def _scatter(full: dict, kind: str, x: str, metric: str):
@@ -491,7 +493,7 @@ def _teacher_action(ctx, tabs, action: str):
 def _build_experiment(page: Page, teacher) -> tuple:
     """The class experiment's controls and its plot; returns (the start event, the two outputs the board redraws)."""
     ctx, tabs = page.ctx, page.tabs
-    kinds = [t.id for t in tabs if t.config is not None and t.id in page.controls]
+    kinds = [t.id for t in tabs if t.presets and t.id in page.controls]
     gr.Markdown(ui.t("cl_exp_title"))
     with gr.Row():
         kind = gr.Dropdown(kinds, value="finetune" if "finetune" in kinds else (kinds[0] if kinds else None),

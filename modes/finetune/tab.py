@@ -332,7 +332,7 @@ def build(page: Page) -> None:
 
     settings = dict(steps=steps, r=r, learning_rate=learning_rate, seed=seed, alpha=alpha, dropout=dropout, target=target,
                     batch_size=batch_size, max_length=max_length, direction=direction)
-    page.controls[TAB.id] = settings  # a class experiment may pre-set any of these
+    page.controls[TAB.id] = {name: settings[name] for name in TAB.presets}  # a class experiment may pre-set these
     inputs = ui.inputs(finetune, 1, **settings, data_source=data_source, upload=upload, hub_id=hub_id, hub_src=hub_src,
                        hub_tgt=hub_tgt, fresh=fresh_box, adapter=page.adapter, session=page.session)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
@@ -347,4 +347,5 @@ def build(page: Page) -> None:
 TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"],
           curves=("train", "held-out eval"), headline=lambda s: f"chrF {s['chrf_before']} → {s['chrf_after']}",
           shown=("steps", "r", "learning_rate", "seed", "target", "direction", "data"), rerun=rerun,
-          metric=("held-out chrF", lambda s: s["chrf_after"]), config=FinetuneConfig)
+          metric=("held-out chrF", lambda s: s["chrf_after"]), config=FinetuneConfig,
+          presets=("steps", "r", "alpha", "dropout", "learning_rate", "batch_size", "max_length", "seed", "direction", "target"))

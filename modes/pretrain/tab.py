@@ -244,11 +244,11 @@ def build(page: Page) -> None:
                         "summary": summary, "anew": anew_btn, "run_id": run_id})
     inputs = ui.inputs(pretrain, 1, corpus=corpus_dd, size=size, steps=steps, seed=seed, upload=upload, fresh=fresh_box,
                        session=page.session)
-    page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed}  # a class experiment may pre-set these
+    page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed}  # TAB.presets: a class experiment may pre-set these
     records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
 
 
 TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"],
           headline=lambda s: f"val {s['val_bpc']:.3f} bits/char", shown=("corpus", "size", "steps", "seed"), rerun=rerun,
-          metric=("val bits/char", lambda s: s["val_bpc"]), config=PretrainConfig)
+          metric=("val bits/char", lambda s: s["val_bpc"]), config=PretrainConfig, presets=("size", "steps", "seed"))
