@@ -1,7 +1,8 @@
 """A class in real browsers (Debian's Chromium, four contexts): a teacher creates a class and starts an experiment,
 three learners join from the link (one named with HTML), find their value pre-set and pre-train; the teacher's
 board shows three rows, a scatter with three points and a three-ways table that names its counts, and the HTML
-name as text (nothing runs). The board's screenshot is saved (the README shows it)."""
+name as text (nothing runs), and never the teacher key; names can be hidden and the runs exported. The board's
+screenshot is saved (the README shows it)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def test_a_teacher_and_three_learners(tiny_loader):
         teacher.locator("#class-create").click()
         created = teacher.locator("#class-created")
         expect(created).to_contain_text("Class code")
-        text = created.inner_text()
-        code = re.search(r"Class code: ([A-Z0-9]{6})", text).group(1)
-        key = re.search(r"Teacher key .*?: (\S+)\s*$", text, re.S).group(1)
+        code = re.search(r"Class code: ([A-Z0-9]{6})", created.inner_text()).group(1)
+        teacher.get_by_text("Teacher key (shown once").click()  # folded away: never on the projected board
+        key = teacher.locator("#class-key code").first.inner_text().strip()
+        assert len(key) >= 22 and key not in created.inner_text()
         # The experiment through the API with the key the page showed once: pre-training steps, one value each.
         Client(s.url, verbose=False).predict(code, key, "pretrain", "steps", "20, 30, 40", api_name="/class_experiment")
 
@@ -78,7 +80,17 @@ def test_a_teacher_and_three_learners(tiny_loader):
         expect(teacher.locator("#class-exp-md")).to_contain_text("3 learners' results")
         time.sleep(1)
         SHOTS.mkdir(parents=True, exist_ok=True)
-        teacher.locator("#class-board-head").scroll_into_view_if_needed()
-        teacher.screenshot(path=str(SHOTS / "class-board.png"), full_page=True)
+        board = teacher.locator("#class-board")
+        assert key not in board.inner_text()
+        board.screenshot(path=str(SHOTS / "class-board.png"))  # what a teacher projects (the README shows it)
+        # The teacher's controls through the page: names hidden for projecting, then the CSV.
+        teacher.get_by_role("button", name="Hide names").click()
+        expect(teacher.locator("#class-learners")).to_contain_text("Learner 3")
+        expect(teacher.locator("#class-learners")).not_to_contain_text("Grace")
+        teacher.get_by_role("button", name="Export CSV").click()
+        expect(teacher.locator("#class-csv")).to_contain_text(re.compile(rf"class-{code}\s*\.csv"))
+        href = teacher.locator("#class-csv a").first.get_attribute("href")
+        csv_text = teacher.request.get(href if href.startswith("http") else s.url.rstrip("/") + href).text()
+        assert csv_text.count("\n") == 4 and "Grace" in csv_text and "setting.steps" in csv_text  # real names: the teacher's own
         assert dialogs == [], dialogs  # the name's onerror never ran
         browser.close()

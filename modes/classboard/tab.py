@@ -276,7 +276,10 @@ def create_ui(ctx, request: gr.Request = None):
     """The Create button: a new class, its key shown once and kept in this browser."""
     made = class_create(ctx)
     teacher = {"code": made["code"], "key": made["teacher_key"]}
-    return teacher, ui.msg("cl_created", ui.lang_of(request), code=made["code"], tkey=made["teacher_key"]), gr.Timer(active=True)
+    lang = ui.lang_of(request)
+    # The key goes into a closed accordion, never onto the part of the page a teacher projects.
+    return (teacher, ui.msg("cl_created", lang, code=made["code"]), gr.update(visible=True),
+            ui.msg("cl_key_once", lang, tkey=made["teacher_key"]), gr.Timer(active=True))
 
 
 def open_ui(ctx, code: str, key: str, request: gr.Request = None):
@@ -299,13 +302,13 @@ def experiment_ui(ctx, tabs, teacher, kind: str, setting: str, values: str, requ
     return ""
 
 
-def csv_ui(ctx, tabs, teacher, request: gr.Request = None) -> str:
+def csv_ui(ctx, tabs, teacher, request: gr.Request = None):
     if not teacher:
         raise ui.error("cl_no_board", ui.lang_of(request))
     text = class_csv(ctx, tabs, teacher.get("code"), teacher.get("key"), request)
     path = Path(tempfile.mkdtemp(prefix="hml-class-")) / f"class-{teacher['code']}.csv"
     path.write_text(text, encoding="utf-8")
-    return str(path)
+    return gr.File(value=str(path), visible=True)
 
 
 def learner_view(ctx, tabs, controls: list, session=None, request: gr.Request = None):
@@ -431,7 +434,8 @@ def _build_teacher(page: Page) -> None:
         t_key = gr.Textbox(label=ui.t("cl_key_label"), type="password", max_lines=1, max_length=64)
         open_btn = gr.Button(ui.t("cl_open_btn"))
     created = gr.Markdown(elem_id="class-created")
-    head = gr.Markdown(elem_id="class-board-head")
+    with gr.Accordion(ui.t("cl_key_title"), open=False, visible=False, elem_id="class-key-box") as key_box:
+        key_md = gr.Markdown(elem_id="class-key")
     with gr.Row():
         hide_btn = gr.Button(ui.t("cl_hide_btn"), size="sm")
         show_btn = gr.Button(ui.t("cl_show_btn"), size="sm")
@@ -439,47 +443,57 @@ def _build_teacher(page: Page) -> None:
         remove_btn = gr.Button(ui.t("cl_remove_btn"), size="sm")
         close_btn = gr.Button(ui.t("cl_close_btn"), size="sm", variant="stop")
         csv_btn = gr.Button(ui.t("cl_csv_btn"), size="sm")
-    csv_file = gr.File(label=ui.t("cl_csv_label"), interactive=False)
+    note = gr.Markdown()
+    csv_file = gr.File(label=ui.t("cl_csv_label"), interactive=False, visible=False, height=80, elem_id="class-csv")
+    with gr.Column(elem_id="class-board"):  # what a teacher projects: no key, no controls above it
+        xs, outs = _build_board(tabs)
+        started, exp_ui = _build_experiment(page, teacher)
+    timer = gr.Timer(REFRESH_S, active=False)
+    outs += [*exp_ui, timer]
+    drawing = ui.endpoint(draw, ctx, tabs)
+    redraw = dict(fn=drawing, inputs=[teacher, *xs], outputs=outs, api_name=False, queue=False, show_progress="hidden")
+    timer.tick(**redraw)
+    for x in xs:
+        if isinstance(x, gr.Dropdown):
+            x.change(**redraw)
+    if page.tab is not None:
+        page.tab.select(**redraw)
+    create_btn.click(ui.endpoint(create_ui, ctx), None, [teacher, created, key_box, key_md, timer], api_name=False,
+                     queue=False).then(**redraw)
+    open_btn.click(ui.endpoint(open_ui, ctx), [t_code, t_key], [teacher, created, timer], api_name=False,
+                   queue=False).then(**redraw)
+    for btn, action in ((hide_btn, "hide_names"), (show_btn, "show_names"), (remove_btn, "remove_run"), (close_btn, "close")):
+        btn.click(_teacher_action(ctx, tabs, action), [teacher, remove_id], note, api_name=False, queue=False).then(**redraw)
+    started.then(**redraw)
+    csv_btn.click(ui.endpoint(csv_ui, ctx, tabs), [teacher], csv_file, api_name=False, queue=False)
+
+
+def _build_board(tabs) -> tuple[list, list]:
+    """The board's head, learners, three-ways table, and a leaderboard and scatter per tab that scores runs.
+    Returns (the scatters' x-axis inputs, the outputs `draw` fills, in its order)."""
+    head = gr.Markdown(elem_id="class-board-head")
     learners = gr.Dataframe(headers=LEARNER_COLUMNS, interactive=False, wrap=True, label=ui.t("cl_learners_label"),
                             elem_id="class-learners", datatype="str")
     three = gr.Markdown(elem_id="class-three-ways")
-    parts = []
+    by_id = {}
     for t in tabs:
         if t.metric is None:
             continue
-        gr.Markdown(f"#### {t.id}")
+        gr.Markdown(ui.t(t.title), elem_classes=["class-part"])
         with gr.Row():
             lb = gr.Dataframe(headers=["learner", "run", "result", "settings"], interactive=False, wrap=True,
                               label=ui.t("cl_leaders_label"), elem_id=f"class-leaders-{t.id}", datatype="str")
             # Numeric settings only: the scatter's x axis is a number line.
-            xs = ["k"] if t.id == "incontext" else [s for s in t.shown if isinstance(getattr(t.config, s, None), (int, float))]
-            x = gr.Dropdown(xs, value=X_DEFAULT.get(t.id, xs[0] if xs else None), label=ui.t("cl_x_label"), scale=0, min_width=120)
+            names = ["k"] if t.id == "incontext" else [s for s in t.shown if isinstance(getattr(t.config, s, None), (int, float))]
+            x = gr.Dropdown(names, value=X_DEFAULT.get(t.id, names[0] if names else None), label=ui.t("cl_x_label"), scale=0,
+                            min_width=120)
         sc = gr.ScatterPlot(x="x", y="y", label=ui.t("cl_scatter_label"), height=240, elem_id=f"class-scatter-{t.id}")
-        parts.append((t.id, lb, x, sc))
-    started, exp_ui = _build_experiment(page, teacher)
-    by_id = {kind: (lb, x, sc) for kind, lb, x, sc in parts}
+        by_id[t.id] = (lb, x, sc)
     xs = [by_id[k][1] if k in by_id else gr.State(X_DEFAULT[k]) for k in ("pretrain", "finetune", "incontext")]
     outs = [head, learners, three]
     for k in ("pretrain", "finetune", "incontext"):
         outs += [by_id[k][0], by_id[k][2]] if k in by_id else [gr.State(), gr.State()]
-    timer = gr.Timer(REFRESH_S, active=False)
-    outs += [*exp_ui, timer]
-    drawing = ui.endpoint(draw, ctx, tabs)
-    timer.tick(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
-    for x in xs:
-        if isinstance(x, gr.Dropdown):
-            x.change(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
-    if page.tab is not None:
-        page.tab.select(drawing, [teacher, *xs], outs, api_name=False, queue=False, show_progress="hidden")
-    create_btn.click(ui.endpoint(create_ui, ctx), None, [teacher, created, timer], api_name=False, queue=False).then(
-        drawing, [teacher, *xs], outs, api_name=False, queue=False)
-    open_btn.click(ui.endpoint(open_ui, ctx), [t_code, t_key], [teacher, created, timer], api_name=False, queue=False).then(
-        drawing, [teacher, *xs], outs, api_name=False, queue=False)
-    for btn, action in ((hide_btn, "hide_names"), (show_btn, "show_names"), (remove_btn, "remove_run"), (close_btn, "close")):
-        btn.click(_teacher_action(ctx, tabs, action), [teacher, remove_id], created, api_name=False, queue=False).then(
-            drawing, [teacher, *xs], outs, api_name=False, queue=False)
-    started.then(drawing, [teacher, *xs], outs, api_name=False, queue=False)
-    csv_btn.click(ui.endpoint(csv_ui, ctx, tabs), [teacher], csv_file, api_name=False, queue=False)
+    return xs, outs
 
 
 def _teacher_action(ctx, tabs, action: str):
