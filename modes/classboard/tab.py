@@ -311,9 +311,10 @@ def csv_ui(ctx, tabs, teacher, request: gr.Request = None):
     return gr.File(value=str(path), visible=True)
 
 
-def learner_view(ctx, tabs, controls: list, session=None, request: gr.Request = None):
+def learner_view(ctx, tabs, controls: list, session=None, request: gr.Request = None, preset: bool = True):
     """The learner's side after a join or a page load: who they are in which class, the class's aggregates, their
-    runs to share or not, and the experiment's value pre-set in its tab's widget (every other widget left alone)."""
+    runs to share or not, and (`preset`) the experiment's value set in its tab's widget (every other widget left
+    alone). Opening the class tab again redraws all but the widget: a value the learner changed since stays."""
     lang = ui.lang_of(request)
     owner = session.owner if session else None
     found = ctx.classes.membership(owner) if owner else None
@@ -327,18 +328,24 @@ def learner_view(ctx, tabs, controls: list, session=None, request: gr.Request = 
     exp = room.experiment
     you = ui.msg("cl_you", lang, name=member.name, code=room.code, n=mine["learners"])
     if exp is not None:
-        you += "\n\n" + ui.msg("cl_your_value", lang, kind=exp.kind, setting=exp.setting, value=member.value)
+        title = next((ui.msg(t.title, lang) for t in tabs if t.id == exp.kind), exp.kind)
+        you += "\n\n" + ui.msg("cl_your_value", lang, kind=title, setting=exp.setting, value=member.value)
     runs = [r for r in ctx.history.runs(owner) if r.created >= member.joined]
     choices = [(f"#{r.id} {r.kind} ({r.status})", r.id) for r in runs]
     shared = [r.id for r in runs if r.id not in member.unshared and r.id not in room.removed]
-    presets = [gr.update(value=member.value) if exp is not None and (kind, name) == (exp.kind, exp.setting) else gr.skip()
-               for kind, name in controls]
+    presets = [gr.update(value=member.value) if preset and exp is not None and (kind, name) == (exp.kind, exp.setting)
+               else gr.skip() for kind, name in controls]
     agg = three_ways_md(mine["three_ways"], {}, lang)
     if mine["experiment"] and mine["experiment"]["curve"]:
         e = mine["experiment"]
         agg += "\n\n" + ui.msg("cl_exp_class_curve", lang, setting=e["setting"], metric=e["metric"]) + "\n" + "\n".join(
             f"- {e['setting']} = {c['value']}: {c['median']} ({c['learners']})" for c in e["curve"])
     return (you, agg, gr.CheckboxGroup(choices=choices, value=shared), gr.update(value=room.code), *presets)
+
+
+def refresh_view(ctx, tabs, controls, session=None, request: gr.Request = None):
+    """The class tab opened again: the learner's side redrawn, their tab's widgets left as they are."""
+    return learner_view(ctx, tabs, controls, session, request, preset=False)
 
 
 def join_ui(ctx, tabs, controls, code: str, name: str, session=None, request: gr.Request = None):
@@ -420,7 +427,7 @@ def _build_learner(page: Page, controls: list, widgets: list) -> None:
     if page.attached is not None:  # after a reload: the class, the aggregates and the pre-set value are back
         page.attached.then(view, [page.session], out, api_name=False, queue=False)
     if page.tab is not None:
-        page.tab.select(view, [page.session], out, api_name=False, queue=False)
+        page.tab.select(ui.endpoint(refresh_view, ctx, tabs, controls), [page.session], out, api_name=False, queue=False)
 
 
 def _build_teacher(page: Page) -> None:
