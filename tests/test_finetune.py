@@ -137,7 +137,7 @@ def test_empty_adapter_file_is_rejected(tiny_loader, tmp_path):
 @pytest.mark.parametrize(
     "name, content, key",
     [
-        ("a.csv", "src,tgt\nhello,안녕\n", "err_data_columns"),
+        ("a.csv", "a,b\nhello,안녕\n", "err_data_columns"),
         ("a.csv", "source,target\nhello,\n", "err_data_empty_side"),
         ("a.jsonl", '{"source": "a", "target": "b"}\n{broken\n', "err_data_bad_line"),
         ("a.jsonl", "", "err_upload_empty"),

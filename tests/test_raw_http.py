@@ -40,10 +40,16 @@ def translate_args(text="Hello", direction="en-ko", k=1, selection="random", see
 
 
 def finetune_args(steps=2, r=2, learning_rate=1e-3, seed=0, alpha=4, dropout=0.0, target="attention", batch_size=2,
-                  max_length=32, direction="en-ko") -> list:
-    """/finetune's inputs in their wired order: the settings, the data source (built-in), `fresh`."""
+                  max_length=32, direction="en-ko", task="translation", summary_lang="en") -> list:
+    """/finetune's inputs in their wired order: the settings, the data source (built-in), `fresh`, the task,
+    the summary language and the upload's two columns."""
     return [steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction,
-            "built-in", None, "", "source", "target", False]
+            "built-in", None, "", "source", "target", False, task, summary_lang, "", ""]
+
+
+def pretrain_args(steps=5, seed=1, objective="next-token", mask_rate=0.15) -> list:
+    """/pretrain's inputs in their wired order: corpus, size, steps, seed, upload, `fresh`, objective, mask rate."""
+    return ["shakespeare", "tiny", steps, seed, None, False, objective, mask_rate]
 
 
 BAD = [
@@ -58,13 +64,19 @@ BAD = [
     ("translate", translate_args(seed=2.5), "seed"),
     ("translate", translate_args(use_adapter="yes"), "use_adapter"),
     ("icl_sweep", ["en-ko", "0,1", 1, NAN], "seed"),
-    ("pretrain", ["shakespeare", "tiny", NAN, 1, None, False], "steps"),
-    ("pretrain", ["shakespeare", "tiny", 5, INF, None, False], "seed"),
-    ("pretrain", ["shakespeare", "tiny", 5, 1.5, None, False], "seed"),
+    ("pretrain", pretrain_args(steps=NAN), "steps"),
+    ("pretrain", pretrain_args(seed=INF), "seed"),
+    ("pretrain", pretrain_args(seed=1.5), "seed"),
+    ("pretrain", pretrain_args(objective="masked", mask_rate=0), "mask_rate"),  # nothing hidden: nothing to learn
+    ("pretrain", pretrain_args(objective="masked", mask_rate=1), "mask_rate"),  # everything hidden: no context
+    ("pretrain", pretrain_args(mask_rate=NAN), "mask_rate"),
+    ("pretrain", pretrain_args(objective="bert"), "objective"),
     ("finetune", finetune_args(learning_rate=NAN), "learning_rate"),
     ("finetune", finetune_args(dropout=INF), "dropout"),
     ("finetune", finetune_args(r="4"), "r"),
     ("finetune", finetune_args(steps=-INF), "steps"),
+    ("finetune", finetune_args(task="summarise"), "task"),
+    ("finetune", finetune_args(task="dialogue-summary", summary_lang="fr"), "summary_lang"),
 ]
 
 

@@ -111,15 +111,15 @@ def test_identical_pretraining_is_replayed_and_labelled(served, lang):
     first = new_client(headers=headers).predict(**kw)
     again_job = new_client(headers=headers).submit(**kw)  # another learner, same settings
     again = again_job.result()
-    assert first[4]["replay"] is None
-    assert again[4]["replay"] is not None and again[4]["replay"]["original_seconds"] > 0
-    same = {k: v for k, v in first[4].items() if k != "replay"}
-    assert {k: v for k, v in again[4].items() if k != "replay"} == same  # the same figures and samples
-    assert ("Replay" if lang == "en" else "리플레이") in again[3]  # said plainly in the result
+    assert first[-1]["replay"] is None
+    assert again[-1]["replay"] is not None and again[-1]["replay"]["original_seconds"] > 0
+    same = {k: v for k, v in first[-1].items() if k != "replay"}
+    assert {k: v for k, v in again[-1].items() if k != "replay"} == same  # the same figures and samples
+    assert ("Replay" if lang == "en" else "리플레이") in again[-2]  # said plainly in the result
     assert demo.ctx.slot.gauge.peak == 1  # the replay never took the training slot (it ran beside nothing)
     if lang == "en":  # "train anew" once is enough (it is a third training)
         anew = new_client(headers=headers).predict(fresh=True, **kw)
-        assert anew[4]["replay"] is None and anew[4]["val_loss"] == first[4]["val_loss"]  # trained again: same figures
+        assert anew[-1]["replay"] is None and anew[-1]["val_loss"] == first[-1]["val_loss"]  # trained again: same figures
     progress = [o[0] for o in again_job.outputs()[:-1] if isinstance(o[0], str) and o[0]]
     assert progress and all(p.startswith("♻️") for p in progress), progress  # every progress line says it is a replay
 

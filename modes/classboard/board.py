@@ -93,7 +93,9 @@ def three_ways(runs: dict) -> dict:
     examples (k=0), with the best k, and after LoRA (with its off-task price), plus pre-training's val bits/char.
     Each figure says how many runs and learners it comes from."""
     ic = [r for r in runs.get("incontext", []) if r["result"].get("chrf")]
-    ft = [r for r in runs.get("finetune", []) if r["result"].get("chrf_after") is not None]
+    # Translation only: a dialogue-summary adapter's chrF is another task's.
+    ft = [r for r in runs.get("finetune", []) if r["result"].get("chrf_after") is not None
+          and r["settings"].get("task", "translation") == "translation"]
     out: dict = {"directions": {}}
     for d in sorted({r["settings"].get("direction") for r in ic + ft} - {None}):
         ic_d = [r for r in ic if r["settings"].get("direction") == d]
@@ -112,7 +114,8 @@ def three_ways(runs: dict) -> dict:
             "general_bpc_rise": _stat(ft_d, lambda r: None if None in off(r, "general_bpc_after", "general_bpc_before")
                                       else off(r, "general_bpc_after", "general_bpc_before")[0] - off(r, "general_bpc_after", "general_bpc_before")[1]),
         }
-    out["pretrain"] = _stat(runs.get("pretrain", []), lambda r: r["figure"])
+    out["pretrain"] = _stat([r for r in runs.get("pretrain", []) if r["settings"].get("objective", "next-token") == "next-token"],
+                            lambda r: r["figure"])
     return out
 
 

@@ -40,10 +40,12 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def from_hub_dataset(dataset_id: str, take: Callable[[Iterable[dict]], T], error: type[InputError] = InputError) -> T:
-    """`take(rows)` over a Hub dataset's streamed train split; offline or any failure is an `error`."""
+def from_hub_dataset(dataset_id: str, take: Callable[[Iterable[dict]], T], error: type[InputError] = InputError,
+                     offline_key: str = "err_hub_offline") -> T:
+    """`take(rows)` over a Hub dataset's streamed train split; offline or any failure is an `error`.
+    `offline_key` names the offline message, which says what the calling tab offers instead."""
     if hub_offline():
-        raise error("err_hub_offline", name=dataset_id)
+        raise error(offline_key, name=dataset_id)
     try:
         from datasets import load_dataset
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modes.data import translation as task
-from modes.fields import bounded, check, number, whole
+from modes.data.dialogues import LANGS
+from modes.data.tasks import TASKS
+from modes.fields import bounded, check, choice, number, whole
 
 TARGETS = {
     "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
 MAX_STEPS = 1_000  # ~30 min on 2 CPU cores; longer runs belong in the exported script
-MAX_LEN_CAP = 256  # tokens per example: the built-in pairs need < 80
+MAX_LEN_CAP = 256  # tokens per example: the built-in pairs need < 80, the built-in dialogues with their summaries < 112
 MAX_BATCH = 64
 MAX_R = 256
 
@@ -29,11 +31,14 @@ class FinetuneConfig:
     target: str = "attention"  # which linear layers get adapters: 'attention' or 'all-linear'
     learning_rate: float = 1e-3  # LoRA tolerates a high rate; the base weights never move
     batch_size: int = bounded(8, 1, MAX_BATCH)  # pairs per step
-    max_length: int = bounded(96, 16, MAX_LEN_CAP, 8)  # tokens per pair (prompt + target); longer pairs are truncated
+    max_length: int = bounded(128, 16, MAX_LEN_CAP, 8)  # tokens per example (prompt + target); longer ones are truncated (a batch pads only to its longest)
     seed: int = 0  # fixes adapter init, batch order and dropout
     direction: str = "en-ko"  # which way to translate: 'en-ko' or 'ko-en'
     eval_every: int = bounded(20, 1, MAX_STEPS)  # steps between held-out eval-loss points
     warmup: int = bounded(5, 0, MAX_STEPS)  # linear warmup steps
+    task: str = choice("translation", TASKS, "what the adapter learns: translation (the direction above) or dialogue-summary "
+                       "(one sentence that sums up a short dialogue)")
+    summary_lang: str = choice("en", LANGS, "dialogue-summary only: the language of the dialogues and their summaries")
 
     def __post_init__(self):
         check(self)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from modes.codec import recordable
 from modes.data import translation as task
+from modes.data.tasks import Prompting, prompting
 from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
 from modes.metrics import chrf, weights_hash
@@ -26,9 +27,14 @@ from modes.serving.engine import bulk_generator
 
 # ---- tokenisation with a loss mask ---------------------------------------------------------------
 def encode_pair(tok, template: str, direction: str, pair: Pair, max_length: int) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for one pair: the prompt part is labelled -100, only the target is learned."""
-    prompt = tok(task.render_prompt(template, direction, pair.source), add_special_tokens=True)["input_ids"]
-    target = tok(task.render_target(template, direction, pair.source, pair.target), add_special_tokens=False)["input_ids"]
+    """(input_ids, labels) for one translation pair: the prompt part is labelled -100, only the target is learned."""
+    return encode_example(tok, Prompting("translation", direction, template), pair, max_length)
+
+
+def encode_example(tok, pr: Prompting, pair: Pair, max_length: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one pair of any task: the prompt part is labelled -100, only the target is learned."""
+    prompt = tok(pr.prompt(pair.source), add_special_tokens=True)["input_ids"]
+    target = tok(pr.target(pair.source, pair.target), add_special_tokens=False)["input_ids"]
     ids = (prompt + target)[:max_length]
     labels = ([-100] * len(prompt) + target)[:max_length]
     return ids, labels
@@ -255,8 +261,9 @@ def finetune(
     base_hash = weights_hash(private)
     model = get_peft_model(private, cfg.lora_config())
     pad = tok.pad_token_id
-    train = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in train_pairs]
-    test = [encode_pair(tok, template, cfg.direction, p, cfg.max_length) for p in test_pairs]
+    pr = prompting(cfg.task, cfg.direction, cfg.summary_lang, template)
+    train = [encode_example(tok, pr, p, cfg.max_length) for p in train_pairs]
+    test = [encode_example(tok, pr, p, cfg.max_length) for p in test_pairs]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -270,14 +277,13 @@ def finetune(
     fresh_eval = run.diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
     eval_after = eval_loss(model, test, pad) if fresh_eval else curve[-1]["loss"]
     tuned = merged_copy(model, base)
-    chrf_before, score_after, examples, empty = _score(tuned, base, tok, cfg.direction, template, test_pairs, chrf_before,
-                                                       n_examples, generate)
+    chrf_before, score_after, examples, empty = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples, generate)
     base_after = _hash_renamed(model)  # the frozen base inside the adapter model, under base names
     changed = sum(int(not torch.equal(lora_before[n], p)) * p.numel() for n, p in model.named_parameters() if n in lora_before)
     zip_bytes = adapter_zip(model)
     validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
     train_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    adapter = Adapter(zip_bytes, cfg.direction, template, trainable, total, "trained")
+    adapter = Adapter(zip_bytes, pr.label, template, trainable, total, "trained")
     cost, cost_base = None, None
     if off_task:
         # Off-task, on the training copy with the adapter on and disabled, like the scoring above:
@@ -285,7 +291,7 @@ def finetune(
         from modes.finetune.offtask import off_task as measure_off_task
 
         cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate,
-                                           tuned=tuned, base_model=base)
+                                           tuned=tuned, base_model=base, ft_task=cfg.task)
         cost["dtype"] = train_dtype
     del model, private, tuned  # the training copy lives only while the run does
     yield FtResult(
@@ -301,17 +307,19 @@ def finetune(
     )
 
 
-def _score(tuned, base, tok, direction: str, template: str, test_pairs: list[Pair], chrf_before: float | None,
+def _score(tuned, base, tok, pr: Prompting, test_pairs: list[Pair], chrf_before: float | None,
            n_examples: int, generate) -> tuple[float, float, list[dict], int]:
     """chrF before and after on the whole held-out split (the same greedy decoding for both), a few
     examples, and how many tuned answers came back empty. Scored as the in-context tab serves it:
     through the engine, on the served base model and on `tuned`, a merged copy in the served dtype (the
-    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base."""
-    prompts = [task.fewshot_prompt(direction, p.source, 0, template=template)[1] for p in test_pairs]
+    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base.
+    Translation's query is the in-context tab's k=0 prompt (one template for both tabs)."""
+    prompts = [pr.prompt(p.source) for p in test_pairs]
     refs = [p.target for p in test_pairs]
-    after = generate(tuned, tok, "", prompts)
+    n = pr.max_new_tokens
+    after = generate(tuned, tok, "", prompts, max_new_tokens=n)
     shown = list(range(min(n_examples, len(prompts))))
-    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown])
+    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown], max_new_tokens=n)
     if chrf_before is None:
         chrf_before = chrf(base_outs, refs)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]

@@ -9,12 +9,13 @@ from __future__ import annotations
 from modes.finetune.config import TARGETS
 
 SCRIPT = '''#!/usr/bin/env python
-"""LoRA fine-tune for {direction} translation, exported from How Models Learn.
+"""LoRA fine-tune for {what}, exported from How Models Learn.
 
 Run:  python train_lora.py --model MODEL --data pairs.jsonl
  or:  accelerate launch train_lora.py --model MODEL --data pairs.jsonl      (multi-GPU)
 MODEL is a Hub id (e.g. google/gemma-3-270m) or a local HF directory. The data is JSONL or CSV with
-`source` and `target` columns, or the app's assets/data/en_ko_pairs.jsonl (its train split is used).
+`source` and `target` columns (a summary: `dialogue` and `summary`), or the app's own
+assets/data/en_ko_pairs.jsonl or assets/data/dialogues.jsonl (their train split is used).
 """
 
 import argparse
@@ -25,7 +26,10 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
 TEMPLATE = {template!r}
+TASK = {task!r}
 DIRECTION = {direction!r}
+SUMMARY_LANG = {summary_lang!r}
+LABELS = {{"en": ("Dialogue", "Summary"), "ko": ("대화", "요약")}}[SUMMARY_LANG]
 LANGS = {{"en-ko": ("English", "Korean", "en", "ko"), "ko-en": ("Korean", "English", "ko", "en")}}[DIRECTION]
 SETTINGS = dict(r={r}, lora_alpha={alpha}, lora_dropout={dropout}, target_modules={targets!r})
 
@@ -52,13 +56,22 @@ def main():
     ds = load_dataset("json" if args.data.endswith((".jsonl", ".json")) else "csv", data_files=args.data, split="train")
     if "split" in ds.column_names:  # the app's own file: train split only, never the held-out pairs
         ds = ds.filter(lambda r: r["split"] == "train")
-    src_col, tgt_col = ("source", "target") if "source" in ds.column_names else LANGS[2:]
+    if TASK == "dialogue-summary":
+        if SUMMARY_LANG in ds.column_names:  # the app's dialogues.jsonl: one language's side
+            ds = ds.map(lambda r: {{"dialogue": r[SUMMARY_LANG]["dialogue"], "summary": r[SUMMARY_LANG]["summary"]}})
+        src_col, tgt_col = "dialogue", "summary"
+    else:
+        src_col, tgt_col = ("source", "target") if "source" in ds.column_names else LANGS[2:]
     head, tail = TEMPLATE.split("{{target}}", 1)
 
     def encode(row):
-        h = head.format(src_lang=LANGS[0], tgt_lang=LANGS[1], source=row[src_col])
-        prompt = h.rstrip(" ")
-        target = h[len(prompt):] + row[tgt_col] + "\\n"
+        if TASK == "dialogue-summary":  # the app's summary prompt: the dialogue, then its one-sentence summary
+            prompt = LABELS[0] + ":\\n" + row[src_col].strip() + "\\n" + LABELS[1] + ":"
+            target = " " + row[tgt_col].strip() + "\\n"
+        else:
+            h = head.format(src_lang=LANGS[0], tgt_lang=LANGS[1], source=row[src_col])
+            prompt = h.rstrip(" ")
+            target = h[len(prompt):] + row[tgt_col] + "\\n"
         p_ids = tok(prompt)["input_ids"]
         t_ids = tok(target, add_special_tokens=False)["input_ids"]
         ids = (p_ids + t_ids)[: args.max_length]
@@ -94,7 +107,8 @@ if __name__ == "__main__":
 def render_script(cfg, template: str) -> str:
     """The script text for a FinetuneConfig and prompt template."""
     text = SCRIPT.format(
-        direction=cfg.direction, template=template, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout,
+        what=f"{cfg.direction} translation" if cfg.task == "translation" else f"dialogue summary ({cfg.summary_lang})",
+        task=cfg.task, summary_lang=cfg.summary_lang, direction=cfg.direction, template=template, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout,
         targets=TARGETS[cfg.target], steps=cfg.steps, batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, max_length=cfg.max_length, seed=cfg.seed,
     )

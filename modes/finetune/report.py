@@ -6,9 +6,10 @@ from __future__ import annotations
 from modes import ui
 
 
-def result_text(res, n_test: int, direction: str, lang: str) -> str:
-    """The result card: chrF before/after, the weights proof, and what the run cost elsewhere."""
-    md = ui.msg("ft_result", lang, before=res.chrf_before, after=res.chrf_after, n=n_test,
+def result_text(res, n_test: int, direction: str, lang: str, task: str = "translation") -> str:
+    """The result card: chrF before/after, the weights proof, and what the run cost elsewhere.
+    `direction`: the translation direction, or the summary's label ('summary (en)')."""
+    md = ui.msg("ft_result" if task == "translation" else "ft_result_summary", lang, before=res.chrf_before, after=res.chrf_after, n=n_test,
                 el_before=f"{res.eval_loss_before:.3f}", el_after=f"{res.eval_loss_after:.3f}",
                 trainable=f"{res.trainable_params:,}", pct=f"{100 * res.trainable_fraction:.2f}",
                 h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
@@ -35,14 +36,19 @@ def render_cost(off: dict, chrf_before, chrf_after, direction: str, lang: str) -
 
     m = lambda key, **kw: ui.msg(key, lang, **kw)
     v = verdict(chrf_before, chrf_after, direction, off)
-    rev = off["reverse_direction"]
     rows = [m("ft_cost_title"), m("ft_cost_header")]
     for name, d in off["general_bpc_texts"].items():
         rows.append(m("ft_cost_bpc_row", name=m(f"ft_text_{name}"), before=f"{d['before']:.3f}", after=f"{d['after']:.3f}",
                       delta=f"{d['after'] - d['before']:+.3f}"))
-    rows.append(m("ft_cost_rev_row", rev=rev, before=off["reverse_chrf_before"], after=off["reverse_chrf_after"],
-                  delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.2f}"))
-    rows.append(m("ft_cost_k4_row", rev=rev, k4=off["reverse_chrf_base_k4"]))
+    if "translation_chrf" in off:  # a summary adapter: translation, both ways, is what it may have cost
+        rev = m("ft_cost_translation")
+        for d, c in off["translation_chrf"].items():
+            rows.append(m("ft_cost_translation_row", dir=d, before=c["before"], after=c["after"], delta=f"{c['after'] - c['before']:+.2f}"))
+    else:
+        rev = off["reverse_direction"]
+        rows.append(m("ft_cost_rev_row", rev=rev, before=off["reverse_chrf_before"], after=off["reverse_chrf_after"],
+                      delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.2f}"))
+        rows.append(m("ft_cost_k4_row", rev=rev, k4=off["reverse_chrf_base_k4"]))
     gain = "—" if v["gain"] is None else f"{v['gain']:+.1f}"
     reading = m("ft_cost_reading", gain=gain, dir=direction, bpc=f"{abs(v['bpc_delta']):.2f}",
                 way=m("ft_cost_harder" if v["bpc_delta"] > 0 else "ft_cost_easier"), rev=rev, rev_delta=f"{v['reverse_delta']:+.1f}")

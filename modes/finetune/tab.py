@@ -16,8 +16,8 @@ import gradio as gr
 import pandas as pd
 
 from modes import ui
-from modes.data import corpus
-from modes.data import translation as task
+from modes.data import corpus, dialogues, tasks
+from modes.data import translation as tr
 from modes.data.uploads import InputError
 from modes.finetune.config import FinetuneConfig
 from modes.finetune.report import result_text
@@ -46,21 +46,45 @@ def preview_page(pairs: list, page: int) -> tuple[pd.DataFrame, str]:
     return df, f"{page} / {pages} · {len(pairs)}"
 
 
-def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, direction: str, lang: str):
-    """(train pairs, held-out pairs). Held-out is always the built-in test split, so scores compare."""
+ROLES = {"translation": ("source", "target"), "dialogue-summary": ("dialogue", "summary")}  # an upload's two columns
+
+
+def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, direction: str, lang: str,
+                 ft_task: str = "translation", summary_lang: str = "en", upload_src: str = "", upload_tgt: str = ""):
+    """(train pairs, held-out pairs). Held-out is always the task's built-in test split, so scores compare.
+    An upload's columns are the ones picked (`upload_src`, `upload_tgt`), else guessed from their names."""
     try:
-        test = task.pairs_for(direction, "test")
+        if ft_task not in tasks.TASKS:
+            raise ValueError(f"task: must be one of {', '.join(tasks.TASKS)}, got {ft_task!r}")
+        test = tasks.builtin_pairs(ft_task, direction, summary_lang, "test")
         if source == "built-in":
-            return task.pairs_for(direction, "train"), test
+            return tasks.builtin_pairs(ft_task, direction, summary_lang, "train"), test
+        long = tr.MAX_SIDE_CHARS if ft_task == "translation" else dialogues.MAX_DIALOGUE_CHARS
         if source == "upload":
             if upload is None:
                 raise InputError("err_upload_missing")
-            return task.from_upload(upload), test
+            return tr.from_upload(upload, upload_src, upload_tgt, direction if ft_task == "translation" else None,
+                                    ROLES[ft_task], max_chars=long), test
         if source == "hub":
-            return task.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target"), test
+            return tr.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target", max_chars=long), test
         raise InputError("err_data_source", name=source)
     except InputError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
+    except ValueError as exc:
+        raise ui.error("err_setting", lang, why=str(exc)) from None
+
+
+def upload_columns(upload, direction: str = "en-ko", ft_task: str = "translation", request: gr.Request = None):
+    """An uploaded file's columns for the two pickers, with the likely pair preselected (or why there are none)."""
+    lang = ui.lang_of(request)
+    if not upload:
+        return gr.update(choices=[], value=""), gr.update(choices=[], value=""), ""
+    try:
+        cols, src, tgt = tr.upload_columns(upload, direction if ft_task == "translation" else None, ROLES.get(ft_task, ROLES["translation"]))
+    except InputError as exc:
+        return gr.update(choices=[], value=""), gr.update(choices=[], value=""), "⚠️ " + ui.msg(exc.key, lang, **exc.fmt)
+    note = ui.msg("ft_upload_columns_found", lang, n=len(cols), cols=", ".join(cols))
+    return gr.update(choices=cols, value=src), gr.update(choices=cols, value=tgt), note
 
 
 def make_config(lang: str, **kw) -> FinetuneConfig:
@@ -71,17 +95,20 @@ def make_config(lang: str, **kw) -> FinetuneConfig:
 def run_key(ctx, cfg, train, test) -> dict:
     """Everything a fine-tune's figures depend on: an identical key replays the recorded run."""
     return {"kind": "finetune", "cfg": dataclasses.asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
-            [(p.source, p.target) for p in test], task.DEFAULT_TEMPLATE), "model": ctx.proof().reference,
+            [(p.source, p.target) for p in test], tr.DEFAULT_TEMPLATE, repr(tasks.prompting(
+                cfg.task, cfg.direction, cfg.summary_lang))), "model": ctx.proof().reference,
             "dtype": ctx.loader.dtype_name, "code": code_version("finetune/core", "finetune/config", "finetune/offtask",
                                                                  "model", "serving", "metrics", "data"),
             **runtime()}
 
 
-def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, page, request: gr.Request = None):
+def show_page(source, upload, hub_id, hub_src, hub_tgt, direction, ft_task, summary_lang, upload_src, upload_tgt, page,
+              request: gr.Request = None):
     """One page of the training pairs the run would use (or why there are none)."""
     lang = ui.lang_of(request)
     try:
-        pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+        pairs, _ = resolve_data(source, upload, hub_id, hub_src, hub_tgt, direction, lang, ft_task, summary_lang,
+                                upload_src, upload_tgt)
     except gr.Error as exc:
         return pd.DataFrame(columns=["source", "target"]), f"⚠️ {exc.message}"
     return preview_page(pairs, page)
@@ -95,13 +122,18 @@ def finetune(ctx, steps: int = D.steps, r: int = D.r, learning_rate: float = D.l
              alpha: int = D.alpha, dropout: float = D.dropout, target: str = D.target, batch_size: int = D.batch_size,
              max_length: int = D.max_length, direction: str = D.direction, data_source: str = "built-in",
              upload=None, hub_id: str = "", hub_src: str = "source", hub_tgt: str = "target", fresh: bool = False,
+             task: str = D.task, summary_lang: str = D.summary_lang, upload_src: str = "", upload_tgt: str = "",
              adapter=None, session=None, request: gr.Request = None):
     """Fine-tune the shared model with LoRA on labelled pairs; stream curves; return before/after proof.
-    An identical earlier run (same settings, seed, data, model and code) is replayed unless `fresh`."""
+    `task`: 'translation' (in `direction`) or 'dialogue-summary' (in `summary_lang`). An upload's columns are
+    `upload_src` and `upload_tgt` (empty: guessed from their names). An identical earlier run (same
+    settings, seed, data, model and code) is replayed unless `fresh`."""
     lang = ui.lang_of(request)
     cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
-                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
-    train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang)
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction, task=task,
+                      summary_lang=summary_lang)
+    train, test = resolve_data(data_source, upload, hub_id, hub_src, hub_tgt, direction, lang, cfg.task, cfg.summary_lang,
+                               upload_src or "", upload_tgt or "")
     if not ctx.loader.ready:
         yield OUT(progress=ui.msg("waiting_model", lang))
     ctx.loader.get()  # the libraries and the model, loaded by their one owner: never race it
@@ -120,7 +152,7 @@ def rerun(ctx, session, settings: dict, lang: str):
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"eval_every"}
     cfg = make_config(lang, **{k: v for k, v in settings.items() if k in fields})
     source, hub_id = ("hub", data[4:]) if data.startswith("hub:") else ("built-in", "")
-    train, test = resolve_data(source, None, hub_id, "source", "target", cfg.direction, lang)
+    train, test = resolve_data(source, None, hub_id, "source", "target", cfg.direction, lang, cfg.task, cfg.summary_lang)
     ctx.loader.get()
     return start_run(ctx, session, cfg, train, test, data, fresh=True)
 
@@ -135,8 +167,10 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
     from modes.serving.engine import bulk_generator
 
     # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
-    base_key = {"kind": "ft_base", "direction": direction, "template": task.DEFAULT_TEMPLATE, "n": len(test),
+    base_key = {"kind": "ft_base", "direction": direction, "template": tr.DEFAULT_TEMPLATE, "n": len(test),
                 "model": ctx.proof().reference, "dtype": loader.dtype_name}
+    if cfg.task != "translation":  # another task's base figures (and its off-task side) are its own
+        base_key.update(task=cfg.task, summary_lang=cfg.summary_lang)
     base = ctx.results.get(base_key) or {}
 
     def compute(stop):
@@ -149,13 +183,18 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
             ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
         meta = {f.name: getattr(res.adapter, f.name) for f in dataclasses.fields(res.adapter) if f.name not in ("zip_bytes", "path")}
         ctx.history.save_adapter(run, res.adapter.zip_bytes, meta)
-        summary = {**res.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test)}
+        summary = {**res.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test),
+                   "task": cfg.task, "label": tasks.prompting(cfg.task, cfg.direction, cfg.summary_lang).label}
         # The adapter's bytes live on disk and the curve is the run's own: neither is kept twice.
         light = dataclasses.replace(res, adapter=dataclasses.replace(res.adapter, zip_bytes=b""), curve=[])
         return {"result": light, "summary": summary, "outcome": "stopped" if res.stopped or res.diverged_at is not None else "done"}
 
     settings = {**dataclasses.asdict(cfg), "data": data}
-    est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+    if cfg.task == "translation":
+        settings.pop("summary_lang")  # a translation run's settings name what it depends on only
+        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+    else:
+        est = cfg.steps * 2.5 + 90  # dialogues are ~3x longer than sentence pairs, and scoring writes whole sentences
     return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_done,
                          curves=TAB.curves, keep=lambda r: not r.stopped and r.diverged_at is None, fresh=fresh)
 
@@ -190,7 +229,9 @@ def follow(ctx, run, session, adapter, lang: str):
         from modes.model.adapters import cleanup
 
         cleanup(adapter)  # the session's previous adapter file is replaced
-    md = result_text(res, run.summary["n_test"], run.settings["direction"], lang)
+    ft_task = run.settings.get("task", "translation")
+    label = tasks.prompting(ft_task, run.settings["direction"], run.settings.get("summary_lang", "en")).label
+    md = result_text(res, run.summary["n_test"], label, lang, ft_task)
     overfit = records.overfit_line(run, lang)
     md = overfit + "\n\n" + md if overfit else md
     if run.replayed:
@@ -210,15 +251,17 @@ def resume(ctx, session=None, adapter=None, request: gr.Request = None):
     yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, adapter, lang), OUT())
 
 
-def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, request: gr.Request = None):
+def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, task="translation",
+           summary_lang="en", request: gr.Request = None):
     """A standalone training script with these settings (transformers + PEFT), to run anywhere."""
     from modes.finetune.export import render_script
 
     lang = ui.lang_of(request)
     cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
-                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction)
+                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction, task=task,
+                      summary_lang=summary_lang)
     path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
-    path.write_text(render_script(cfg, task.DEFAULT_TEMPLATE), encoding="utf-8")
+    path.write_text(render_script(cfg, tr.DEFAULT_TEMPLATE), encoding="utf-8")
     return str(path)
 
 
@@ -231,7 +274,7 @@ def load_adapter(ctx, path, direction, request: gr.Request = None):
     from modes.model.adapters import adapter_from_upload
 
     try:
-        a = adapter_from_upload(path, base, direction, task.DEFAULT_TEMPLATE)
+        a = adapter_from_upload(path, base, direction, tr.DEFAULT_TEMPLATE)
     except InputError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
     return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
@@ -242,12 +285,21 @@ def score_row(f: dict | None, lang: str) -> str:
     if not f:
         return ui.msg("sb_empty_finetune", lang)
     off = f.get("off_task")
+    if f.get("task", "translation") != "translation":  # another task's chrF: said, and priced in translation
+        from modes.finetune.offtask import translation_delta
+
+        other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
+            "sb_other_finetune_summary", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}",
+            delta=f"{translation_delta(off):+.1f}")
+        return ui.msg("sb_row_finetune_summary", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
+                      pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"],
+                      n=f["n_test"], label=f.get("label", ""), other=other)
     other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
         "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
         rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
     return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
                   pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
-                  other=other)
+                  other=other, label=f.get("label") or "")
 
 
 def slider(name: str, label, **kw) -> gr.Slider:
@@ -256,15 +308,36 @@ def slider(name: str, label, **kw) -> gr.Slider:
 
 
 def _wire_preview(data_inputs: list, page_no, preview, page_info, prev_btn, next_btn) -> None:
-    """The training pairs' preview: redrawn when the data, direction or page changes, and on page load."""
+    """The training pairs' preview: redrawn when the data, task, direction, columns or page change, and on page load."""
     data_source, upload, hub_id, direction = data_inputs[0], data_inputs[1], data_inputs[2], data_inputs[5]
-    for comp in (data_source, upload, direction, page_no):
+    for comp in (data_source, upload, direction, *data_inputs[6:], page_no):
         comp.change(show_page, data_inputs + [page_no], [preview, page_info], api_name=False, queue=False)
     hub_id.submit(show_page, data_inputs + [page_no], [preview, page_info], api_name=False)
     # The first page of the built-in pairs as soon as the page opens, not after the first change.
-    ui.on_page_load(lambda: preview_page(task.pairs_for(D.direction, "train"), 1), [preview, page_info])
+    ui.on_page_load(lambda: preview_page(tr.pairs_for(D.direction, "train"), 1), [preview, page_info])
     prev_btn.click(lambda p: max(1, int(p or 1) - 1), page_no, page_no, api_name=False, queue=False)
     next_btn.click(lambda p: int(p or 1) + 1, page_no, page_no, api_name=False, queue=False)
+
+
+def _task_and_upload() -> tuple:
+    """The task and data-source choices, and the upload with its two column pickers (filled from the file)."""
+    with gr.Row():
+        ft_task = ui.checked_by_config(gr.Radio([(ui.t("ft_task_translation"), "translation"), (ui.t("ft_task_summary"), "dialogue-summary")],
+                           value=D.task, label=ui.t("ft_task_label"), info=ui.t("ft_task_info"), elem_id="ft-task"))
+        summary_lang = ui.checked_by_config(gr.Radio([("English", "en"), ("한국어", "ko")], value=D.summary_lang, label=ui.t("ft_summary_lang"),
+                                visible=D.task == "dialogue-summary", elem_id="ft-summary-lang"))
+    with gr.Row():
+        data_source = gr.Radio([(ui.t("ft_src_builtin"), "built-in"), (ui.t("ft_src_upload"), "upload"), (ui.t("ft_src_hub"), "hub")],
+                               value="built-in", label=ui.t("ft_data_source"))
+        with gr.Column():
+            upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
+            with gr.Row():
+                # Choices come from the uploaded file; the server checks the names against the file itself.
+                upload_src, upload_tgt = (ui.checked_by_config(gr.Dropdown([], value="", allow_custom_value=True, label=ui.t(key),
+                                                                           elem_id=eid))
+                                          for key, eid in (("ft_upload_src", "ft-upload-src"), ("ft_upload_tgt", "ft-upload-tgt")))
+            columns_md = gr.Markdown(elem_id="ft-upload-columns")
+    return ft_task, summary_lang, data_source, upload, upload_src, upload_tgt, columns_md
 
 
 def build(page: Page) -> None:
@@ -274,10 +347,7 @@ def build(page: Page) -> None:
 
     # ---- data ----
     gr.Markdown(ui.t("ft_data_title"))
-    with gr.Row():
-        data_source = gr.Radio([(ui.t("ft_src_builtin"), "built-in"), (ui.t("ft_src_upload"), "upload"), (ui.t("ft_src_hub"), "hub")],
-                               value="built-in", label=ui.t("ft_data_source"))
-        upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
+    ft_task, summary_lang, data_source, upload, upload_src, upload_tgt, columns_md = _task_and_upload()
     with gr.Row():
         hub_id = gr.Textbox(value="", label=ui.t("ft_hub_id"), placeholder="org/dataset")
         hub_src = gr.Textbox(value="source", label=ui.t("ft_hub_src"))
@@ -292,7 +362,7 @@ def build(page: Page) -> None:
     # ---- settings ----
     with gr.Accordion(ui.t("ft_advanced"), open=False):
         with gr.Row():
-            direction = gr.Radio(list(task.DIRECTIONS), value=D.direction, label=ui.t("direction_label"))
+            direction = gr.Radio(list(tr.DIRECTIONS), value=D.direction, label=ui.t("direction_label"))
             target = gr.Radio(["attention", "all-linear"], value=D.target, label=ui.t("ft_target"))
         with gr.Row():
             r = slider("r", "r", info=ui.t("ft_r_info"))
@@ -327,25 +397,36 @@ def build(page: Page) -> None:
     summary = gr.JSON(label=ui.t("summary_json"))
 
     # ---- events ----
-    _wire_preview([data_source, upload, hub_id, hub_src, hub_tgt, direction], page_no, preview, page_info, prev_btn, next_btn)
-    easier_btn.click(lambda: "ko-en", None, direction, api_name=False, queue=False)
+    _wire_preview([data_source, upload, hub_id, hub_src, hub_tgt, direction, ft_task, summary_lang, upload_src, upload_tgt],
+                  page_no, preview, page_info, prev_btn, next_btn)
+    easier_btn.click(lambda: ("translation", "ko-en"), None, [ft_task, direction], api_name=False, queue=False)
+    ft_task.change(lambda t: gr.update(visible=t == "dialogue-summary"), ft_task, summary_lang, api_name=False, queue=False)
+    for comp in (upload, ft_task):  # a new file, or a task whose columns are named otherwise: offer and guess again
+        comp.change(upload_columns, [upload, direction, ft_task], [upload_src, upload_tgt, columns_md], api_name=False, queue=False)
 
     settings = dict(steps=steps, r=r, learning_rate=learning_rate, seed=seed, alpha=alpha, dropout=dropout, target=target,
                     batch_size=batch_size, max_length=max_length, direction=direction)
     page.controls[TAB.id] = {name: settings[name] for name in TAB.presets}  # a class experiment may pre-set these
     inputs = ui.inputs(finetune, 1, **settings, data_source=data_source, upload=upload, hub_id=hub_id, hub_src=hub_src,
-                       hub_tgt=hub_tgt, fresh=fresh_box, adapter=page.adapter, session=page.session)
+                       hub_tgt=hub_tgt, fresh=fresh_box, task=ft_task, summary_lang=summary_lang, upload_src=upload_src,
+                       upload_tgt=upload_tgt, adapter=page.adapter, session=page.session)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
                         "adapter": page.adapter, "summary": summary, "anew": anew_btn, "run_id": run_id})
     records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx, duration=600), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="finetune", resume_inputs=[page.session, page.adapter])
-    export_btn.click(ui.endpoint(export), ui.inputs(export, **settings), script_file, api_name="export_script")
+    export_btn.click(ui.endpoint(export), ui.inputs(export, **settings, task=ft_task, summary_lang=summary_lang), script_file,
+                     api_name="export_script")
     adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
                           api_name="load_adapter")
 
 
-TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=lambda s: s["chrf_after"],
-          curves=("train", "held-out eval"), headline=lambda s: f"chrF {s['chrf_before']} → {s['chrf_after']}",
-          shown=("steps", "r", "learning_rate", "seed", "target", "direction", "data"), rerun=rerun,
+def _best(s: dict) -> float:
+    # The three ways are compared on translation: a run of another task ranks below every translation run.
+    return s["chrf_after"] - (1000.0 if s.get("task", "translation") != "translation" else 0.0)
+
+
+TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=_best,
+          curves=("train", "held-out eval"), headline=lambda s: f"{s.get('label') or ''} chrF {s['chrf_before']} → {s['chrf_after']}".strip(),
+          shown=("task", "steps", "r", "learning_rate", "seed", "target", "direction", "summary_lang", "data"), rerun=rerun,
           metric=("held-out chrF", lambda s: s["chrf_after"]), config=FinetuneConfig,
           presets=("steps", "r", "alpha", "dropout", "learning_rate", "batch_size", "max_length", "seed", "direction", "target"))

@@ -31,6 +31,7 @@ PRESETS: dict[str, SizePreset] = {
 }
 EVAL_BATCH = 12  # windows per val batch, whatever the training batch: every preset is scored on the same text
 MAX_STEPS = 5_000  # about 4 minutes at `baby` on 2 cores; more belongs in a script, not a shared Space
+OBJECTIVES = ("next-token", "masked")  # GPT's objective, and BERT's
 
 
 @dataclass
@@ -40,6 +41,10 @@ class PretrainConfig:
     size: str = choice("baby", PRESETS, "which SizePreset: model shape, block, batch and peak learning rate")
     steps: int = bounded(1100, 1, MAX_STEPS, why="optimizer steps: `baby` reaches val <= 1.60 nats/char at about 1000, in about a minute")
     seed: int = seed_field(1337, "fixes init, batches and samples, so a run is reproducible")
+    objective: str = choice("next-token", OBJECTIVES, "next-token: predict each character from the ones before it (GPT); "
+                            "masked: hide some characters and predict them from both sides (BERT)")
+    mask_rate: float = bounded(0.15, 0.01, 0.9, 0.01, why="masked only: the share of characters hidden per window (BERT's 15%); "
+                               "0 would teach nothing, 1 would leave no context")
     optimizer: str = choice("muon", ("muon", "adamw"), "muon: Muon on hidden matrices + AdamW on the rest; adamw: AdamW everywhere (nanoGPT's)")
     warmup: int = bounded(100, 0, MAX_STEPS)  # linear warmup steps (stabilises the first updates)
     decay_frac: float = bounded(0.5, 0.0, 1.0)  # warmup-stable-decay: the last half of the steps decay linearly (muon); adamw: cosine

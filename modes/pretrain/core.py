@@ -1,4 +1,6 @@
-"""Pre-training compute: what the objective is (per-token next-token loss) and a tiny model learning it.
+"""Pre-training compute: what the objective is (per-token next-token loss) and a tiny model learning it,
+by next-token prediction (GPT: causal attention, every character predicted from the ones before it) or
+by masked prediction (BERT: bidirectional attention, a few hidden characters predicted from both sides).
 
 Pure functions on plain values and tensors; no Gradio. Training is a generator of progress events,
 so the UI (or a benchmark, or a test) decides what to show and when to stop.
@@ -63,12 +65,18 @@ def token_losses(model, tokenizer, text: str, top_k: int = TOP_K) -> TokenLossRe
 
 
 # ---- Part 2: a tiny model from scratch ----------------------------------------------------------
-class CharVocab:
-    """Character-level vocabulary: one id per distinct character of the corpus."""
+MASK = "\ue000"  # the mask symbol: a private-use character no corpus holds (shown as MASK_SHOWN)
+MASK_SHOWN = "▢"
 
-    def __init__(self, text: str):
-        self.chars = sorted(set(text))
+
+class CharVocab:
+    """Character-level vocabulary: one id per distinct character of the corpus (and the mask symbol,
+    last, when `mask` is set: the character ids of the two objectives' runs then agree)."""
+
+    def __init__(self, text: str, mask: bool = False):
+        self.chars = sorted(set(text) - {MASK}) + ([MASK] if mask else [])
         self.stoi = {c: i for i, c in enumerate(self.chars)}
+        self.mask_id = self.stoi.get(MASK)
 
     def __len__(self) -> int:
         return len(self.chars)
@@ -97,6 +105,10 @@ class PretrainResult(Done):
     curve: list[dict] = field(default_factory=list)
     stopped: bool = False
     dtype: str = "float32"  # the scratch model's precision (its tiny matmuls gain nothing from bf16 here)
+    objective: str = "next-token"  # what val_loss and val_bpc measure: every character, or the masked ones only
+    fill_in_accuracy: float | None = None  # masked: share of held-out masked characters guessed exactly
+    unigram_accuracy: float | None = None  # masked: the same for always guessing the corpus's commonest character
+    left_to_right: str | None = None  # masked: text "written" one mask at a time at the end (what it cannot do well)
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -156,10 +168,28 @@ def make_optimizers(model, cfg: PretrainConfig) -> list:
 
 
 def _loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # [B, T] -> hidden [B, T, C] -> logits [B, T, V]; the char vocabulary is tiny, so all positions count.
+    # [B, T] -> hidden [B, T, C] -> logits [B, T, V]; the char vocabulary is tiny, so all positions count
+    # (masked: y is -100 except at the masked positions, which are the only ones scored).
     h = model.model(input_ids=x).last_hidden_state
     logits = model.lm_head(h)
-    return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100)
+
+
+def mask_batch(clean: torch.Tensor, rate: float, mask_id: int, n_chars: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's corruption of [B, T] character ids: each position is picked with probability `rate`
+    (at least one per row); a picked one becomes the mask symbol 80% of the time, a random character
+    10%, and stays as it is 10%. Returns (input ids, labels: the original id where picked, else -100)."""
+    picked = torch.rand(clean.shape, generator=gen) < rate
+    none = ~picked.any(dim=1)
+    if none.any():  # a row with nothing to predict teaches nothing: pick one position in it
+        picked[none, torch.randint(clean.shape[1], (int(none.sum()),), generator=gen)] = True
+    roll = torch.rand(clean.shape, generator=gen)
+    x = clean.clone()
+    x[picked & (roll < 0.8)] = mask_id
+    rand = picked & (roll >= 0.8) & (roll < 0.9)
+    x[rand] = torch.randint(n_chars, (int(rand.sum()),), generator=gen)  # n_chars excludes the mask symbol
+    labels = torch.where(picked, clean, torch.full_like(clean, -100))
+    return x, labels
 
 
 @torch.no_grad()
@@ -190,16 +220,99 @@ def sample_text(model, vocab: CharVocab, n_chars: int, block: int, gen: torch.Ge
 
 
 @torch.no_grad()
-def _eval(model, val: torch.Tensor, starts: torch.Tensor, block: int, batch: int) -> float:
+def _eval(model, val: torch.Tensor, starts: torch.Tensor, block: int, batch: int, masks: list | None = None) -> float:
+    """Mean val loss over the fixed windows. `masks` (masked objective): each batch's fixed (x, labels),
+    so every estimate scores the same hidden characters."""
     model.eval()
     losses = []
-    for i in range(0, len(starts), batch):
+    for n, i in enumerate(range(0, len(starts), batch)):
         s = starts[i : i + batch]
-        x = torch.stack([val[j : j + block] for j in s]).to(model.device)
-        y = torch.stack([val[j + 1 : j + 1 + block] for j in s]).to(model.device)
+        if masks is not None:
+            x, y = (t.to(model.device) for t in masks[n])
+        else:
+            x = torch.stack([val[j : j + block] for j in s]).to(model.device)
+            y = torch.stack([val[j + 1 : j + 1 + block] for j in s]).to(model.device)
         losses.append(float(_loss(model, x, y)))
     model.train()
     return sum(losses) / len(losses)
+
+
+def fixed_masks(val: torch.Tensor, starts: torch.Tensor, block: int, batch: int, cfg: PretrainConfig, vocab: CharVocab) -> list:
+    """The val windows' corruption, drawn once (seeded): [(x, labels)] per eval batch."""
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    out = []
+    for i in range(0, len(starts), batch):
+        clean = torch.stack([val[j : j + block] for j in starts[i : i + batch]])
+        out.append(mask_batch(clean, cfg.mask_rate, vocab.mask_id, len(vocab) - 1, gen))
+    return out
+
+
+@torch.no_grad()
+def fill_in(model, vocab: CharVocab, x: torch.Tensor, labels: torch.Tensor) -> list[tuple[str, bool | None]]:
+    """One corrupted window's fill-in: [(character shown, right?)] where right is None for a character
+    the model was not asked about, and the guess at a masked position is shown with True/False."""
+    model.eval()
+    guess = model.lm_head(model.model(input_ids=x[None].to(model.device)).last_hidden_state)[0].argmax(-1).cpu()
+    model.train()
+    return [(vocab.decode([int(x[t])]) if int(lab) == -100 else vocab.decode([int(guess[t])]),
+             None if int(lab) == -100 else bool(int(guess[t]) == int(lab))) for t, lab in enumerate(labels)]
+
+
+def fill_in_text(spans: list[tuple[str, bool | None]]) -> str:
+    """A fill-in as one line of text: guesses in brackets, ✓ right or ✗ wrong ("to b[e]✓ or n[i]✗t")."""
+    return "".join(ch if ok is None else f"[{ch}]{'✓' if ok else '✗'}" for ch, ok in spans).replace(MASK, MASK_SHOWN)
+
+
+def parse_fill_in(text: str) -> list[tuple[str, bool | None]]:
+    """fill_in_text's line back to spans (for the coloured view of a streamed sample)."""
+    import re
+
+    out, pos = [], 0
+    for m in re.finditer(r"\[(.)\]([✓✗])", text, flags=re.S):
+        out += [(c, None) for c in text[pos : m.start()]]
+        out.append((m.group(1), m.group(2) == "✓"))
+        pos = m.end()
+    return out + [(c, None) for c in text[pos:]]
+
+
+@torch.no_grad()
+def fill_in_accuracy(model, masks: list) -> float:
+    """Share of the val windows' masked characters the model guesses exactly (argmax)."""
+    model.eval()
+    right = total = 0
+    for x, labels in masks:
+        guess = model.lm_head(model.model(input_ids=x.to(model.device)).last_hidden_state).argmax(-1).cpu()
+        keep = labels != -100
+        right += int((guess[keep] == labels[keep]).sum())
+        total += int(keep.sum())
+    model.train()
+    return right / max(total, 1)
+
+
+def unigram_accuracy(train: torch.Tensor, masks: list) -> float:
+    """The same share for a guesser with no context: always the training text's commonest character."""
+    top = int(torch.bincount(train).argmax())
+    labels = torch.cat([lab[lab != -100] for _, lab in masks])
+    return float((labels == top).float().mean()) if len(labels) else 0.0
+
+
+@torch.no_grad()
+def write_left_to_right(model, vocab: CharVocab, n_chars: int, block: int, gen: torch.Generator, prompt: str = "\n",
+                        temperature: float = 0.8) -> str:
+    """What a masked model "writes": a mask appended after the text so far, filled, again and again.
+    It never trained with nothing to the right of a hidden character, so this shows why BERT-style
+    models are not used to generate text left to right."""
+    ids = vocab.encode(prompt).tolist()
+    out: list[int] = []
+    model.eval()
+    for _ in range(n_chars):
+        ctx = (ids + out)[-(block - 1):] + [vocab.mask_id]
+        h = model.model(input_ids=torch.tensor([ctx], device=model.device)).last_hidden_state[:, -1]
+        logits = model.lm_head(h).float()[0]
+        logits[vocab.mask_id] = -float("inf")  # the mask symbol is never a character of the text
+        out.append(int(torch.multinomial(torch.softmax(logits / temperature, -1).cpu(), 1, generator=gen)))
+    model.train()
+    return vocab.decode(out)
 
 
 def val_windows(n_val: int, block: int, cfg: PretrainConfig) -> torch.Tensor:
@@ -211,8 +324,10 @@ def val_windows(n_val: int, block: int, cfg: PretrainConfig) -> torch.Tensor:
 VAL_SNIPPET_CHARS = 4_000  # the val text both models are scored on (the 270M model reads it in ~2 s)
 
 
-def scratch_model(loader, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0):
-    """A freshly initialised small Gemma 3 (same family as the pretrained model), on the loader's device."""
+def scratch_model(loader, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0,
+                  bidirectional: bool = False):
+    """A freshly initialised small Gemma 3 (same family as the pretrained model), on the loader's device.
+    `bidirectional`: every position attends to the whole window (BERT's encoder), not only to the left."""
     loader.libraries()
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -234,6 +349,7 @@ def scratch_model(loader, vocab_size: int, n_layer: int, n_head: int, n_embd: in
         tie_word_embeddings=True,
         attn_implementation="sdpa",
         use_cache=False,
+        use_bidirectional_attention=bidirectional,
     )
     torch.manual_seed(seed)
     return Gemma3ForCausalLM(cfg).to(loader.resolved_device())
@@ -249,20 +365,25 @@ def train_scratch(
     """Pre-train a fresh small Gemma 3 on characters. Yields a Step every step (after its Eval and
     Sample, when it has them), then one PretrainResult (modes/runs/events.py).
 
-    `reference_bpc(text)` scores the same val snippet with a pretrained model, for the scale comparison.
+    `reference_bpc(text)` scores the same val snippet with a pretrained model, for the scale comparison
+    (next-token only: the pretrained model predicts the next token, not a hidden one).
+    Masked (cfg.objective): the same model, corpus, split and steps, with bidirectional attention; the
+    loss is on the masked characters only, and a sample is a fill-in of a fixed val window.
     """
     p = cfg.preset
-    vocab = CharVocab(corpus.train + corpus.val)
+    masked = cfg.objective == "masked"
+    vocab = CharVocab(corpus.train + corpus.val, mask=masked)
     train, val = vocab.encode(corpus.train), vocab.encode(corpus.val)
     if len(train) <= p.block_size + 1 or len(val) <= p.block_size + 1:
         raise ValueError("corpus: too short for this model's block size")
-    model = scratch_model(loader, len(vocab), p.n_layer, p.n_head, p.n_embd, p.block_size, seed=cfg.seed)
+    model = scratch_model(loader, len(vocab), p.n_layer, p.n_head, p.n_embd, p.block_size, seed=cfg.seed, bidirectional=masked)
     model.train()
     params = sum(q.numel() for q in model.parameters())
     before = [q.detach().clone() for q in model.parameters()]
     opts = make_optimizers(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_starts = val_windows(len(val), p.block_size, cfg)
+    masks = fixed_masks(val, val_starts, p.block_size, EVAL_BATCH, cfg, vocab) if masked else None
     sample_gen = torch.Generator().manual_seed(cfg.seed + 2)
     # Batches as [B, T] views into the encoded text: index math once per step, no Python loop.
     offs = torch.arange(p.block_size)
@@ -278,16 +399,15 @@ def train_scratch(
             stopped = True
             break
         ix = torch.randint(len(train) - p.block_size - 1, (p.batch_size,), generator=gen)
-        x = train[ix[:, None] + offs].to(model.device)
-        y = train[ix[:, None] + offs + 1].to(model.device)
+        x, y = _batch(train, ix, offs, cfg, vocab, gen, model.device)
         train_loss = _update(model, opts, x, y, lr_scale(step - 1, cfg))
         elapsed = time.perf_counter() - t0
         vl = sample = None
         if step % cfg.eval_every == 0 or step == cfg.steps or step == 1:
-            vl = val_loss = _eval(model, val, val_starts, p.block_size, EVAL_BATCH)
+            vl = val_loss = _eval(model, val, val_starts, p.block_size, EVAL_BATCH, masks)
         # Samples every sample_every steps and at the end, skipping one that would land just before the end.
         if step == cfg.steps or (step % cfg.sample_every == 0 and cfg.steps - step >= cfg.sample_every // 2):
-            sample = sample_text(model, vocab, cfg.sample_chars, p.block_size, sample_gen)
+            sample = _sample(model, vocab, cfg, masks, sample_gen)
             samples.append({"step": step, "text": sample})
         curve.append({"step": step, "train_loss": train_loss, "val_loss": vl})
         tps = step * tokens_per_step / max(elapsed, 1e-9)
@@ -298,19 +418,50 @@ def train_scratch(
         yield Step(step, cfg.steps, train_loss, elapsed, (cfg.steps - step) * elapsed / step, tps)
     seconds = time.perf_counter() - t0
     if step > 0 and (not curve or curve[-1]["val_loss"] is None):
-        val_loss = _eval(model, val, val_starts, p.block_size, EVAL_BATCH)
+        val_loss = _eval(model, val, val_starts, p.block_size, EVAL_BATCH, masks)
         curve[-1]["val_loss"] = val_loss
     changed = sum(int((a != b).any()) * a.numel() for a, b in zip(before, model.parameters()))
-    snippet = corpus.val[:VAL_SNIPPET_CHARS]
-    val_bpc = scratch_bpc(model, vocab, snippet, p.block_size)
-    ref = reference_bpc(snippet) if reference_bpc is not None else None
+    val_bpc, ref, extra = _final_figures(model, vocab, corpus, cfg, train, masks, val_loss, reference_bpc, sample_gen)
     yield PretrainResult(
         steps=step, params=params, train_loss=round(train_loss, 4), val_loss=round(val_loss, 4),
         val_bpc=round(val_bpc, 4), pretrained_val_bpc=None if ref is None else round(ref, 4),
         tokens_per_s=round(step * tokens_per_step / max(seconds, 1e-9), 1), seconds=round(seconds, 2),
         samples=samples, params_updated_fraction=round(changed / params, 4), curve=curve, stopped=stopped,
-        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."), **extra,
     )
+
+
+def _batch(text: torch.Tensor, ix: torch.Tensor, offs: torch.Tensor, cfg: PretrainConfig, vocab: CharVocab,
+           gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, T] inputs and labels of the windows starting at `ix`: the next characters (next-token), or BERT's
+    corruption of the window and its hidden characters (masked)."""
+    if cfg.objective == "masked":
+        x, y = mask_batch(text[ix[:, None] + offs], cfg.mask_rate, vocab.mask_id, len(vocab) - 1, gen)
+    else:
+        x, y = text[ix[:, None] + offs], text[ix[:, None] + offs + 1]
+    return x.to(device), y.to(device)
+
+
+def _sample(model, vocab: CharVocab, cfg: PretrainConfig, masks: list | None, gen: torch.Generator) -> str:
+    """A generated sample (next-token), or the fill-in of the first fixed val window (masked: the same window
+    every time, so the learner watches the guesses improve)."""
+    if masks is not None:
+        return fill_in_text(fill_in(model, vocab, masks[0][0][0], masks[0][1][0]))
+    return sample_text(model, vocab, cfg.sample_chars, cfg.preset.block_size, gen)
+
+
+def _final_figures(model, vocab, corpus, cfg: PretrainConfig, train, masks, val_loss: float, reference_bpc, gen) -> tuple:
+    """(val bits/char, the pretrained model's on the same text or None, the objective's own figures).
+    Next-token: every character of the val snippet. Masked: bits per masked character on the fixed val
+    windows the curve uses, fill-in accuracy against a no-context guess, and a left-to-right attempt."""
+    extra: dict = {"objective": cfg.objective}
+    if masks is not None:
+        extra.update(fill_in_accuracy=round(fill_in_accuracy(model, masks), 4), unigram_accuracy=round(unigram_accuracy(train, masks), 4),
+                     left_to_right=write_left_to_right(model, vocab, min(cfg.sample_chars, 80), cfg.preset.block_size, gen))
+        return val_loss / LN2, None, extra
+    snippet = corpus.val[:VAL_SNIPPET_CHARS]
+    ref = reference_bpc(snippet) if reference_bpc is not None else None
+    return scratch_bpc(model, vocab, snippet, cfg.preset.block_size), ref, extra
 
 
 def _fast_adam_kwargs(model) -> dict:

@@ -60,9 +60,9 @@ def resolve_corpus(name: str | None, upload, lang: str):
         raise ui.error(exc.key, lang, **exc.fmt) from None
 
 
-def parse_config(size, steps, seed, lang: str):
+def parse_config(size, steps, seed, lang: str, objective: str = PretrainConfig.objective, mask_rate: float = PretrainConfig.mask_rate):
     """The run's config from the widgets or the API, checked by PretrainConfig (the one validation path)."""
-    cfg = ui.settings(PretrainConfig, lang, size=size, steps=steps, seed=seed)
+    cfg = ui.settings(PretrainConfig, lang, size=size, steps=steps, seed=seed, objective=objective, mask_rate=mask_rate)
     # About 20 val points and 6 samples whatever the run length, but never so often that they dominate.
     cfg.eval_every = max(10, cfg.steps // 20)
     cfg.sample_every = max(25, cfg.steps // 6)
@@ -98,15 +98,18 @@ def show_top(summary: dict, evt: gr.SelectData):
     return {repr(t)[1:-1] or "∅": p for t, p in row["top"]}
 
 
-OUT = ui.Outputs("progress", "plot", "samples", "result", "summary", "anew", "run_id")
+OUT = ui.Outputs("progress", "plot", "samples", "fill_in", "result", "summary", "anew", "run_id")  # the summary stays the API's last value
 
 
 def pretrain(ctx, corpus: str = "shakespeare", size: str = PretrainConfig.size, steps: int = PretrainConfig.steps,
-             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, session=None, request: gr.Request = None):
-    """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples.
-    An identical earlier run (same settings, seed, data and code) is replayed unless `fresh`."""
+             seed: int = PretrainConfig.seed, upload=None, fresh: bool = False, objective: str = PretrainConfig.objective,
+             mask_rate: float = PretrainConfig.mask_rate, session=None, request: gr.Request = None):
+    """Pre-train a tiny Gemma 3 on characters from scratch, streaming curves and samples. `objective`:
+    'next-token' (GPT: predict each character from the left) or 'masked' (BERT: predict hidden characters
+    from both sides; `mask_rate` of them). An identical earlier run (same settings, seed, data and code)
+    is replayed unless `fresh`."""
     lang = ui.lang_of(request)
-    cfg = parse_config(size, steps, seed, lang)
+    cfg = parse_config(size, steps, seed, lang, objective, mask_rate)
     data = resolve_corpus(corpus, upload, lang)
     if not ctx.loader.libraries_ready:
         yield OUT(progress=ui.msg("waiting_libraries", lang))
@@ -119,7 +122,8 @@ def rerun(ctx, session, settings: dict, lang: str):
     text is not kept, so such a run is refused with the reason."""
     if settings.get("corpus") not in (None, "shakespeare") and "/" not in str(settings.get("corpus")):
         raise ui.error("err_rerun_upload", lang)
-    cfg = parse_config(settings.get("size"), settings.get("steps"), settings.get("seed"), lang)
+    cfg = parse_config(settings.get("size"), settings.get("steps"), settings.get("seed"), lang,
+                       settings.get("objective", PretrainConfig.objective), settings.get("mask_rate", PretrainConfig.mask_rate))
     return start_run(ctx, session, cfg, resolve_corpus(settings.get("corpus") or "shakespeare", None, lang), fresh=True)
 
 
@@ -142,10 +146,24 @@ def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
         kept = dataclasses.replace(res, curve=[])  # the curve is the run's own (run.curve)
         return {"result": kept, "summary": summary, "outcome": "stopped" if res.stopped else "done"}
 
-    settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed}
+    settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed, "objective": cfg.objective}
+    if cfg.objective == "masked":
+        settings["mask_rate"] = cfg.mask_rate
     est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
     return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_done, curves=TAB.curves,
                          keep=lambda r: not r.stopped, fresh=fresh)
+
+
+def samples_view(run) -> tuple[str, list | None]:
+    """(the samples box's text, the coloured fill-in of the newest sample or None). A masked run's samples
+    are fill-ins of one fixed val window: guesses in brackets, ✓ right, ✗ wrong."""
+    if run.settings.get("objective") != "masked":
+        return "\n\n".join(run.samples), None
+    from modes.pretrain.core import parse_fill_in
+
+    spans = parse_fill_in(run.samples[0].split("\n", 1)[1]) if run.samples else None
+    colour = [(ch, None if ok is None else ("right" if ok else "wrong")) for ch, ok in spans] if spans else None
+    return "\n\n".join(run.samples), colour
 
 
 def follow(ctx, run, session, lang: str):
@@ -157,19 +175,52 @@ def follow(ctx, run, session, lang: str):
             continue
         md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.rate:,.0f}",
                     eta=fmt_eta(ev.eta), loss=f"{ev.loss:.3f}")
+        text, colour = samples_view(run)
         yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
-                  samples="\n\n".join(run.samples), anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+                  samples=text, fill_in=gr.update(value=colour, visible=colour is not None),
+                  anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
-    key = "pt_result_stopped" if res.stopped else "pt_result"
-    md = ui.msg(key, lang, steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
-                secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
+    md = result_card(res, lang)
+    two = two_ways(ctx, session, lang)
+    if two:
+        md += "\n\n" + two
     if run.replayed:  # said plainly: these figures are an identical earlier run's, streamed again
         md = records.replay_line(run.replayed, lang) + "\n\n" + md
+    text, colour = samples_view(run)
     yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"),
-              plot=records.plot_update(run, view), samples="\n\n".join(run.samples), result=md, summary=run.summary,
-              anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+              plot=records.plot_update(run, view), samples=text, fill_in=gr.update(value=colour, visible=colour is not None),
+              result=md, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+
+
+def result_card(res, lang: str) -> str:
+    """The run's result card: against the pretrained 270M model (next-token), or its fill-in figures (masked)."""
+    fmt = dict(steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
+               secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
+    if getattr(res, "objective", "next-token") == "masked":
+        md = ui.msg("pt_result_masked", lang, **fmt, acc=f"{100 * res.fill_in_accuracy:.1f}", uni=f"{100 * res.unigram_accuracy:.1f}",
+                    written=(res.left_to_right or "").replace("\n", " ").replace("|", "\\|"))
+        return (ui.msg("pt_stopped_line", lang, steps=res.steps) + "\n\n" + md) if res.stopped else md
+    return ui.msg("pt_result_stopped" if res.stopped else "pt_result", lang, **fmt)
+
+
+def two_ways(ctx, session, lang: str) -> str:
+    """The learner's own latest finished run of each objective, side by side, and why they differ:
+    the masked loss is lower (it sees both sides of a gap), yet that model cannot write left to right."""
+    owner = session.owner if session else None
+    latest = {}
+    for r in ctx.history.runs(owner, TAB.id):
+        s = r.summary or {}
+        if r.status == "done" and "val_bpc" in s:
+            latest[s.get("objective", "next-token")] = s  # runs come oldest first: the last one wins
+    if len(latest) < 2:
+        return ""
+    nt, mk = latest["next-token"], latest["masked"]
+    key = "pt_two_ways_lower" if mk["val_bpc"] < nt["val_bpc"] else "pt_two_ways_not_lower"
+    return ui.msg(key, lang, nt=f"{nt['val_bpc']:.2f}", mk=f"{mk['val_bpc']:.2f}", nt_steps=nt["steps"], mk_steps=mk["steps"],
+                  acc=f"{100 * (mk.get('fill_in_accuracy') or 0):.0f}", uni=f"{100 * (mk.get('unigram_accuracy') or 0):.0f}",
+                  written=(mk.get("left_to_right") or "").replace("\n", " ")[:80].replace("|", "\\|"))
 
 
 def resume(ctx, session=None, request: gr.Request = None):
@@ -186,6 +237,10 @@ def score_row(p: dict | None, lang: str) -> str:
     """This tab's row of the three-ways scoreboard, from the learner's latest pre-training."""
     if not p:
         return ui.msg("sb_empty_pretrain", lang)
+    if p.get("objective") == "masked":
+        return ui.msg("sb_row_pretrain_masked", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
+                      chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
+                      acc=f"{100 * p['fill_in_accuracy']:.0f}")
     return ui.msg("sb_row_pretrain", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
                   chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
                   ref=_ref(p.get("pretrained_val_bpc")), other=ui.msg("sb_other_pretrain", lang, bpc=f"{p['val_bpc']:.2f}"))
@@ -221,6 +276,12 @@ def build(page: Page) -> None:
         steps = ui.setting(PretrainConfig, "steps", ui.t("pt_steps_label"))
         seed = ui.checked_by_config(gr.Number(value=defaults.seed, precision=0, label=ui.t("seed_label")))
     with gr.Row():
+        objective = ui.checked_by_config(gr.Radio([(ui.t("pt_objective_next"), "next-token"), (ui.t("pt_objective_masked"), "masked")],
+                             value=defaults.objective, label=ui.t("pt_objective_label"), info=ui.t("pt_objective_info"),
+                             elem_id="pt-objective"))
+        mask_rate = ui.setting(PretrainConfig, "mask_rate", ui.t("pt_mask_rate_label"), info=ui.t("pt_mask_rate_info"),
+                               visible=defaults.objective == "masked")
+    with gr.Row():
         train_btn = gr.Button(ui.t("pt_train_btn"), variant="primary")
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
         anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
@@ -234,21 +295,37 @@ def build(page: Page) -> None:
     run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
     records.curve_controls(page.ctx, TAB.id, run_id, page.session, plot)
     samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)
+    fill_in = gr.HighlightedText(label=ui.t("pt_fill_in_label"), color_map={"right": "#22c55e", "wrong": "#ef4444"},
+                                 show_legend=True, combine_adjacent=False, interactive=False, visible=False, elem_id="pt-fill-in")
     result_md = gr.Markdown()
     summary = gr.JSON(label=ui.t("summary_json"))
 
     # ---- events ----
     score_btn.click(ui.endpoint(token_loss, ctx), [text], [tokens, totals, top5, loss_json], api_name="token_loss")
     tokens.select(show_top, [loss_json], [top5], api_name=False, queue=False)
-    outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "result": result_md,
+    objective.change(lambda o: gr.update(visible=o == "masked"), objective, mask_rate, api_name=False, queue=False)
+    outputs = OUT.wire({"progress": progress_md, "plot": plot, "samples": samples_box, "fill_in": fill_in, "result": result_md,
                         "summary": summary, "anew": anew_btn, "run_id": run_id})
     inputs = ui.inputs(pretrain, 1, corpus=corpus_dd, size=size, steps=steps, seed=seed, upload=upload, fresh=fresh_box,
-                       session=page.session)
-    page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed}  # TAB.presets: a class experiment may pre-set these
+                       objective=objective, mask_rate=mask_rate, session=page.session)
+    # TAB.presets: a class experiment may pre-set these
+    page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed, "objective": objective, "mask_rate": mask_rate}
     records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
 
 
-TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=lambda s: -s["val_bpc"],
-          headline=lambda s: f"val {s['val_bpc']:.3f} bits/char", shown=("corpus", "size", "steps", "seed"), rerun=rerun,
-          metric=("val bits/char", lambda s: s["val_bpc"]), config=PretrainConfig, presets=("size", "steps", "seed"))
+def _best(s: dict) -> float:
+    # A masked run's bits/char are on hidden characters only, a different task: any next-token run ranks above it.
+    return -s["val_bpc"] - (1000.0 if s.get("objective") == "masked" else 0.0)
+
+
+def _headline(s: dict) -> str:
+    if s.get("objective") == "masked":
+        return f"masked: val {s['val_bpc']:.3f} bits/masked char, fill-in {100 * s['fill_in_accuracy']:.0f}%"
+    return f"val {s['val_bpc']:.3f} bits/char"
+
+
+TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=_best, headline=_headline,
+          shown=("corpus", "size", "steps", "seed", "objective"), rerun=rerun,
+          metric=("val bits/char", lambda s: s["val_bpc"]), config=PretrainConfig,
+          presets=("size", "steps", "seed", "objective", "mask_rate"))

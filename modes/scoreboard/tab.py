@@ -37,10 +37,10 @@ def differences(runs: dict, lang: str) -> list[str]:
     claims = []
     if p or f or i:
         claims.append(m("sb_claim_weights"))
-    if p:
+    if p and p.get("objective", "next-token") == "next-token":  # a masked run's bits/char are on another task
         ref = "—" if p.get("pretrained_val_bpc") is None else f"{p['pretrained_val_bpc']:.2f}"
         claims.append(m("sb_claim_scale", bpc=f"{p['val_bpc']:.2f}", ref=ref))
-    if f and i:
+    if f and i and f.get("task", "translation") == "translation":  # the same task, measured the same way
         best = str(i["best_k"])
         diff = f["chrf_after"] - i["chrf"][best]
         key = "sb_claim_ft_wins" if diff > 0 else "sb_claim_icl_wins"
@@ -133,6 +133,8 @@ def compare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, sessio
     plot = gr.LinePlot(value=df, x=x, y=y, color="run", y_title=f"log₁₀ {y}" if log else y)
     lines = [f"- **{k}**: " + " · ".join(f"#{r.id} = {v}" for r, v in zip(runs, vals)) for k, vals in diff.items()]
     md = ui.msg("sb_compare_diff_title", lang) + "\n" + ("\n".join(lines) if lines else ui.msg("sb_compare_same", lang))
+    if len({r.settings.get("objective") or "next-token" for r in runs}) > 1:  # two objectives' losses: not one task
+        md = ui.msg("sb_compare_objectives", lang) + "\n\n" + md
     results = pd.DataFrame([{"run": f"#{r.id}", "status": r.status, "result": headline(r, tabs),
                              "seconds": (r.summary or {}).get("seconds")} for r in runs])
     out = {"runs": [r.public() for r in runs], "diff": diff, "axes": list(runs[0].axes), "curves": records.aligned(runs)}
