@@ -287,3 +287,50 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
         assert out[-1]["steps"] == 5 and demo.ctx.slot.gauge.now == 0
     finally:
         stack.close()
+
+
+def test_the_objective_switch_and_the_upload_column_picker(tiny_loader, tmp_path):
+    """Pre-training switched to the masked objective shows its mask rate, trains, and colours its fill-in;
+    a CSV with `english,korean` columns fills the fine-tune tab's pickers with the right pair for either
+    direction, and the dialogue-summary task shows its language choice."""
+    from playwright.sync_api import expect, sync_playwright
+
+    f = tmp_path / "mine.csv"
+    f.write_text("id,english,korean\n1,Hello,안녕하세요\n2,Thank you,고마워요\n", encoding="utf-8")
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(served_app(tiny_loader)).url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser, page = open_page(p, url)
+            rate = page.get_by_role("spinbutton", name="number input for mask rate", exact=True)
+            expect(rate).to_be_hidden()
+            page.get_by_label("masked (BERT)").check()
+            expect(rate).to_be_visible()
+            page.get_by_label("tiny").check()
+            set_number(page, "Training steps", 20)
+            page.get_by_role("button", name="Pre-train from scratch").click()
+            expect(page.get_by_text(re.compile(r"Done: 20 steps")).first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Result \(masked objective\)")).first).to_be_visible()
+            fill_in = page.locator("#pt-fill-in")
+            expect(fill_in).to_be_visible()
+            expect(fill_in.get_by_text(re.compile("right|wrong")).first).to_be_visible()  # the legend of the colours
+            page.screenshot(path=str(SHOTS / "8-masked.png"), full_page=True)
+
+            page.get_by_role("tab", name=re.compile("Fine-tuning")).click()
+            page.locator("#ft-upload input[type=file]").set_input_files(str(f))
+            expect(page.locator("#ft-upload-src input")).to_have_value("english")
+            expect(page.locator("#ft-upload-tgt input")).to_have_value("korean")
+            expect(page.locator("#ft-upload-columns").get_by_text(re.compile("3 columns in the file: id, english, korean"))).to_be_visible()
+            page.get_by_label("my upload", exact=True).check()  # the data source: the preview shows the file's pairs
+            def previewed():  # the grid is virtualised: read its text, not a cell's visibility
+                assert "안녕하세요" in page.locator("#ft-preview").inner_text()
+
+            eventually(page, previewed)
+            expect(page.get_by_label("English", exact=True)).to_be_hidden()  # the summary language, until that task
+            page.get_by_label("dialogue summary").check()
+            expect(page.get_by_label("English", exact=True)).to_be_visible()
+            page.screenshot(path=str(SHOTS / "9-columns.png"), full_page=True)
+            browser.close()
+    finally:
+        stack.close()

@@ -330,7 +330,8 @@ def _task_and_upload() -> tuple:
         data_source = gr.Radio([(ui.t("ft_src_builtin"), "built-in"), (ui.t("ft_src_upload"), "upload"), (ui.t("ft_src_hub"), "hub")],
                                value="built-in", label=ui.t("ft_data_source"))
         with gr.Column():
-            upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath")
+            upload = gr.File(label=ui.t("ft_upload_label"), file_types=[".csv", ".jsonl", ".json", ".tsv"], type="filepath",
+                             elem_id="ft-upload")
             with gr.Row():
                 # Choices come from the uploaded file; the server checks the names against the file itself.
                 upload_src, upload_tgt = (ui.checked_by_config(gr.Dropdown([], value="", allow_custom_value=True, label=ui.t(key),
@@ -352,7 +353,7 @@ def build(page: Page) -> None:
         hub_id = gr.Textbox(value="", label=ui.t("ft_hub_id"), placeholder="org/dataset")
         hub_src = gr.Textbox(value="source", label=ui.t("ft_hub_src"))
         hub_tgt = gr.Textbox(value="target", label=ui.t("ft_hub_tgt"))
-    preview = gr.Dataframe(headers=["source", "target"], label=ui.t("ft_preview"), interactive=False, wrap=True)
+    preview = gr.Dataframe(headers=["source", "target"], label=ui.t("ft_preview"), interactive=False, wrap=True, elem_id="ft-preview")
     with gr.Row():
         prev_btn = gr.Button("◀", size="sm")
         page_no = gr.Number(value=1, precision=0, label=ui.t("ft_page"), minimum=1)
