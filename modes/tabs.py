@@ -26,7 +26,7 @@ class Tab:
     headline: Callable[[dict], str] | None = None  # a run summary -> its result in a few characters (the runs table)
     shown: tuple[str, ...] = ()  # the settings the runs table shows for this tab's runs
     rerun: Callable[[Any, Any, dict, str], Any] | None = None  # (ctx, session, a run's settings, lang) -> a new Run: "Run again"
-    metric: tuple[str, Callable[[dict], float]] | None = None  # (its name, a summary -> the figure): the class board's column
+    metric: tuple[str, Callable[[dict], float | None]] | None = None  # (its name, a summary -> the figure, None: not ranked): the class board's column
     config: type | None = None  # the run's config dataclass: a class experiment's values are checked by it
     presets: tuple[str, ...] = ()  # the config fields a class experiment may pre-set (the tab registers their widgets)
 

@@ -246,6 +246,23 @@ def test_the_three_ways_are_measured_per_direction_en_ko_and_ko_en():
     assert tw["en-ko"]["most_common_k"] == 4 and tw["ko-en"]["reverse_chrf_drop"] is None  # no off-task figures: no claim
 
 
+def test_a_masked_pre_training_and_a_summary_fine_tune_are_not_ranked_with_the_other_task():
+    """Their figures are another task's (bits per masked character; summary chrF): on the board they are listed,
+    out of the leaderboards and the three ways."""
+    history, classes, room, owners = _class_with_runs(2)
+    o = owners[0]
+    m = history.new_run(o, "pretrain", {"corpus": "shakespeare", "size": "tiny", "steps": 10, "seed": 9, "objective": "masked"})
+    history.update(m, status="done", summary={"val_bpc": 0.5, "objective": "masked", "fill_in_accuracy": 0.4})
+    f = history.new_run(o, "finetune", {"steps": 2, "r": 2, "direction": "en-ko", "task": "dialogue-summary", "summary_lang": "en"})
+    history.update(f, status="done", summary={"chrf_after": 90.0, "chrf_before": 0.0, "task": "dialogue-summary"})
+    full = boards.board(room, history.runs_of(owners), registry.load())
+    assert [r["figure"] for r in full["runs"]["pretrain"] if r["settings"].get("objective") == "masked"] == [None]
+    assert 0.5 not in [r["figure"] for r in full["leaders"]["pretrain"]]
+    assert 90.0 not in [r["figure"] for r in full["leaders"]["finetune"]]
+    tw = full["three_ways"]
+    assert tw["pretrain"]["runs"] == 2 and tw["directions"]["en-ko"]["lora"]["runs"] == 2  # the two learners' translation runs
+
+
 def test_an_experiment_takes_a_presettable_setting_checked_by_its_tabs_config():
     import gradio as gr
 

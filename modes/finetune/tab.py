@@ -429,5 +429,7 @@ def _best(s: dict) -> float:
 TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=_best,
           curves=("train", "held-out eval"), headline=lambda s: f"{s.get('label') or ''} chrF {s['chrf_before']} → {s['chrf_after']}".strip(),
           shown=("task", "steps", "r", "learning_rate", "seed", "target", "direction", "summary_lang", "data"), rerun=rerun,
-          metric=("held-out chrF", lambda s: s["chrf_after"]), config=FinetuneConfig,
+          # The class board ranks translation runs only: a summary's chrF is another task's.
+          metric=("held-out chrF", lambda s: s["chrf_after"] if s.get("task", "translation") == "translation" else None),
+          config=FinetuneConfig,
           presets=("steps", "r", "alpha", "dropout", "learning_rate", "batch_size", "max_length", "seed", "direction", "target"))
