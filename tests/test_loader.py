@@ -266,7 +266,8 @@ def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags,
         return probe[dt]
 
     d = _saved_tiny(tmp_path, tiny_tokenizer)
-    ld = loader_mod.ModelLoader(str(d), cache_dir=tmp_path / "c", dtype="auto", probe=fake_probe)
+    ld = loader_mod.ModelLoader(str(d), cache_dir=tmp_path / "c", dtype="auto", probe=fake_probe,
+                                invariance=lambda m, t: (True, "checked"))
     model, _ = ld.get()
     assert next(model.parameters()).dtype == getattr(torch, want)
     assert ld.dtype_name == want and ld.status.as_dict()["dtype"] == want
@@ -275,6 +276,64 @@ def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags,
     # Training always gets a float32 copy on the CPU, loaded from the float32 source.
     copy = ld.training_copy()
     assert next(copy.parameters()).dtype == torch.float32 and copy is not model
+
+
+@pytest.mark.parametrize("same, want", [(True, "bfloat16"), (False, "float32")])
+def test_bf16_is_served_only_where_a_row_decodes_the_same_alone_and_batched(monkeypatch, tmp_path, tiny_tokenizer, same, want):
+    """bf16 faster by the probe is not enough: the start-up check must find a row's logits the same alone and
+    batched; where they differ (an AMX Xeon, measured), float32 is served and the reason says why. The decision
+    is kept per CPU: the next start measures nothing and says where its decision came from."""
+    import torch
+
+    from modes.model import loader as loader_mod
+
+    real_flags = loader_mod.cpu_bf16_flags
+    monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: real_flags(CPUINFO_BF16))
+    probed, checked = [], []
+
+    def fake_probe(model):
+        probed.append(1)
+        return {torch.float32: 0.10, torch.bfloat16: 0.05}[next(model.parameters()).dtype]
+
+    def fake_check(model, tok):
+        checked.append(next(model.parameters()).dtype)
+        return same, "1 of 16 rows differed batched" if not same else "16 rows the same"
+
+    d = _saved_tiny(tmp_path, tiny_tokenizer)
+    make = lambda: loader_mod.ModelLoader(str(d), cache_dir=tmp_path / "c", dtype="auto", probe=fake_probe, invariance=fake_check)
+    ld = make()
+    model, _ = ld.get()
+    assert checked == [torch.bfloat16] and next(model.parameters()).dtype == getattr(torch, want) and ld.dtype_name == want
+    reason = ld.status.dtype_reason
+    assert reason.startswith(want) and ("not batch-invariant here: 1 of 16 rows differed" in reason) is (not same)
+    assert ("decodes the same alone and batched" in reason) is same
+    again = make()
+    model2, _ = again.get()
+    assert len(probed) == 2 and len(checked) == 1  # the second start measured nothing
+    assert again.dtype_name == want and next(model2.parameters()).dtype == getattr(torch, want)
+    assert again.status.dtype_reason == reason + " (measured at an earlier start on this CPU)"
+
+
+def test_the_real_check_tells_the_served_bf16_path_from_plain_float32_and_names_the_rows(tiny_tokenizer):
+    """The bf16 path built to be batch-invariant (packed linears, row-wise attention) passes; plain float32 SDPA
+    over padded rows does not give the same bits (its tokens may still agree: the check is stricter)."""
+    import torch
+
+    from modes.serving import invariance, packed, rowwise
+    from tests.conftest import make_tiny_model
+
+    if not packed.available():
+        pytest.skip("oneDNN cannot pack bf16 weights on this CPU: the bit-for-bit bf16 path is not built here")
+    served = make_tiny_model(len(tiny_tokenizer), seed=7).to(torch.bfloat16)
+    packed.pack(served)
+    assert rowwise.use(served)
+    assert invariance.check(served, tiny_tokenizer, rows=4, steps=3) == (True, "8 held-out rows, 3 steps, logits compared bit for bit")
+    plain = make_tiny_model(len(tiny_tokenizer), seed=7)
+    same, what = invariance.check(plain, tiny_tokenizer, rows=4, steps=3)
+    assert not same and what.endswith("rows differed batched (8 held-out rows, 3 steps, logits compared bit for bit)")
+    a = {"q1": [torch.zeros(3)], "q2": [torch.zeros(3), torch.ones(3)]}
+    b = {"q1": [torch.zeros(3)], "q2": [torch.zeros(3), torch.ones(3) + 1e-7]}
+    assert invariance.compare(a, b) == ["q2"] and invariance.compare(a, a) == []
 
 
 @pytest.mark.parametrize("asked", ["float32", "bfloat16"])

@@ -23,7 +23,7 @@ from modes.data.uploads import hub_offline
 # the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
 # two threads importing transformers at once can hand one of them a half-initialised module.
 from modes.model.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer
-from modes.serving.precision import cpu_bf16_flags, pick_device, probe_decode_seconds, requested_dtype
+from modes.serving.precision import cached_choice, choice_key, cpu_bf16_flags, pick_device, probe_decode_seconds, remember_choice, requested_dtype
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,14 @@ class ModelLoader:
     """Loads one pretrained causal LM once, lazily and thread-safely, and builds scratch models."""
 
     def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None,
-                 dtype: str | None = None, probe=probe_decode_seconds):
+                 dtype: str | None = None, probe=probe_decode_seconds, invariance=None):
         self.model_id = (model_id or "").strip() or EMBEDDED
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._device_arg = device
         self.dtype_request = requested_dtype(dtype)  # auto | float32 | bfloat16
         self._probe = probe  # seconds per decode step of a model; tests replace it
+        self._invariance = invariance  # (model, tok) -> (same alone and batched?, what): None is the real check
+        self._measured = False  # this start measured the precision (and keeps the decision for the next)
         self.dtype_reason = ""  # one line: why the served model runs in its dtype
         self._source: tuple[str, bool] | None = None  # (path or id, own cache): where a training copy loads from
         self.device, self.dtype_name = "?", "?"
@@ -290,6 +292,8 @@ class ModelLoader:
         from modes.serving import packed
 
         model.to(self.device).eval()
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
         packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/serving/packed.py)
         if decide_dtype:
             model = self._decide_cpu_dtype(model)
@@ -298,9 +302,11 @@ class ModelLoader:
             from modes.serving import rowwise
 
             rowwise.use(model)  # bf16 rows give the same tokens alone and in any batch (modes/serving/rowwise.py)
+            if self._measured:
+                model = self._check_invariance(model, tok)
+        if self._measured:
+            remember_choice(self.cache_dir, choice_key(self.model_id), self.dtype_name, self.dtype_reason)
         self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
         self._tokenizer = tok
         self._model = model
         self.status.params = sum(p.numel() for p in model.parameters())
@@ -330,6 +336,11 @@ class ModelLoader:
         if not flags:
             self.dtype_reason = "float32: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or bf16 flag)"
             return model
+        known = cached_choice(self.cache_dir, choice_key(self.model_id))
+        if known and known.get("dtype") in ("float32", "bfloat16"):
+            self.dtype_reason = f"{known['reason']} (measured at an earlier start on this CPU)"
+            return model.to(torch.bfloat16) if known["dtype"] == "bfloat16" else model
+        self._measured = True
         self.status.message = "Measuring bf16 against float32 decoding on this CPU ..."
         t32 = self._probe(model)
         model.to(torch.bfloat16)
@@ -339,6 +350,22 @@ class ModelLoader:
             self.dtype_reason = f"bfloat16: native on this CPU ({', '.join(flags)}) and faster here ({step})"
             return model
         self.dtype_reason = f"float32: bf16 is native here ({', '.join(flags)}) but was not faster ({step})"
+        return self._load_float32().to(self.device).eval()
+
+    def _check_invariance(self, model, tok):
+        """bf16 won on speed; it is served only if a row decodes the same alone and batched here (bit for
+        bit, modes/serving/invariance.py). Otherwise float32, which is reloaded, and the reason says why."""
+        if self._invariance is None:
+            from modes.serving.invariance import check as invariance
+        else:
+            invariance = self._invariance
+        self.status.message = "Checking that a row decodes the same alone and in a batch in bf16 ..."
+        same, what = invariance(model, tok)
+        if same:
+            self.dtype_reason += f"; a row decodes the same alone and batched ({what})"
+            return model
+        self.dtype_reason = "float32: bf16 is " + self.dtype_reason.removeprefix("bfloat16: ") + f", but not batch-invariant here: {what}"
+        self.dtype_name = "float32"
         return self._load_float32().to(self.device).eval()
 
     def _load_float32(self):

@@ -63,3 +63,46 @@ def probe_decode_seconds(model, steps: int = 4, context: int = 32) -> float:
             cache = model(input_ids=nxt, cache=cache, use_cache=True).cache
             times.append(time.perf_counter() - t)
     return statistics.median(times[1:])
+
+
+# ---- the decision, kept per CPU ----------------------------------------------------------------
+CHOICES_FILE = "cpu-precision.json"  # in the loader's cache dir: one decision per CPU, torch and model
+
+
+def choice_key(model_id: str, cpuinfo: str | None = None) -> str:
+    """What the decision depends on: the CPU model and its bf16 flags, the torch build, the model."""
+    import torch
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    return f"{name} | {','.join(cpu_bf16_flags(cpuinfo)) or 'no bf16'} | torch {torch.__version__} | {os.cpu_count()} cpus | {model_id}"
+
+
+def cached_choice(folder: Path, key: str) -> dict | None:
+    """An earlier start's decision on this CPU ({"dtype", "reason"}), or None."""
+    import json
+
+    try:
+        return json.loads((Path(folder) / CHOICES_FILE).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remember_choice(folder: Path, key: str, dtype: str, reason: str) -> None:
+    """Keep this start's decision for the next start on the same CPU (a failed write only costs a re-measure)."""
+    import json
+
+    path = Path(folder) / CHOICES_FILE
+    try:
+        known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        known[key] = {"dtype": dtype, "reason": reason}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except (OSError, ValueError):
+        pass
