@@ -10,6 +10,7 @@ import torch
 
 from modes.data import corpus
 from modes.pretrain import core as pc
+from modes.pretrain import masked as pm
 from modes.pretrain.config import PretrainConfig
 from modes.runs.events import Sample
 
@@ -18,7 +19,7 @@ def test_bert_corruption_recipe():
     """About `rate` of the positions are picked; of those 80% become the mask, 10% a random character,
     10% stay; labels are the original there and -100 everywhere else."""
     clean = torch.randint(0, 60, (400, 64))
-    x, y = pc.mask_batch(clean, 0.15, 60, 60, torch.Generator().manual_seed(0))
+    x, y = pm.mask_batch(clean, 0.15, 60, 60, torch.Generator().manual_seed(0))
     picked = y != -100
     assert 0.14 < picked.float().mean() < 0.16
     assert torch.equal(y[picked], clean[picked]) and torch.equal(x[~picked], clean[~picked])
@@ -26,7 +27,7 @@ def test_bert_corruption_recipe():
     assert 0.78 < share(x[picked] == 60) < 0.82
     assert 0.08 < share(x[picked] == clean[picked]) < 0.13  # kept, plus the few random draws that hit the original
     assert bool((x < 61).all())  # the random replacements are real characters, never the mask
-    one_row = pc.mask_batch(torch.zeros(1, 8, dtype=torch.long), 0.01, 5, 5, torch.Generator().manual_seed(1))[1]
+    one_row = pm.mask_batch(torch.zeros(1, 8, dtype=torch.long), 0.01, 5, 5, torch.Generator().manual_seed(1))[1]
     assert int((one_row != -100).sum()) >= 1  # a row always has something to predict
 
 
@@ -48,8 +49,8 @@ def test_the_mask_symbol_is_in_the_masked_vocabulary_only():
 
 def test_fill_in_text_round_trips():
     spans = [("t", None), ("o", True), (" ", None), ("b", False), ("e", None)]
-    line = pc.fill_in_text(spans)
-    assert line == "t[o]✓ [b]✗e" and pc.parse_fill_in(line) == spans
+    line = pm.fill_in_text(spans)
+    assert line == "t[o]✓ [b]✗e" and pm.parse_fill_in(line) == spans
 
 
 @pytest.mark.parametrize("rate", [0, 1, -0.1, float("nan")])
@@ -71,9 +72,9 @@ def test_a_short_masked_run_fills_gaps_far_above_a_no_context_guess(tiny_loader)
     assert res.val_bpc == pytest.approx(res.val_loss / pc.LN2, abs=1e-3)  # bits per masked character
     samples = [e.text for e in events if isinstance(e, Sample)]
     assert samples and all("✓" in s or "✗" in s for s in samples)  # fill-ins, not generated text
-    spans = pc.parse_fill_in(samples[-1])
-    assert any(ok is not None for _, ok in spans) and pc.MASK not in "".join(ch for ch, _ in spans)
-    assert res.left_to_right and len(res.left_to_right) == 80 and pc.MASK not in res.left_to_right
+    spans = pm.parse_fill_in(samples[-1])
+    assert any(ok is not None for _, ok in spans) and pm.MASK not in "".join(ch for ch, _ in spans)
+    assert res.left_to_right and len(res.left_to_right) == 80 and pm.MASK not in res.left_to_right
 
 
 def test_both_objectives_through_the_api_and_the_compare_says_they_differ(tiny_loader):

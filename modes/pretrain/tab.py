@@ -159,7 +159,7 @@ def samples_view(run) -> tuple[str, list | None]:
     are fill-ins of one fixed val window: guesses in brackets, ✓ right, ✗ wrong."""
     if run.settings.get("objective") != "masked":
         return "\n\n".join(run.samples), None
-    from modes.pretrain.core import parse_fill_in
+    from modes.pretrain.masked import parse_fill_in
 
     spans = parse_fill_in(run.samples[0].split("\n", 1)[1]) if run.samples else None
     colour = [(ch, None if ok is None else ("right" if ok else "wrong")) for ch, ok in spans] if spans else None
@@ -169,16 +169,20 @@ def samples_view(run) -> tuple[str, list | None]:
 def follow(ctx, run, session, lang: str):
     """Stream a pre-training run to this page until it ends (a reloaded page follows it again)."""
     view = records.view_of(session, TAB.id)
+    shown = -1  # samples sent to this page so far (-1: none yet, so the first update sends them)
     for kind, ev in records.progress_of(ctx, run, lang):
         if kind == "queue":
             yield OUT(progress=ev, run_id=run.id)
             continue
         md = ui.msg("pt_progress", lang, step=ev.step, steps=ev.steps, tps=f"{ev.rate:,.0f}",
                     eta=fmt_eta(ev.eta), loss=f"{ev.loss:.3f}")
-        text, colour = samples_view(run)
+        samples = {}
+        if len(run.samples) != shown:  # a new sample: once per sample_every steps, not every step
+            shown = len(run.samples)
+            text, colour = samples_view(run)
+            samples = {"samples": text, "fill_in": gr.update(value=colour, visible=colour is not None)}
         yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
-                  samples=text, fill_in=gr.update(value=colour, visible=colour is not None),
-                  anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
+                  anew=gr.update(visible=bool(run.replayed)), run_id=run.id, **samples)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
