@@ -13,7 +13,7 @@ from modes.data import dialogues, tasks
 from modes.data import translation as tr
 from modes.data.translation import Pair
 from modes.finetune import core as fc
-from modes.finetune import tab as ft
+from modes.finetune import data_panel as ft
 
 
 def test_the_built_in_dialogues_cover_both_languages_with_a_fixed_held_out_split():
