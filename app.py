@@ -38,20 +38,22 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         demo.queue(default_concurrency_limit=4, max_size=64)
         gr.Markdown(ui.t("app_title"))
         gr.Markdown(ui.t("app_intro"))
-        status = gr.Markdown(loader.status_markdown(), elem_id="model-status")
+        status_line = lambda: loader.status_markdown() + "\n\n" + ctx.heavy.describe()
+        status = gr.Markdown(status_line(), elem_id="model-status")
         timer = gr.Timer(1.0)
 
         def poll():
             # Keep polling while loading; stop the timer once the model is ready or failed.
             done = loader.status.state in ("ready", "error")
-            return loader.status_markdown(), gr.Timer(active=not done)
+            return status_line(), gr.Timer(active=not done)
 
         timer.tick(poll, None, [status, timer], show_progress="hidden", queue=False)
 
         @ui.guard
         def model_status() -> dict:
-            """The shared model's status: state, name, source, device, parameter count, load time."""
-            return loader.status.as_dict()
+            """The shared model's status: state, name, source, device, parameter count, load time, and where
+            heavy work runs (heavy_mode: threads | in-call, and what that mode gives up)."""
+            return {**loader.status.as_dict(), "heavy_mode": ctx.heavy.mode, "heavy": ctx.heavy.describe()}
 
         gr.api(model_status, api_name="model_status", queue=False)
         # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.

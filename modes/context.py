@@ -36,8 +36,12 @@ def _durable(data_dir) -> dict:
 
 
 class AppContext:
-    def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True, data_dir=None):
+    def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True, data_dir=None, heavy=None):
+        from modes.serving.heavy import Heavy, fork_safe
+
         self.loader = loader
+        # Where heavy work runs (modes/serving/heavy.py): threads here, or each request's own ZeroGPU call.
+        self.heavy = heavy if isinstance(heavy, Heavy) else Heavy(heavy)
         self.reuse = reuse  # False: every result is computed afresh (the classroom benchmark's baseline)
         self.use_engine = engine  # False: each request generates alone (the baseline)
         self.slot = TrainingSlot()
@@ -63,6 +67,13 @@ class AppContext:
         self._adapters: dict = {}  # adapter key -> PEFT model, a small LRU shared by every session
         self._building = Once()
         self._lock = threading.Lock()
+        self.heavy.attach(self)
+        fork_safe(self)
+
+    def _after_fork(self) -> None:
+        """In a forked GPU worker: fresh locks, and an engine and adapter models of its own."""
+        self._lock, self._building = threading.Lock(), Once()
+        self._engine, self._adapters = None, {}
 
     @property
     def deterministic(self) -> bool:
@@ -73,6 +84,10 @@ class AppContext:
     @property
     def engine(self):
         """The one generation engine (made on first use: building the page must not wait for torch)."""
+        if self.heavy.in_call:  # each request's generation runs in its own GPU call (modes/serving/incall.py)
+            from modes.serving.incall import InCallEngine
+
+            return InCallEngine(self.heavy)
         with self._lock:
             if self._engine is None:
                 from modes.serving.engine import Engine
@@ -116,6 +131,10 @@ class AppContext:
         from modes.model.adapters import adapter_key, serving_model
 
         key = ("adapter", adapter_key(adapter))
+        if self.heavy.in_call:  # built in the GPU call that uses it, from the adapter's bytes
+            from modes.serving.incall import AdapterRef
+
+            return key, AdapterRef(adapter)
         with self._building(key):  # twenty learners asking at once build it once (each build copies the base)
             with self._lock:
                 if key in self._adapters:

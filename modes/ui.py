@@ -105,6 +105,10 @@ def _lang_from_call(fn, args, kwargs) -> str:
 
 
 def _server_error(fn, exc: Exception, args, kwargs) -> gr.Error:
+    from modes.serving.heavy import TooLong
+
+    if isinstance(exc, TooLong):  # refused before it started: said plainly, in the learner's language
+        return error(exc.key, _lang_from_call(fn, args, kwargs), **exc.fmt)
     logging.getLogger(fn.__module__).exception("unexpected error in endpoint %s", fn.__name__)
     why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
     return error("err_server", _lang_from_call(fn, args, kwargs), why=why)
@@ -155,15 +159,14 @@ def on_page_load(fn, outputs) -> None:
     Context.root_block.load(fn, None, outputs, api_name=False, queue=False, show_progress="hidden")
 
 
-def endpoint(fn, *bound, duration: int | None = None):
-    """A module-level handler made into an endpoint: `bound` (the app context) filled in first, the
-    guard around it and, on a ZeroGPU Space, `spaces.GPU` (duration: seconds it may hold the GPU).
+def endpoint(fn, *bound):
+    """A module-level handler made into an endpoint: `bound` (the app context) filled in first, and the
+    guard around it. (Heavy work inside it goes through the app context's seam, modes/serving/heavy.py:
+    on a ZeroGPU Space, that work and not the whole handler runs in a GPU call.)
 
     Gradio reads the result's signature, type hints and docstring for the API; they are the
     handler's own, less the bound parameters.
     """
-
-    from modes.model.loader import gpu
 
     call = functools.partial(fn, *bound)
     sig = inspect.signature(call)
@@ -182,7 +185,7 @@ def endpoint(fn, *bound, duration: int | None = None):
     handler.__signature__ = inspect.signature(call)  # ...but not the bound parameters
     bound_names = list(inspect.signature(fn).parameters)[: len(bound)]
     handler.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in bound_names}
-    return guard(gpu(handler, duration=duration) if duration else gpu(handler))
+    return guard(handler)
 
 
 OWNER_HEADER = "x-hml-owner"  # an API caller's owner token (from /owner), sent with every call

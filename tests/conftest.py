@@ -109,24 +109,53 @@ class Served:
         return iter((self.url, self.loader, self.ctx))
 
 
+# HML_TEST_HEAVY=in-call: every served app runs its heavy work in-call, under the ZeroGPU emulator
+# (tests/zerogpu.py) for as long as it is served; tests that need threads mode say so (`threads_only`).
+IN_CALL_LANE = os.environ.get("HML_TEST_HEAVY", "") == "in-call"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "threads_only: needs the threads mode (batching across learners, reattaching)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if IN_CALL_LANE:
+        skip = pytest.mark.skip(reason="threads mode only: in-call mode gives this up by design (README, GPU Spaces)")
+        for item in items:
+            if "threads_only" in item.keywords:
+                item.add_marker(skip)
+
+
 @contextlib.contextmanager
-def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None = None, **launch_kw):
+def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None = None, heavy: str | None = None, **launch_kw):
     """The one way a test serves the app: build the page around `loader` (a fresh tiny random Gemma 3 on
-    `tokenizer` when None), launch it on a free port, yield a Served, close it after."""
+    `tokenizer` when None), launch it on a free port, yield a Served, close it after. `heavy`: where heavy
+    work runs (modes/serving/heavy.py); None: the process's own choice (in-call in the emulator's lane)."""
     import app
     from modes import tabs as registry
+    from modes.context import AppContext
     from modes.model.loader import ModelLoader
 
     if loader is None:
         loader = ModelLoader.from_model(make_tiny_model(len(tokenizer)), tokenizer, name="tiny random gemma3")
-    demo = app.build_app(loader, tabs=registry.load(tabs) if tabs else None)
+    emulator = None
+    if IN_CALL_LANE and heavy is None:
+        from tests.zerogpu import Emulator
+
+        emulator = Emulator().install()  # the app below detects ZeroGPU: in-call mode
+    ctx = AppContext(loader, heavy=heavy)
+    demo = app.build_app(loader, ctx, tabs=registry.load(tabs) if tabs else None)
     if grace_s is not None:
         demo.ctx.history.grace_s = grace_s  # a closed page's training stops after the grace period
     _, url, _ = app.launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_kw)
     try:
         yield Served(demo, url, loader)
+        if emulator is not None:
+            assert emulator.violations == [], f"models ran in the parent in in-call mode: {emulator.violations}"
     finally:
         demo.close()
+        if emulator is not None:
+            emulator.uninstall()
 
 
 @pytest.fixture(scope="module")

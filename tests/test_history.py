@@ -158,6 +158,7 @@ def test_two_learners_each_see_only_their_runs_and_compare_them(served):
         b.predict(picked=[r["id"] for r in mine], api_name="/compare")
 
 
+@pytest.mark.threads_only
 def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(served):
     """A page that reloads gets the same owner id from the browser; page load then follows the
     running training again (the same generator the page-load event runs)."""

@@ -111,13 +111,6 @@ def test_scratch_model_is_same_family_and_seeded(tiny_loader):
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
-def test_gpu_wrapper_is_identity_without_spaces():
-    def f(x):
-        return x + 1
-
-    assert loader_mod.gpu(f)(1) == 2
-
-
 @pytest.mark.real
 def test_real_embedded_model_cache_determinism_and_size(real_loader, monkeypatch):
     cache = loader_mod.embedded_cache_path(real_loader.cache_dir)

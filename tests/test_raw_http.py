@@ -108,5 +108,6 @@ def test_a_nan_request_beside_eight_learners_fails_alone(served):
         assert bad["res"][0] == "error" and "temperature" in bad["res"][1], bad
         assert all(r["weights_unchanged"] and "translation" in r for r in results)
         assert [r["direction"] for r in results] == ["en-ko"] * 4 + ["ko-en"] * 4
-    engine = served.engine
-    assert engine.stats["lane_failures"] == 0 and engine.stats["row_failures"] == 0  # refused before the engine
+    if not served.ctx.heavy.in_call:  # in-call mode has no shared engine: each request's is its GPU call's own
+        engine = served.engine
+        assert engine.stats["lane_failures"] == 0 and engine.stats["row_failures"] == 0  # refused before the engine

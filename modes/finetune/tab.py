@@ -96,14 +96,24 @@ def rerun(ctx, session, settings: dict, lang: str):
     return start_run(ctx, session, cfg, train, test, data, fresh=True)
 
 
+def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_base, fail_at_step, stop):
+    """Heavy (modes/serving/heavy.py): the fine-tune's events, where the seam runs it. Its scoring goes
+    through that place's engine, in a private lane."""
+    from modes.finetune.core import finetune as run_lora
+    from modes.serving.engine import bulk_generator
+
+    yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before,
+                        fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(),
+                        generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+
+
 def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
     loader = ctx.loader
     direction = cfg.direction
     cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
     from modes.finetune.core import FtResult
-    from modes.finetune.core import finetune as run_lora
-    from modes.serving.engine import bulk_generator
+    from modes.serving.heavy import gpu_seconds
 
     # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
     base_key = {"kind": "ft_base", "direction": direction, "template": tr.DEFAULT_TEMPLATE, "n": len(test),
@@ -112,10 +122,17 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
         base_key.update(task=cfg.task, summary_lang=cfg.summary_lang)
     base = ctx.results.get(base_key) or {}
 
+    settings = {**dataclasses.asdict(cfg), "data": data}
+    if cfg.task == "translation":
+        settings.pop("summary_lang")  # a translation run's settings name what it depends on only
+        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
+    else:
+        est = cfg.steps * 2.5 + 90  # dialogues are ~3x longer than sentence pairs, and scoring writes whole sentences
+    ctx.heavy.check(gpu_seconds(est))  # in-call mode: refused now if one GPU call could not hold it
+
     def compute(stop):
-        return run_lora(loader, cfg, train, test, should_stop=stop.is_set, chrf_before=base.get("chrf"),
-                        fail_at_step=ctx.hooks.get("fail_at_step"), off_task_base=base.get("off_task"),
-                        shakespeare_val=shakespeare_val(), generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+        return ctx.heavy.stream(train_in_call, cfg, train, test, base.get("chrf"), base.get("off_task"),
+                                ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est))
 
     def on_done(run, res: FtResult) -> dict:
         if not run.replayed and not base:
@@ -128,12 +145,6 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
         light = dataclasses.replace(res, adapter=dataclasses.replace(res.adapter, zip_bytes=b""), curve=[])
         return {"result": light, "summary": summary, "outcome": "stopped" if res.stopped or res.diverged_at is not None else "done"}
 
-    settings = {**dataclasses.asdict(cfg), "data": data}
-    if cfg.task == "translation":
-        settings.pop("summary_lang")  # a translation run's settings name what it depends on only
-        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-    else:
-        est = cfg.steps * 2.5 + 90  # dialogues are ~3x longer than sentence pairs, and scoring writes whole sentences
     return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, train, test), compute, est, on_done,
                          curves=TAB.curves, keep=lambda r: not r.stopped and r.diverged_at is None, fresh=fresh)
 
@@ -318,7 +329,7 @@ def build(page: Page) -> None:
                        upload_tgt=upload_tgt, adapter=page.adapter, session=page.session)
     outputs = OUT.wire({"progress": progress_md, "plot": plot, "result": result_md, "table": table, "adapter_file": adapter_file,
                         "adapter": page.adapter, "summary": summary, "anew": anew_btn, "run_id": run_id})
-    records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx, duration=600), ui.endpoint(resume, ctx), inputs, outputs,
+    records.wire_training(ctx, TAB.id, ui.endpoint(finetune, ctx), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="finetune", resume_inputs=[page.session, page.adapter])
     export_btn.click(ui.endpoint(export), ui.inputs(export, **settings, task=ft_task, summary_lang=summary_lang), script_file,
                      api_name="export_script")

@@ -330,7 +330,7 @@ def build(page: Page) -> None:
     text.submit(run, tr_inputs, tr_outputs, api_name=False, concurrency_limit=None)
     sweep_inputs = ui.inputs(icl_sweep, 1, direction=direction, ks=ks, n=n, seed=seed, adapter=page.adapter,
                              session=page.session)
-    sweep_btn.click(ui.endpoint(icl_sweep, ctx, duration=600), sweep_inputs,
+    sweep_btn.click(ui.endpoint(icl_sweep, ctx), sweep_inputs,
                     [sweep_plot, sweep_table, sweep_md, sweep_json], api_name="icl_sweep", concurrency_limit=None)
 
 

@@ -41,19 +41,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "how-models-learn"
 
 
-def gpu(fn=None, *, duration: int = 120):
-    """Wrap a heavy call with `spaces.GPU` on a ZeroGPU Space; elsewhere return it unchanged."""
-
-    def wrap(f):
-        try:
-            import spaces  # only present on Hugging Face Spaces
-        except Exception:  # any import problem means "not on a Space"
-            return f
-        return spaces.GPU(duration=duration)(f)
-
-    return wrap(fn) if fn is not None else wrap
-
-
 @dataclass
 class ModelStatus:
     """What the UI shows about the model, while loading and after."""
@@ -124,6 +111,12 @@ class ModelLoader:
         self._model = None
         self._tokenizer = None
         self.status = ModelStatus()
+        from modes.serving.heavy import fork_safe
+
+        fork_safe(self)  # a forked GPU worker (in-call mode) calls get(): its locks must not be held there
+
+    def _after_fork(self) -> None:
+        self._lock, self._libs_lock = threading.Lock(), threading.Lock()
 
     def _pick_device(self) -> None:
         dev, dtype = pick_device()
@@ -332,6 +325,11 @@ class ModelLoader:
         if self.dtype_request == "bfloat16":
             self.dtype_reason = "bfloat16 (asked for with --dtype/HML_DTYPE)"
             return model.to(torch.bfloat16)
+        from modes.serving.heavy import IN_CALL, detect
+
+        if detect() == IN_CALL:  # no model may run outside a GPU call, and the GPU is where it serves
+            self.dtype_reason = "float32: in-call mode measures nothing outside a GPU call"
+            return model
         flags = cpu_bf16_flags()
         if not flags:
             self.dtype_reason = "float32: this CPU has no native bf16 (no avx512_bf16, amx_bf16 or bf16 flag)"

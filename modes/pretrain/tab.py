@@ -76,14 +76,30 @@ def run_key(ctx, cfg, data) -> dict:
             "reference_model": [ctx.loader.model_id, ctx.loader.dtype_request], **runtime()}
 
 
+def losses_in_call(ctx, text: str):
+    """Heavy (modes/serving/heavy.py): every token's loss under the served model."""
+    from modes.pretrain.core import token_losses
+
+    return token_losses(*ctx.loader.get(), text)
+
+
+def train_in_call(ctx, data, cfg: PretrainConfig, stop):
+    """Heavy: the pre-training's events (modes/runs/events.py), where the seam runs it."""
+    from modes.metrics import pretrained_bpc
+    from modes.pretrain.core import train_scratch
+
+    loader = ctx.loader
+    yield from train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=lambda text: pretrained_bpc(*loader.get(), text))
+
+
 def token_loss(ctx, text: str, request: gr.Request = None):
     """Next-token loss of every token of `text` under the pretrained model, with top-5 guesses."""
     lang = ui.lang_of(request)
     text = validate_text(text, lang)
-    model, tok = ctx.loader.get()  # waits for the libraries and the model: never import them before
-    from modes.pretrain.core import token_losses
+    ctx.loader.get()  # waits for the libraries and the model: never import them before
+    from modes.serving.heavy import gpu_seconds
 
-    res = token_losses(model, tok, text)
+    res = ctx.heavy.call(losses_in_call, text, seconds=gpu_seconds(5))
     spans = [(r["token"], bucket(r["loss"])) for r in res.tokens]
     md = ui.msg("pt_totals", lang, mean=res.mean_loss, ppl=res.perplexity, bpc=res.bits_per_char, n=len(res.tokens))
     return spans, md, None, {**res.as_dict(), "dtype": ctx.loader.dtype_name}
@@ -129,16 +145,15 @@ def rerun(ctx, session, settings: dict, lang: str):
 
 def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
-    loader = ctx.loader
-    loader.libraries()  # the one owner of torch/transformers imports: never race it
-    from modes.metrics import pretrained_bpc
-    from modes.pretrain.core import PretrainResult, train_scratch
+    ctx.loader.libraries()  # the one owner of torch/transformers imports: never race it
+    from modes.pretrain.core import PretrainResult
+    from modes.serving.heavy import gpu_seconds
 
-    def reference(text: str) -> float:
-        return pretrained_bpc(*loader.get(), text)
+    est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
+    ctx.heavy.check(gpu_seconds(est))  # in-call mode: refused now if one GPU call could not hold it
 
     def compute(stop):
-        return train_scratch(loader, data, cfg, should_stop=stop.is_set, reference_bpc=reference)
+        return ctx.heavy.stream(train_in_call, data, cfg, stop=stop, seconds=gpu_seconds(est))
 
     def on_done(run, res: PretrainResult) -> dict:
         summary = {**res.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
@@ -149,7 +164,6 @@ def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
     settings = {"corpus": data.name, "size": cfg.size, "steps": cfg.steps, "seed": cfg.seed, "objective": cfg.objective}
     if cfg.objective == "masked":
         settings["mask_rate"] = cfg.mask_rate
-    est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
     return records.start(ctx, session, TAB.id, settings, run_key(ctx, cfg, data), compute, est, on_done, curves=TAB.curves,
                          keep=lambda r: not r.stopped, fresh=fresh)
 
@@ -314,7 +328,7 @@ def build(page: Page) -> None:
                        objective=objective, mask_rate=mask_rate, session=page.session)
     # TAB.presets: a class experiment may pre-set these
     page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed, "objective": objective, "mask_rate": mask_rate}
-    records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx, duration=300), ui.endpoint(resume, ctx), inputs, outputs,
+    records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
 
 

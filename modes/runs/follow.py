@@ -39,7 +39,9 @@ def start(ctx, session: Session | None, kind: str, settings: dict, key: dict | N
     history = ctx.history
     run = history.new_run(history.owner_of(session), kind, settings, axes)
     fold = functools.partial(fold_event, on_done=on_done, curves=curves)
-    history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh), fold)
+    # In in-call mode (ZeroGPU) the request that started the run drives it: its GPU call must be the request's.
+    history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh), fold,
+                  inline=ctx.heavy.in_call)
     return run
 
 

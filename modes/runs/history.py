@@ -16,6 +16,7 @@ runs go first, and the learner is told), and runs expire after TTL_S (HML_KEEP_D
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
@@ -282,30 +283,47 @@ class History:
             self._cond.notify_all()
         durable.save_run(self, run)
 
-    def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None]) -> None:
+    def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None], inline: bool = False) -> None:
         """Drive `events` (a run_job generator) in a thread of its own; `fold(run, job_event)` turns
         each event into changes of the run. The run ends (done, stopped, left or failed) only when
-        the job has finished, so a finished run never still holds the training slot."""
+        the job has finished, so a finished run never still holds the training slot.
+        `inline`: no thread; the first page to follow the run drives it from its own request (in-call
+        mode: the GPU call must be made by the request, modes/serving/heavy.py)."""
+        driver = self._drive(run, events, fold)
+        if inline:
+            run.driver = driver
+            return
+        threading.Thread(target=lambda: collections.deque(driver, 0), name=f"run-{run.id}", daemon=True).start()
 
-        def drive():
-            try:
-                for ev in events:
-                    changes = fold(run, ev)
-                    if changes is not None:
-                        self.update(run, **changes)
-                # No outcome: a stopped replay, or a learner who left the queue, gave no result.
-                self.update(run, status=run.outcome or ("left" if run.status in ("starting", "queued") else "stopped"))
-            except Exception as exc:  # reported to every follower, the app keeps serving
+    def _drive(self, run: Run, events: Iterator, fold) -> Iterator[None]:
+        """Fold every event into the run (yielding after each); end it with its outcome, or as failed."""
+        try:
+            for ev in events:
+                changes = fold(run, ev)
+                if changes is not None:
+                    self.update(run, **changes)
+                yield
+            # No outcome: a stopped replay, or a learner who left the queue, gave no result.
+            self.update(run, status=run.outcome or ("left" if run.status in ("starting", "queued") else "stopped"))
+        except GeneratorExit:  # the request driving it closed (in-call mode): the run ends here, stopped
+            events.close()
+            self.update(run, status=run.outcome or "stopped")
+            raise
+        except Exception as exc:  # reported to every follower, the app keeps serving
 
-                logging.getLogger(__name__).exception("run %s failed", run.id)
-                self.update(run, status="failed", error=exc)
-
-        threading.Thread(target=drive, name=f"run-{run.id}", daemon=True).start()
+            logging.getLogger(__name__).exception("run %s failed", run.id)
+            self.update(run, status="failed", error=exc)
 
     def follow(self, run: Run, every: float = FOLLOW_EVERY) -> Iterator[Run]:
         """Yield the run whenever it changed (at most every `every` s) until it ends, then once more.
-        Each pass marks the run as followed; the watchdog stops a run nobody has followed lately."""
+        Each pass marks the run as followed; the watchdog stops a run nobody has followed lately.
+        A run started `inline` is driven by its first follower, from that follower's request."""
         self._watch()
+        with self._cond:
+            driver = run.__dict__.pop("driver", None)
+        if driver is not None:
+            yield from self._follow_driving(run, driver, every)
+            return
         seen = -1
         while True:
             run.followed_at = self.clock()
@@ -318,6 +336,20 @@ class History:
             if done:
                 return
             time.sleep(every)  # a redraw at most every `every` s, whatever the step rate
+
+    def _follow_driving(self, run: Run, driver: Iterator[None], every: float) -> Iterator[Run]:
+        shown, last = -1, 0.0
+        run.__dict__["driving"] = driver  # the watchdog closes it if this follower goes quiet (stop_orphans)
+        try:
+            for _ in driver:
+                run.followed_at = self.clock()
+                if run.version != shown and time.monotonic() - last >= every:
+                    shown, last = run.version, time.monotonic()
+                    yield run
+        finally:
+            if run.__dict__.pop("driving", None) is not None:  # (else the watchdog drives it to its end)
+                driver.close()  # the page went away: the run stops with it
+        yield run
 
     def _watch(self) -> None:
         """Start the watchdog once: every active run followed by nobody for grace_s is stopped."""
@@ -339,4 +371,19 @@ class History:
             orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.followed_at < stale]
         for run in orphans:
             run.stop.set()
+            driving = run.__dict__.pop("driving", None)
+            if driving is not None:  # an in-call run whose request went quiet: drive it to its stopped end here
+                threading.Thread(target=_drain, args=(driving, run), name=f"run-{run.id}-orphan", daemon=True).start()
         return orphans
+
+
+def _drain(driver, run: Run) -> None:
+    """Drive an orphaned in-call run on: its stop flag is set, so it ends soon, stopped, with its result.
+    While its own request is inside a step (the generator is executing) this waits and tries again: that
+    request may never ask for the next event."""
+    while run.active:
+        try:
+            collections.deque(driver, 0)
+            return
+        except ValueError:  # "generator already executing"
+            time.sleep(0.2)

@@ -175,8 +175,8 @@ def use_adapter(ctx, picked, session=None, request: gr.Request = None):
 
 def run_again(ctx, tabs, picked, session=None, request: gr.Request = None):
     """Run again: for each picked run that was interrupted (or stopped, or failed), a new run of its tab with
-    the same settings, started in its own thread (its tab follows it after a reload). Returns the runs list,
-    with a note naming the new runs."""
+    the same settings, started in its own thread (its tab follows it after a reload; in in-call mode, run
+    to its end inside this request). Returns the runs list, with a note naming the new runs."""
     lang = ui.lang_of(request)
     owner = session.owner if session else None
     by_kind = {t.id: t for t in tabs if t.rerun}
@@ -184,6 +184,10 @@ def run_again(ctx, tabs, picked, session=None, request: gr.Request = None):
     if not old:
         raise ui.error("sb_run_again_none", lang)
     new = [by_kind[r.kind].rerun(ctx, session, r.settings, lang) for r in old]
+    if ctx.heavy.in_call:  # in-call mode has no thread to run them: this request drives each to its end
+        for r in new:
+            for _ in ctx.history.follow(r):
+                pass
     board_md, table, choices, _, data = list_runs(ctx, tabs, session, request)
     note = ui.msg("sb_run_again_started", lang, ids=", ".join(f"#{r.id}" for r in new), old=", ".join(f"#{r.id}" for r in old))
     return board_md, table, choices, note, data

@@ -1,0 +1,257 @@
+"""Where heavy work runs: one seam, chosen at start, that every model computation goes through.
+
+Two modes:
+- *threads* (a CPU, or a dedicated GPU): the engine's scheduler thread batches every learner's rows
+  and each training runs in a thread of its own that pages follow (and reattach to after a reload).
+- *in-call* (a ZeroGPU Space): the main process never touches a GPU. ZeroGPU runs a function decorated
+  with `spaces.GPU` in a forked worker process that holds a GPU for that call only, with its arguments
+  and results pickled across. So each request's heavy work is one such call: a training runs inside the
+  request that started it and streams its events from the worker; a translation or a sweep batches only
+  within its own call. What that gives up (reattaching after a reload, batching across learners) is said
+  on the status line (`Heavy.describe`).
+
+A heavy function is a module-level function `fn(ctx, *args)` whose arguments and results pickle (plain
+values, dataclasses, bytes): in the worker, `ctx` is the forked copy of the app context (its locks made
+anew, its engine its own), found again by key. Its GPU duration comes from an estimate made from the
+settings, with a margin; a call whose estimate exceeds ZeroGPU's per-call limit is refused before it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import threading
+import uuid
+import weakref
+from pathlib import Path
+from typing import Callable, Iterator
+
+THREADS, IN_CALL = "threads", "in-call"
+# ZeroGPU refuses a call that asks for more; "5 minutes is the maximum time that can be requested at once"
+# (the ZeroGPU team, zero-gpu-explorers discussion 7). HML_GPU_LIMIT_S overrides it where it differs.
+DEFAULT_LIMIT_S = 300
+MARGIN = 1.5  # the duration asked for is the estimate times this (estimates are not measured on ZeroGPU)
+WORKER_START_S = 20.0  # a worker's start: fork, the model's move to the GPU, CUDA's first kernels
+GPU_SPEEDUP = 5.0  # a conservative floor: the app's CPU estimates divided by this (a GPU is far faster)
+
+
+class TooLong(Exception):
+    """A call whose estimated GPU time exceeds the per-call limit: refused before it starts."""
+
+    key = "err_gpu_too_long"
+
+    def __init__(self, seconds: float, limit: float):
+        super().__init__(f"estimated {seconds:.0f} s on the GPU, over ZeroGPU's limit of {limit:.0f} s per call")
+        self.fmt = {"secs": f"{seconds:.0f}", "limit": f"{limit:.0f}"}
+
+
+def detect() -> str:
+    """The mode for this process: HML_HEAVY when set (threads | in-call), else in-call on a ZeroGPU Space
+    (the `spaces` package present and its config saying ZeroGPU), else threads."""
+    asked = os.environ.get("HML_HEAVY", "").strip().lower()
+    if asked in (THREADS, IN_CALL):
+        return asked
+    try:
+        import spaces  # only on Hugging Face Spaces (or the tests' emulator)
+        from spaces.config import Config
+    except Exception:  # any import problem means "not on a Space"
+        return THREADS
+    return IN_CALL if getattr(Config, "zero_gpu", False) and hasattr(spaces, "GPU") else THREADS
+
+
+def gpu_seconds(cpu_seconds: float) -> float:
+    """A GPU call's estimated seconds from the app's CPU estimate of the same work."""
+    return WORKER_START_S + cpu_seconds / GPU_SPEEDUP
+
+
+# ---- after a fork: locks made anew -------------------------------------------------------------
+# A forked worker has only the thread that forked; a lock another thread held at that moment stays held
+# in the child for ever. Objects that hold locks the worker uses register here and remake them.
+_FORK_SAFE: "weakref.WeakSet" = weakref.WeakSet()
+_hooked = False
+
+
+def fork_safe(obj) -> None:
+    """Call `obj._after_fork()` in every forked child (held weakly: a dropped object is forgotten)."""
+    global _hooked
+    _FORK_SAFE.add(obj)
+    if not _hooked and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+        _hooked = True
+
+
+def _after_fork() -> None:
+    for obj in list(_FORK_SAFE):
+        obj._after_fork()
+
+
+# ---- the tasks ZeroGPU runs ---------------------------------------------------------------------
+_CONTEXTS: dict[str, object] = {}  # key -> app context, so the worker finds its (forked) copy by key
+_PARENT_PID: int | None = None
+_TASKS: dict[str, Callable] = {}  # "stream" | "call" -> the spaces.GPU-decorated task (decorated once per process)
+
+
+def inside() -> bool:
+    """True in a GPU worker: a process forked from the one that bound a context."""
+    return _PARENT_PID is not None and os.getpid() != _PARENT_PID
+
+
+def _duration(key, fn, seconds, args, kwargs) -> int:
+    """spaces.GPU's duration callable: it gets the task's own arguments; `seconds` is the estimate."""
+    return int(seconds * MARGIN) + 1
+
+
+class Raised:
+    """An exception from the worker, carried back as a value: ZeroGPU would turn it into a bare
+    "ZeroGPU worker error" naming only its class; this keeps its type and message for the guard."""
+
+    def __init__(self, exc: BaseException):
+        try:
+            pickle.loads(pickle.dumps(exc))
+            self.exc = exc
+        except Exception:  # an exception that does not pickle: its class and message
+            self.exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+
+    def throw(self):
+        raise self.exc
+
+
+def _worker_threads() -> None:
+    """First thing in a forked worker: one CPU thread for torch. A parent that used torch's CPU thread pool
+    leaves a forked child that hangs in its first parallel region (measured here, torch 2.13: 5 of 5 children
+    hung with 2 threads, after set_num_threads(2) too; none with 1). On ZeroGPU the work is on the GPU."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def _stream_task(key, fn, seconds, args, kwargs):
+    _worker_threads()
+    try:
+        yield from fn(_CONTEXTS[key], *args, **kwargs)
+    except Exception as exc:
+        yield Raised(exc)
+
+
+def _call_task(key, fn, seconds, args, kwargs):
+    _worker_threads()
+    try:
+        return fn(_CONTEXTS[key], *args, **kwargs)
+    except Exception as exc:
+        return Raised(exc)
+
+
+def _decorated() -> dict[str, Callable]:
+    """The two tasks wrapped with spaces.GPU, once (ZeroGPU counts decorated functions at launch)."""
+    import spaces
+
+    if _TASKS.get("by") is not spaces.GPU:  # once per `spaces` (the tests' emulator installs its own)
+        _TASKS["by"] = spaces.GPU
+        _TASKS["stream"] = spaces.GPU(duration=_duration)(_stream_task)
+        _TASKS["call"] = spaces.GPU(duration=_duration)(_call_task)
+    return _TASKS
+
+
+class FileStop:
+    """A stop request a forked worker can see: a file that exists once the parent asks to stop."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def is_set(self) -> bool:
+        return os.path.exists(self.path)
+
+    def set(self) -> None:
+        Path(self.path).touch()
+
+
+class Heavy:
+    """The seam: `stream(fn, ...)` and `call(fn, ...)` run a heavy function where this mode runs it."""
+
+    def __init__(self, mode: str | None = None, limit_s: float | None = None):
+        self.mode = mode or detect()
+        if self.mode not in (THREADS, IN_CALL):
+            raise ValueError(f"heavy mode must be {THREADS!r} or {IN_CALL!r}, not {self.mode!r}")
+        env_limit = os.environ.get("HML_GPU_LIMIT_S")
+        self.limit_s = float(limit_s or env_limit or DEFAULT_LIMIT_S)
+        self.key = uuid.uuid4().hex
+        self.calls = 0  # GPU calls made from this process (tests and the status read it)
+        self._lock = threading.Lock()
+
+    @property
+    def in_call(self) -> bool:
+        """Heavy work goes to a GPU call from here: in-call mode, and not already inside a worker."""
+        return self.mode == IN_CALL and not inside()
+
+    def bind(self, ctx) -> None:
+        """Register the app context the worker will find (its forked copy), and decorate the tasks."""
+        global _PARENT_PID
+        if self.mode != IN_CALL:
+            return
+        _CONTEXTS[self.key] = ctx
+        _PARENT_PID = _PARENT_PID or os.getpid()
+        _decorated()
+
+    def check(self, seconds: float) -> None:
+        """Refuse, before it starts, a call whose estimated GPU time (with the margin) exceeds the limit."""
+        if self.mode == IN_CALL and seconds * MARGIN > self.limit_s:
+            raise TooLong(seconds * MARGIN, self.limit_s)
+
+    def stream(self, fn, *args, seconds: float, stop=None, **kwargs) -> Iterator:
+        """Yield what `fn(ctx, *args, **kwargs)` yields. `stop` (a StopFlag, or None) is passed on as
+        `stop=`; in a GPU call it becomes a FileStop the parent sets when the flag is set."""
+        if not self.in_call:
+            yield from fn(self._ctx(), *args, **({"stop": stop} if stop is not None else {}), **kwargs)
+            return
+        self.check(seconds)
+        with self._lock:
+            self.calls += 1
+        flag = None
+        if stop is not None:
+            flag = FileStop(os.path.join(tempfile.gettempdir(), f"hml-stop-{uuid.uuid4().hex}"))
+            kwargs["stop"] = flag
+        gen = _decorated()["stream"](self.key, fn, seconds, args, kwargs)
+        try:
+            for item in gen:
+                if isinstance(item, Raised):
+                    item.throw()
+                if stop is not None and stop.is_set() and not flag.is_set():
+                    flag.set()  # the worker's training sees it at its next step
+                yield item
+        finally:
+            gen.close()  # a closed page: ZeroGPU tells the worker to stop
+            if flag is not None and os.path.exists(flag.path):
+                os.remove(flag.path)
+
+    def call(self, fn, *args, seconds: float, **kwargs):
+        """`fn(ctx, *args, **kwargs)`, here or in one GPU call."""
+        if not self.in_call:
+            return fn(self._ctx(), *args, **kwargs)
+        self.check(seconds)
+        with self._lock:
+            self.calls += 1
+        out = _decorated()["call"](self.key, fn, seconds, args, kwargs)
+        if isinstance(out, Raised):
+            out.throw()
+        return out
+
+    def _ctx(self):
+        ctx = self.__dict__.get("ctx")
+        if ctx is None:
+            raise RuntimeError("Heavy.attach(ctx) was not called")
+        return ctx
+
+    def attach(self, ctx) -> None:
+        """The context heavy functions get (threads mode keeps it here; in-call mode registers it too)."""
+        self.__dict__["ctx"] = weakref.proxy(ctx)
+        self.bind(ctx)
+
+    def describe(self) -> str:
+        """One line for the status line and /model_status: the mode and what it gives up."""
+        if self.mode == THREADS:
+            return ("heavy work: threads (one engine batches every learner's rows; a training runs on in its own "
+                    "thread and a reloaded page reattaches to it)")
+        return (f"heavy work: in-call (ZeroGPU: each request's work runs in its own GPU call of at most "
+                f"{self.limit_s:.0f} s; batching across learners and reattaching to a training after a reload are given up)")
