@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gpu_check import full_size_loader
-from bench.pretrain import interleaved_step_times, load_corpus
+from bench.gpu_check import full_size_loader, pretrain_tokens_per_s
+from bench.pretrain import load_corpus
 from modes.data import translation as task
 from modes.finetune import core as fc
 from modes.pretrain import core as pc
@@ -72,13 +72,10 @@ def main() -> None:
     model, tok = loader.get()
     data = load_corpus(args.assets)
 
-    # Pre-training: our loop's step against the plain GPT loop, interleaved, same shape and batch.
-    speed = pc.PretrainConfig(size="baby", steps=300, eval_every=10**6, sample_every=10**6)
-    times, base = interleaved_step_times(loader, data, pc.CharVocab(data.train + data.val), speed, device)
-    per_step = speed.preset.batch_size * speed.preset.block_size
-    ours, gpt = statistics.median(times[10:-1]), statistics.median(base[10:])
-    out.update(pretrain_tokens_per_s=round(per_step / ours), gpt_tokens_per_s=round(per_step / gpt), pretrain_vs_gpt=round(gpt / ours, 2))
-    print(f"pre-training: {per_step / ours:,.0f} tokens/s, plain GPT {per_step / gpt:,.0f} tokens/s ({gpt / ours:.2f}x)", flush=True)
+    # Pre-training: our loop against nanoGPT's GPT of the same shape (baby preset), one after the other.
+    ours, gpt = pretrain_tokens_per_s(loader, data, pc.CharVocab(data.train + data.val), 300, device)
+    out.update(pretrain_tokens_per_s=round(ours), gpt_tokens_per_s=round(gpt), pretrain_vs_gpt=round(ours / gpt, 2))
+    print(f"pre-training: {ours:,.0f} tokens/s, plain GPT {gpt:,.0f} tokens/s ({ours / gpt:.2f}x)", flush=True)
 
     # The default LoRA (the button's settings) on the built-in pairs, scoring included.
     cfg = fc.FinetuneConfig()

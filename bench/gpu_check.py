@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pretrain import interleaved_step_times, load_corpus
+from bench.pretrain import baseline_curve, load_corpus, tab_curve
 from modes.data import translation as task
 from modes.finetune import core as fc
 from modes.incontext import core as ic
@@ -51,6 +51,16 @@ def timed(name: str, fn, *a, **kw):
     RESULTS[f"{name}_s"] = round(time.perf_counter() - t, 3)
     print(f"{name}: {RESULTS[name + '_s']:.2f} s", flush=True)
     return out
+
+
+def pretrain_tokens_per_s(loader, data, vocab, steps: int, device: str) -> tuple[float, float]:
+    """Training tokens/s of the tab's loop (baby preset) and of nanoGPT's GPT of the same shape, each with
+    its own batch size and its evals (every 100 steps), one after the other in this process."""
+    cfg = pc.PretrainConfig(size="baby", steps=steps, eval_every=100, sample_every=steps)
+    _, _, ours = tab_curve(loader, data, cfg)
+    _, gpt = baseline_curve(data, vocab, steps, device)
+    block = cfg.preset.block_size
+    return steps * cfg.preset.batch_size * block / ours, steps * 12 * block / gpt  # baseline_curve's batch is 12
 
 
 def full_size_loader(assets: Path, device: str, layers: int | None) -> ModelLoader:
@@ -97,15 +107,10 @@ def main() -> None:
     assert math.isfinite(bpc)
 
     # Tab 1, part 2: from-scratch pre-training, ours against the plain GPT loop on this device.
-    speed = pc.PretrainConfig(size="baby", steps=300, eval_every=10**6, sample_every=10**6)
     vocab = pc.CharVocab(data.train + data.val)
-    times, base = interleaved_step_times(loader, data, vocab, speed, device)
-    tok_step = speed.preset.batch_size * speed.preset.block_size
-    ours_ms, base_ms = statistics.median(times[10:-1]) * 1e3, statistics.median(base[10:]) * 1e3
-    RESULTS.update(pretrain_ms_per_step=round(ours_ms, 2), gpt_ms_per_step=round(base_ms, 2),
-                   pretrain_tokens_per_s=round(tok_step / ours_ms * 1e3), gpt_tokens_per_s=round(tok_step / base_ms * 1e3),
-                   pretrain_ratio=round(base_ms / ours_ms, 2))
-    print(f"pre-train step: ours {ours_ms:.1f} ms, GPT {base_ms:.1f} ms, ratio {base_ms / ours_ms:.2f}x", flush=True)
+    ours_tps, gpt_tps = pretrain_tokens_per_s(loader, data, vocab, 300, device)
+    RESULTS.update(pretrain_tokens_per_s=round(ours_tps), gpt_tokens_per_s=round(gpt_tps), pretrain_ratio=round(ours_tps / gpt_tps, 2))
+    print(f"pre-train: ours {ours_tps:,.0f} tokens/s, GPT {gpt_tps:,.0f} tokens/s, ratio {ours_tps / gpt_tps:.2f}x", flush=True)
     cfg = pc.PretrainConfig(size="baby", steps=args.pretrain_steps, eval_every=100, sample_every=args.pretrain_steps)
     curve, val = [], None
     for ev in pc.train_scratch(loader, data, cfg, reference_bpc=lambda text: bpc):
