@@ -6,13 +6,17 @@ Ours computes logits only at target positions and pads each batch only to its ow
 the baseline is the textbook recipe: Trainer on a PEFT model with full-sequence logits.
 Then the app's default run end to end (chrF before/after on all held-out pairs, wall time), and the
 best k-shot chrF on the same held-out pairs, which the fine-tune should beat.
-Usage: python bench/finetune.py [--speed-steps 15]
+With --dev: for each direction, chrF at k=0 and k=4 and after the default LoRA, on the built-in held-out
+pairs and on the development set written unlike them (assets/data/en_ko_dev.jsonl: other topics, longer
+sentences), which shows whether the adapter learns to translate or the built-in set's style.
+Usage: python bench/finetune.py [--speed-steps 15] [--dev]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import sys
 import time
@@ -25,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from modes.data import translation as task
 from modes.finetune import core as fc
 from modes.metrics import chrf
+from modes.model.adapters import apply_adapter
 from modes.model.loader import ModelLoader
 from modes.runs.events import Eval, Step
 
@@ -72,7 +77,14 @@ def ours_step_times(loader, cfg: fc.FinetuneConfig) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--speed-steps", type=int, default=15)
+    ap.add_argument("--dev", action="store_true", help="only the both-directions table on the built-in held-out and dev sets")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="with --dev: a recipe to try instead of the defaults (e.g. --set target=all-linear --set steps=100)")
+    ap.add_argument("--directions", default="en-ko,ko-en")
+    ap.add_argument("--more", action="store_true", help="with --dev: train on the built-in pairs plus assets/data/en_ko_more.jsonl")
     args = ap.parse_args()
+    if args.dev:
+        return dev_table(dict(kv.split("=", 1) for kv in args.set), args.directions.split(","), args.more)
     loader = ModelLoader()
     base, tok = loader.get()
     d = fc.FinetuneConfig()
@@ -107,6 +119,43 @@ def main() -> None:
     best = max(icl, key=icl.get)
     print(f"in-context chrF on the same pairs: {icl}; best k={best}: {icl[best]}")
     print(f"fine-tuned minus best in-context: {res.chrf_after - icl[best]:+.2f} chrF (target > 0)")
+
+
+def dev_table(recipe: dict | None = None, directions=("en-ko", "ko-en"), more: bool = False) -> None:
+    """chrF at k=0, k=4 and after the default LoRA (or `recipe`: FinetuneConfig fields as strings), per
+    direction, on the built-in held-out and dev sets."""
+    from modes.incontext import core as ic
+
+    loader = ModelLoader()
+    base, tok = loader.get()
+    print(f"model dtype {loader.dtype_name}, threads {torch.get_num_threads()}")
+    rows = []
+    types = {f.name: f.type for f in dataclasses.fields(fc.FinetuneConfig)}
+    recipe = {k: (int(v) if types[k] in ("int", int) else float(v) if types[k] in ("float", float) else v)
+              for k, v in (recipe or {}).items()}
+    print(f"recipe: {recipe or 'the defaults'}; training pairs: built-in{' + more' if more else ''}")
+    for direction in directions:
+        d = fc.FinetuneConfig(direction=direction, **recipe)
+        sets = {"built-in held-out": task.pairs_for(direction, "test"), "dev (other topics)": task.dev_pairs(direction)}
+        pool = task.pairs_for(direction, "train")  # the in-context examples come from here either way
+        train = pool + task.more_pairs(direction) if more else pool
+        t = time.perf_counter()
+        res = list(fc.finetune(loader, d, train, sets["built-in held-out"]))[-1]
+        wall = time.perf_counter() - t
+        tuned = apply_adapter(base, res.adapter)
+        for name, test in sets.items():
+            refs, row = [p.target for p in test], {"direction": direction, "set": name, "n": len(test)}
+            for k in (0, 4):
+                prefix, _ = task.split_prompt(T, direction, task.select_examples(pool, k, "random", seed=0), test[0].source)
+                row[f"k={k}"] = chrf(ic.generate_batch(base, tok, prefix, [task.render_prompt(T, direction, p.source) for p in test]), refs)
+            row["LoRA"] = chrf(ic.generate_batch(tuned, tok, "", [task.render_prompt(T, direction, p.source) for p in test]), refs)
+            rows.append(row)
+            print(row, flush=True)
+        del tuned
+        print(f"{direction}: default LoRA {d.steps} steps, {wall:.0f} s end to end (training {res.seconds:.0f} s)", flush=True)
+    print("\n| direction | set | n | k=0 | k=4 | default LoRA |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['direction']} | {r['set']} | {r['n']} | {r['k=0']:.1f} | {r['k=4']:.1f} | {r['LoRA']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,33 @@ def test_a_pool_in_other_columns_is_refused_clearly(served):
     _, client = served
     with pytest.raises(Exception, match="needs the columns English and Korean"):
         client.predict(text="Hello.", k=1, pool={"headers": ["source", "target"], "data": [["Hi.", "안녕."]]}, api_name="/translate")
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_dev_set_shares_no_near_duplicate_with_the_built_in_pairs(lang):
+    """The recipe is chosen on sentences unlike the built-in ones: char 3-gram Jaccard < 0.7 against every built-in pair."""
+    from modes.data import translation as tr
+
+    dev = tr.dev_pairs("en-ko" if lang == "en" else "ko-en")
+    assert len(dev) >= 100 and len({p.source for p in dev}) == len(dev)
+    built = [tr.ngrams(r[lang]) for r in tr.load_pairs()]
+    for p in dev:
+        q = tr.ngrams(p.source)
+        worst = max(len(q & b) / len(q | b) for b in built)
+        assert worst < 0.7, (p.source, worst)
+        assert (tr.hangul_share(p.source) > 0.5) == (lang == "ko") and (tr.hangul_share(p.target) > 0.5) == (lang == "en")
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_extra_training_pairs_share_no_near_duplicate_with_held_out_or_dev(lang):
+    from modes.data import translation as tr
+
+    direction = "en-ko" if lang == "en" else "ko-en"
+    more = tr.more_pairs(direction)
+    assert len(more) >= 600
+    built = {r[lang].lower() for r in tr.load_pairs()}
+    assert not [p.source for p in more if p.source.lower() in built]  # none repeats a built-in pair
+    others = [tr.ngrams(p.source) for p in tr.pairs_for(direction, "test") + tr.dev_pairs(direction)]
+    for p in more:
+        q = tr.ngrams(p.source)
+        assert max(len(q & o) / len(q | o) for o in others) < 0.7, p.source

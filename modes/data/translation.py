@@ -18,6 +18,12 @@ from pathlib import Path
 from modes.data.uploads import InputError, from_hub_dataset, read_utf8
 
 PAIRS_FILE = Path(__file__).resolve().parents[2] / "assets" / "data" / "en_ko_pairs.jsonl"
+# 118 pairs written unlike the built-in set (other topics, longer sentences): a development set for choosing
+# the fine-tune's recipe (bench/finetune.py --dev). Never trained on, never in a pool.
+DEV_FILE = PAIRS_FILE.with_name("en_ko_dev.jsonl")
+# 914 more training pairs written for the app (everyday topics, 1 to 20 words, questions, requests, past and
+# future, polite and casual Korean), none a near-duplicate of a held-out or dev pair: a training set to try.
+MORE_FILE = PAIRS_FILE.with_name("en_ko_more.jsonl")
 DIRECTIONS = {"en-ko": ("English", "Korean", "en", "ko"), "ko-en": ("Korean", "English", "ko", "en")}
 DEFAULT_TEMPLATE = "{src_lang}: {source}\n{tgt_lang}: {target}"
 EXAMPLE_SEPARATOR = "\n\n"
@@ -51,6 +57,22 @@ def load_pairs(split: str | None = None) -> list[dict]:
     """Rows {id, en, ko, topic, split} of the built-in set, optionally one split ('train'/'test')."""
     rows = [dict(r) for r in _builtin()]  # copies: callers may not change the cached set
     return rows if split is None else [r for r in rows if r["split"] == split]
+
+
+def dev_pairs(direction: str) -> list[Pair]:
+    """The development set (DEV_FILE) in `direction`."""
+    return _file_pairs(DEV_FILE, direction)
+
+
+def more_pairs(direction: str) -> list[Pair]:
+    """The extra training pairs (MORE_FILE) in `direction`."""
+    return _file_pairs(MORE_FILE, direction)
+
+
+def _file_pairs(path: Path, direction: str) -> list[Pair]:
+    src, tgt = _langs(direction)[2:]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Pair(r[src], r[tgt]) for r in rows]
 
 
 def pairs_for(direction: str, split: str) -> list[Pair]:
