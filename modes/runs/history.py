@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modes.runs import durable
+from modes.runs import drive, durable
 from modes.runs.jobs import StopFlag
 
 MAX_RUNS = 20  # per owner: enough to compare a morning's experiments, small enough to scan
@@ -322,7 +322,7 @@ class History:
         with self._cond:
             driver = run.__dict__.pop("driver", None)
         if driver is not None:
-            yield from self._follow_driving(run, driver, every)
+            yield from drive.follow_driving(self, run, driver, every)
             return
         seen = -1
         while True:
@@ -336,20 +336,6 @@ class History:
             if done:
                 return
             time.sleep(every)  # a redraw at most every `every` s, whatever the step rate
-
-    def _follow_driving(self, run: Run, driver: Iterator[None], every: float) -> Iterator[Run]:
-        shown, last = -1, 0.0
-        run.__dict__["driving"] = driver  # the watchdog closes it if this follower goes quiet (stop_orphans)
-        try:
-            for _ in driver:
-                run.followed_at = self.clock()
-                if run.version != shown and time.monotonic() - last >= every:
-                    shown, last = run.version, time.monotonic()
-                    yield run
-        finally:
-            if run.__dict__.pop("driving", None) is not None:  # (else the watchdog drives it to its end)
-                driver.close()  # the page went away: the run stops with it
-        yield run
 
     def _watch(self) -> None:
         """Start the watchdog once: every active run followed by nobody for grace_s is stopped."""
@@ -373,17 +359,5 @@ class History:
             run.stop.set()
             driving = run.__dict__.pop("driving", None)
             if driving is not None:  # an in-call run whose request went quiet: drive it to its stopped end here
-                threading.Thread(target=_drain, args=(driving, run), name=f"run-{run.id}-orphan", daemon=True).start()
+                threading.Thread(target=drive.drain, args=(driving, run), name=f"run-{run.id}-orphan", daemon=True).start()
         return orphans
-
-
-def _drain(driver, run: Run) -> None:
-    """Drive an orphaned in-call run on: its stop flag is set, so it ends soon, stopped, with its result.
-    While its own request is inside a step (the generator is executing) this waits and tries again: that
-    request may never ask for the next event."""
-    while run.active:
-        try:
-            collections.deque(driver, 0)
-            return
-        except ValueError:  # "generator already executing"
-            time.sleep(0.2)
