@@ -72,6 +72,9 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--no-tour", action="store_true")
     args = ap.parse_args()
+    from modes.serving.precision import cpu_line
+
+    print(cpu_line(), flush=True)
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -29,7 +29,7 @@ from modes.incontext import core as ic  # noqa: E402
 from modes.metrics import chrf  # noqa: E402
 from modes.model.loader import ModelLoader  # noqa: E402
 from modes.pretrain import core as pc  # noqa: E402
-from modes.serving.precision import cpu_bf16_flags  # noqa: E402
+from modes.serving.precision import cpu_bf16_flags, cpu_line  # noqa: E402
 
 TEXT = ("The weather was lovely, so we walked along the river and talked about the new library. "
         "오늘은 날씨가 좋아서 강을 따라 걸으며 새 도서관 이야기를 했어요.")
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--sweep-n", type=int, default=69)
     ap.add_argument("--lora-steps", type=int, default=60)
     args = ap.parse_args()
-    print(f"CPU bf16 flags: {cpu_bf16_flags() or 'none'}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(f"{cpu_line()}; CPU bf16 flags: {cpu_bf16_flags() or 'none'}; threads {torch.get_num_threads()}")
     l32 = ModelLoader(dtype="float32")
     m32, tok = l32.get()
     l16 = ModelLoader(dtype="bfloat16")

@@ -149,7 +149,7 @@ def guard(fn):
 def on_page_load(fn, outputs) -> None:
     """Fill `outputs` from `fn()` when a page opens (call while the page is being built).
 
-    For values that must not sit in the page config, e.g. a 416-row table that would otherwise
+    For values that must not sit in the page config, e.g. a 3,012-row table that would otherwise
     become the API's default for that parameter.
     """
     from gradio.context import Context

@@ -15,6 +15,7 @@ import torch
 # Loaders made in tests keep float32 unless a test asks otherwise: tiny and stubbed models must not
 # be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
 os.environ.setdefault("HML_DTYPE", "float32")
+os.environ.setdefault("HML_TRAIN_DTYPE", "float32")  # likewise a fine-tune's training copy (modes/model/training.py)
 # The app's data dir (the browser-state secret) in a temp folder: tests never write the user's own.
 os.environ.setdefault("HML_DATA_DIR", tempfile.mkdtemp(prefix="hml-test-data-"))
 
@@ -68,7 +69,7 @@ def real_loader():
     """The real embedded model, converted once into HOW_MODELS_LEARN_CACHE (or the user cache) and shared."""
     from modes.model.loader import ModelLoader
 
-    loader = ModelLoader(dtype="auto")
+    loader = ModelLoader(dtype="auto", train_dtype="auto")
     loader.get()
     return loader
 

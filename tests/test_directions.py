@@ -3,6 +3,8 @@ defaults, and the API with an explicit (English, Korean) pool. A tiny model; the
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modes.data import translation as task
@@ -116,10 +118,28 @@ def test_the_extra_training_pairs_share_no_near_duplicate_with_held_out_or_dev(l
 
     direction = "en-ko" if lang == "en" else "ko-en"
     more = tr.more_pairs(direction)
-    assert len(more) >= 600
-    built = {r[lang].lower() for r in tr.load_pairs()}
-    assert not [p.source for p in more if p.source.lower() in built]  # none repeats a built-in pair
+    assert len(more) >= 2_500 and len({p.source.lower() for p in more}) == len(more)
+    first = {json.loads(line)[lang].lower() for line in tr.PAIRS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()}
+    assert not [p.source for p in more if p.source.lower() in first]  # none repeats one of the first 485 pairs
     others = [tr.ngrams(p.source) for p in tr.pairs_for(direction, "test") + tr.dev_pairs(direction)]
     for p in more:
         q = tr.ngrams(p.source)
         assert max(len(q & o) / len(q | o) for o in others) < 0.7, p.source
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_held_out_split_shares_no_near_duplicate_with_training(lang):
+    """Held-out scores measure translation, not recall: no held-out sentence (the test split and the extra held-out
+    pairs) is within char 3-gram Jaccard 0.7 of any training sentence (the first 485 pairs' train split and the
+    extra training pairs)."""
+    from modes.data import translation as tr
+
+    extra = [json.loads(line) for line in tr.HELDOUT_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    train, test = tr.load_pairs("train"), tr.load_pairs("test") + extra
+    assert len(train) >= 3_000 and len(test) >= 200 and len(tr.heldout_pairs("ko-en")) == len(test)
+    assert not {r["en"] for r in extra} & {r["en"] for r in tr.load_pairs()}  # the extra held-out pairs are in no split
+    assert len([r for r in train if r["id"] >= 485]) == len(tr.more_pairs("en-ko"))  # the extra pairs are training pairs
+    grams = [tr.ngrams(r[lang]) for r in train]
+    for r in test:
+        q = tr.ngrams(r[lang])
+        assert max(len(q & g) / len(q | g) for g in grams) < 0.7, r[lang]

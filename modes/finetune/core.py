@@ -20,7 +20,7 @@ from modes.data.tasks import Prompting, prompting
 from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
 from modes.metrics import chrf, weights_hash
-from modes.model.adapters import Adapter, adapter_zip, merged_copy, validate_adapter_zip
+from modes.model.adapters import Adapter, adapter_zip, serving_model, validate_adapter_zip
 from modes.runs.events import Done, Eval, Step
 from modes.serving.engine import bulk_generator
 
@@ -122,7 +122,7 @@ class FtResult(Done):
     base_hash_after: str
     adapter_params_changed: int
     samples_per_s: float
-    dtype: str = "float32"  # the training copy's precision (training and its scoring run in it)
+    dtype: str = "float32"  # the training copy's base precision (the adapter is float32; scoring runs on the served model)
     stopped: bool = False
     diverged_at: int | None = None  # the step whose loss (or gradient) was not finite; training stopped there
     kept_step: int | None = None  # after divergence: the adapter kept is the one after this step
@@ -276,14 +276,14 @@ def finetune(
     model.eval()
     fresh_eval = run.diverged_at is not None or not step or curve[-1]["split"] != "held-out eval"
     eval_after = eval_loss(model, test, pad) if fresh_eval else curve[-1]["loss"]
-    tuned = merged_copy(model, base)
-    chrf_before, score_after, examples, empty = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples, generate)
     base_after = _hash_renamed(model)  # the frozen base inside the adapter model, under base names
     changed = sum(int(not torch.equal(lora_before[n], p)) * p.numel() for n, p in model.named_parameters() if n in lora_before)
     zip_bytes = adapter_zip(model)
     validate_adapter_zip(zip_bytes, base)  # the same integrity checks as an upload: never hand out a broken adapter
-    train_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    train_dtype = str(next(p for p in model.parameters() if not p.requires_grad).dtype).removeprefix("torch.")
     adapter = Adapter(zip_bytes, pr.label, template, trainable, total, "trained")
+    tuned = serving_model(base, adapter)  # what /translate serves for it: the served base (not a bf16 training copy) + adapter
+    chrf_before, score_after, examples, empty = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples, generate)
     cost, cost_base = None, None
     if off_task:
         # Off-task, on the training copy with the adapter on and disabled, like the scoring above:

@@ -48,7 +48,7 @@ def run_key(ctx, cfg, train, test) -> dict:
     return {"kind": "finetune", "cfg": dataclasses.asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
             [(p.source, p.target) for p in test], tr.DEFAULT_TEMPLATE, repr(tasks.prompting(
                 cfg.task, cfg.direction, cfg.summary_lang))), "model": ctx.proof().reference,
-            "dtype": ctx.loader.dtype_name, "code": code_version("finetune/core", "finetune/config", "finetune/offtask",
+            "dtype": ctx.loader.dtype_name, "train_dtype": ctx.loader.train_dtype, "code": code_version("finetune/core", "finetune/config", "finetune/offtask",
                                                                  "model", "serving", "metrics", "data"),
             **runtime()}
 
@@ -117,7 +117,8 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
 
     # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
     base_key = {"kind": "ft_base", "direction": direction, "template": tr.DEFAULT_TEMPLATE, "n": len(test),
-                "model": ctx.proof().reference, "dtype": loader.dtype_name}
+                "model": ctx.proof().reference, "dtype": loader.dtype_name,
+                "train_dtype": loader.train_dtype}  # the adapter-off bits/char are read on the training copy
     if cfg.task != "translation":  # another task's base figures (and its off-task side) are its own
         base_key.update(task=cfg.task, summary_lang=cfg.summary_lang)
     base = ctx.results.get(base_key) or {}

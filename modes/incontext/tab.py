@@ -288,7 +288,7 @@ def build(page: Page) -> None:
             prompt_info = gr.Markdown()
     with gr.Accordion(ui.t("ic_pool"), open=False):
         # Filled when the page loads, not in the config: the API's `pool` then defaults to None (the
-        # built-in split) instead of carrying 416 rows in its schema.
+        # built-in split) instead of carrying ~3,000 rows in its schema.
         pool = gr.Dataframe(headers=list(task.POOL_COLUMNS), interactive=True, wrap=True,
                             label=ui.t("ic_pool_label"), max_height=320, elem_id="ic-pool")
     ui.on_page_load(default_pool, pool)

@@ -51,6 +51,8 @@ class ModelStatus:
     device: str = ""
     dtype: str = ""
     dtype_reason: str = ""  # why the served model runs in that dtype (asked for, native bf16 measured faster, ...)
+    train_dtype: str = ""  # what a fine-tune's private copy trains in (modes/model/training.py)
+    train_dtype_reason: str = ""
     params: int = 0
     load_seconds: float = 0.0
     message: str = ""
@@ -92,7 +94,8 @@ class ModelLoader:
     """Loads one pretrained causal LM once, lazily and thread-safely, and builds scratch models."""
 
     def __init__(self, model_id: str | None = None, cache_dir: str | Path | None = None, device: str | None = None,
-                 dtype: str | None = None, probe=probe_decode_seconds, invariance=None):
+                 dtype: str | None = None, probe=probe_decode_seconds, invariance=None, train_dtype: str | None = None,
+                 train_probe=None):
         self.model_id = (model_id or "").strip() or EMBEDDED
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._device_arg = device
@@ -102,6 +105,11 @@ class ModelLoader:
         self._measured = False  # this start measured the precision (and keeps the decision for the next)
         self.dtype_reason = ""  # one line: why the served model runs in its dtype
         self._source: tuple[str, bool] | None = None  # (path or id, own cache): where a training copy loads from
+        from modes.model.training import requested as requested_train_dtype
+
+        self.train_request = requested_train_dtype(train_dtype)  # auto | float32 | bfloat16 (HML_TRAIN_DTYPE)
+        self._train_probe = train_probe  # (model) -> seconds of a training-shaped step; None is the real probe
+        self.train_dtype, self.train_dtype_reason = "float32", "float32: the model's own precision"
         self.device, self.dtype_name = "?", "?"
         self._lock = threading.Lock()
         self._libs_lock = threading.Lock()
@@ -287,6 +295,8 @@ class ModelLoader:
         model.to(self.device).eval()
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+        if decide_dtype:
+            self._decide_train_dtype(model)
         packed.pack(model)  # bf16 CPU inference on weights reordered once for oneDNN (modes/serving/packed.py)
         if decide_dtype:
             model = self._decide_cpu_dtype(model)
@@ -300,6 +310,7 @@ class ModelLoader:
         if self._measured:
             remember_choice(self.cache_dir, choice_key(self.model_id), self.dtype_name, self.dtype_reason)
         self.status.dtype, self.status.dtype_reason = self.dtype_name, self.dtype_reason
+        self.status.train_dtype, self.status.train_dtype_reason = self.train_dtype, self.train_dtype_reason
         self._tokenizer = tok
         self._model = model
         self.status.params = sum(p.numel() for p in model.parameters())
@@ -350,6 +361,25 @@ class ModelLoader:
         self.dtype_reason = f"float32: bf16 is native here ({', '.join(flags)}) but was not faster ({step})"
         return self._load_float32().to(self.device).eval()
 
+    def _decide_train_dtype(self, model) -> None:
+        """A fine-tune's base precision on a CPU, measured once per CPU (modes/model/training.py); `model`
+        is the freshly loaded float32 model."""
+        import torch
+
+        from modes.serving.heavy import IN_CALL, detect
+
+        if not self.device.startswith("cpu") or next(model.parameters()).dtype != torch.float32:
+            return
+        if detect() == IN_CALL:
+            self.train_dtype_reason = "float32: in-call mode measures nothing outside a GPU call"
+            return
+        from modes.model import training
+
+        self.status.message = "Measuring a training step in bf16 against float32 on this CPU ..."
+        kw = {"probe": self._train_probe} if self._train_probe else {}
+        self.train_dtype, self.train_dtype_reason = training.decide(model, self.cache_dir, self.model_id, self.train_request,
+                                                                    flags=cpu_bf16_flags(), **kw)
+
     def _check_invariance(self, model, tok):
         """bf16 won on speed; it is served only if a row decodes the same alone and batched here (bit for
         bit, modes/serving/invariance.py). Otherwise float32, which is reloaded, and the reason says why."""
@@ -379,17 +409,25 @@ class ModelLoader:
                                                     local_files_only=offline or Path(src).expanduser().is_dir())
 
     def training_copy(self):
-        """A private copy of the served model to train on: float32 on the CPU, whatever the served dtype.
+        """A private copy of the served model to train on, on a CPU in `train_dtype` whatever the served dtype.
 
-        bf16 training on the CPU was 4.5x slower here, and upcasting a bf16 copy would train on rounded
-        weights; so when the served model is bf16 the copy is loaded from the float32 source on disk.
-        It exists only while a training runs (the caller drops it).
+        A bf16 base trains 2x faster on some CPUs and 4.5x slower on others (modes/model/training.py);
+        upcasting a bf16 copy would train on rounded weights, so a float32 copy of a bf16-served model is
+        loaded from the float32 source on disk. It exists only while a training runs (the caller drops it).
         """
 
         import torch
 
         model, _ = self.get()
-        if not self.device.startswith("cpu") or next(model.parameters()).dtype == torch.float32 or self._source is None:
+        served = next(model.parameters()).dtype
+        want = getattr(torch, self.train_dtype)
+        if not self.device.startswith("cpu") or served == want:
+            return copy.deepcopy(model)
+        if want == torch.bfloat16:
+            from modes.model.training import bf16_copy
+
+            return bf16_copy(model, torch)
+        if self._source is None:  # nothing to load float32 weights from: the served ones, as they are
             return copy.deepcopy(model)
         return self._load_float32().to(self.device).eval()
 
@@ -408,6 +446,8 @@ class ModelLoader:
             parts.append(f"{s.params / 1e6:.0f}M parameters · {s.source} · {s.device} ({s.dtype}) · loaded in {s.load_seconds:.1f}s")
             if s.dtype_reason:
                 parts[-1] += f" · precision: {s.dtype_reason}"
+            if s.train_dtype_reason and self.device.startswith("cpu"):
+                parts[-1] += f" · fine-tuning: {s.train_dtype_reason}"
         else:
             parts.append(s.message or s.state)
         text = " — ".join(parts)

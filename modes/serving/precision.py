@@ -82,6 +82,11 @@ def choice_key(model_id: str, cpuinfo: str | None = None) -> str:
     return f"{name} | {','.join(cpu_bf16_flags(cpuinfo)) or 'no bf16'} | torch {torch.__version__} | {os.cpu_count()} cpus | {model_id}"
 
 
+def cpu_line(cpuinfo: str | None = None) -> str:
+    """'CPU: <model> | <bf16 flags> | torch <version> | <n> cpus': what benchmarks print beside their figures."""
+    return "CPU: " + choice_key("", cpuinfo).removesuffix(" | ")
+
+
 def cached_choice(folder: Path, key: str) -> dict | None:
     """An earlier start's decision on this CPU ({"dtype", "reason"}), or None."""
     import json
