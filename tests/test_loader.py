@@ -247,10 +247,11 @@ def test_auto_precision_on_the_cpu(monkeypatch, tmp_path, tiny_tokenizer, flags,
     """bf16 only with a native flag and a faster probe; otherwise float32 (reloaded from its source)."""
     import torch
 
+    from modes.model import choice as choice_mod
     from modes.model import loader as loader_mod
 
-    real_flags = loader_mod.cpu_bf16_flags
-    monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: real_flags(flags))
+    real_flags = choice_mod.cpu_bf16_flags
+    monkeypatch.setattr(choice_mod, "cpu_bf16_flags", lambda: real_flags(flags))
     seen = []
 
     def fake_probe(model):
@@ -278,10 +279,11 @@ def test_bf16_is_served_only_where_a_row_decodes_the_same_alone_and_batched(monk
     is kept per CPU: the next start measures nothing and says where its decision came from."""
     import torch
 
+    from modes.model import choice as choice_mod
     from modes.model import loader as loader_mod
 
-    real_flags = loader_mod.cpu_bf16_flags
-    monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: real_flags(CPUINFO_BF16))
+    real_flags = choice_mod.cpu_bf16_flags
+    monkeypatch.setattr(choice_mod, "cpu_bf16_flags", lambda: real_flags(CPUINFO_BF16))
     probed, checked = [], []
 
     def fake_probe(model):

@@ -64,10 +64,11 @@ def test_the_real_probe_times_a_step_and_leaves_the_model_as_it_was(tiny_loader)
 
 
 def test_the_loader_trains_on_a_bf16_copy_where_it_measured_faster(monkeypatch, tmp_path, tiny_tokenizer):
+    from modes.model import choice as choice_mod
     from modes.model import loader as loader_mod
     from tests.test_loader import _saved_tiny
 
-    monkeypatch.setattr(loader_mod, "cpu_bf16_flags", lambda: ["amx_bf16"])
+    monkeypatch.setattr(choice_mod, "cpu_bf16_flags", lambda: ["amx_bf16"])
     seen = []
     ld = loader_mod.ModelLoader(str(_saved_tiny(tmp_path, tiny_tokenizer)), cache_dir=tmp_path / "c", dtype="float32",
                                 train_dtype="auto", train_probe=fake_probe({"float32": 1.0, "bfloat16": 0.4}, seen))
