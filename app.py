@@ -53,7 +53,8 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         def model_status() -> dict:
             """The shared model's status: state, name, source, device, parameter count, load time, and where
             heavy work runs (heavy_mode: threads | in-call, and what that mode gives up)."""
-            return {**loader.status.as_dict(), "heavy_mode": ctx.heavy.mode, "heavy": ctx.heavy.describe()}
+            return {**loader.status.as_dict(), "heavy_mode": ctx.heavy.mode, "heavy": ctx.heavy.describe(),
+                    "warmup": ctx.warmup.as_dict()}
 
         gr.api(model_status, api_name="model_status", queue=False)
         # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.
@@ -72,7 +73,7 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
                     tab.build(dataclasses.replace(page, tab=gr_tab))
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
-    demo.ctx = ctx
+    demo.ctx, demo.tabs = ctx, tabs
     return demo
 
 
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="precision of the served model (auto: bf16 on CUDA, and on a CPU with native bf16 that measures faster)")
     parser.add_argument("--classroom", default=os.environ.get("HML_CLASSROOM", "on"), choices=["on", "off"],
                         help="off: no batching engine, no reuse, a weights hash per request (the benchmark's baseline)")
+    parser.add_argument("--warmup", default=os.environ.get("HML_WARMUP", "on"), choices=["on", "off"],
+                        help="on: once the model is ready, compute in idle time what every learner's first run would compute "
+                             "alike (the base model's side of the fine-tune scores), so the first learner does not wait for it")
     args = parser.parse_args(argv)
     # Starting up creates about a million objects that live as long as the app; the cycle collector
     # would walk them again and again and free nothing. So collect nothing until the model has
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(loader, ctx)
     # Load after the page is built and while it launches: started before the Gradio import, the
     # two fight over the GIL and both finish later (bench/startup.py).
-    loader.start_background(on_done=resume_gc)
+    warm = (lambda: ctx.start_warmup(demo.tabs)) if args.warmup == "on" else (lambda: None)
+    loader.start_background(on_done=lambda: (resume_gc(), warm()))
     launch(demo)
 
 

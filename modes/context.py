@@ -18,6 +18,7 @@ from modes.runs.classes import Classes
 from modes.runs.history import History
 from modes.runs.jobs import TrainingSlot
 from modes.runs.reuse import Once, ReplayStore, ResultStore
+from modes.runs.warmup import Warmup
 
 
 def _durable(data_dir) -> dict:
@@ -61,6 +62,8 @@ class AppContext:
         except Exception:  # classes that cannot be read back: serve new ones from memory rather than not at all
             logging.getLogger(__name__).exception("the classes could not be read; they are kept in memory only")
             self.classes = Classes(ttl_s=self.history.ttl_s)
+        # Idle-time work (modes/runs/warmup.py), started by start_warmup once the model is ready.
+        self.warmup = Warmup(self)
         self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
         self._engine = None
         self._proof = None
@@ -74,6 +77,20 @@ class AppContext:
         """In a forked GPU worker: fresh locks, and an engine and adapter models of its own."""
         self._lock, self._building = threading.Lock(), Once()
         self._engine, self._adapters = None, {}
+
+    def start_warmup(self, tabs) -> bool:
+        """Start the tabs' idle-time work (modes/runs/warmup.py) where it can help: the model is ready,
+        shared results are kept (reuse on), and heavy work runs here (in-call mode computes nothing
+        outside a learner's GPU call). True when it started."""
+        jobs = [(t.id, t.warm) for t in tabs if getattr(t, "warm", None) is not None]
+        if not jobs or not self.reuse or self.heavy.in_call or not self.loader.ready:
+            return False
+        return self.warmup.start(jobs) is not None
+
+    def decoding(self) -> int:
+        """Rows the engine is decoding now (0 before it exists): idle-time work waits for none."""
+        eng = self._engine
+        return eng.active_rows() if eng is not None else 0
 
     @property
     def deterministic(self) -> bool:

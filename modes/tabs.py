@@ -29,6 +29,7 @@ class Tab:
     metric: tuple[str, Callable[[dict], float | None]] | None = None  # (its name, a summary -> the figure, None: not ranked): the class board's column
     config: type | None = None  # the run's config dataclass: a class experiment's values are checked by it
     presets: tuple[str, ...] = ()  # the config fields a class experiment may pre-set (the tab registers their widgets)
+    warm: Callable[[Any], Any] | None = None  # (ctx) -> a generator of idle-time pieces: what every learner's first run computes alike (modes/runs/warmup.py)
 
 
 @dataclass

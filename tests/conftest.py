@@ -16,6 +16,9 @@ import torch
 # be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
 os.environ.setdefault("HML_DTYPE", "float32")
 os.environ.setdefault("HML_TRAIN_DTYPE", "float32")  # likewise a fine-tune's training copy (modes/model/training.py)
+# No idle-time work in apps the tests start (modes/runs/warmup.py): its pieces would hold the training slot
+# while a test times its own runs. The tests that check it turn it on.
+os.environ.setdefault("HML_WARMUP", "off")
 # The app's data dir (the browser-state secret) in a temp folder: tests never write the user's own.
 os.environ.setdefault("HML_DATA_DIR", tempfile.mkdtemp(prefix="hml-test-data-"))
 

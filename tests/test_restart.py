@@ -87,3 +87,42 @@ def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
     new = next(r for r in again if r["id"] != cut["id"])
     assert new["settings"] == cut["settings"] and new["status"] in ("starting", "queued", "running")
     assert (Path(tmp_path) / "data" / "hml.sqlite3").exists() == ("HML_DATABASE_URL" not in os.environ)
+
+
+def test_the_idle_time_work_runs_once_and_is_kept_across_a_restart(tmp_path, monkeypatch):
+    """`python app.py` with its idle-time work on (the default; the tests turn it off elsewhere): it computes the
+    shared base-model figures once the model is ready; started again on the same folders, it finds them on disk."""
+    from gradio_client import Client
+
+    model = tmp_path / "model"
+    save_tiny_model(model)
+    monkeypatch.setenv("HML_WARMUP", "on")
+    monkeypatch.setenv("HML_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("HML_SHARED_RESULTS", raising=False)  # beside the model cache, the default
+
+    def start_and_wait() -> tuple:
+        port = free_port()
+        proc = start_app(str(model), str(tmp_path / "cache"), port, str(tmp_path / f"app-{port}.log"))
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            wait_for_page(url, time.perf_counter())
+            end = time.monotonic() + 180
+            while (w := Client(url, verbose=False).predict(api_name="/model_status")["warmup"])["state"] != "done":
+                assert w["state"] in ("off", "waiting", "running") and time.monotonic() < end, w
+                time.sleep(0.3)
+            return proc, w
+        except BaseException:
+            proc.kill()
+            raise
+
+    proc, first = start_and_wait()
+    proc.kill()  # SIGKILL: what it computed is already on disk
+    proc.wait(30)
+    assert first["done"] == ["finetune", "incontext"] and first["pieces"] > 0 and first["error"] is None
+    assert any((tmp_path / "cache" / "shared-results" / "results").glob("*.json"))
+    proc, again = start_and_wait()
+    try:
+        assert again["done"] == ["finetune", "incontext"] and again["pieces"] == 0  # nothing computed twice
+    finally:
+        proc.kill()
+        proc.wait(30)

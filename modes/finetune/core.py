@@ -314,16 +314,23 @@ def _score(tuned, base, tok, pr: Prompting, test_pairs: list[Pair], chrf_before:
     through the engine, on the served base model and on `tuned`, a merged copy in the served dtype (the
     model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base.
     Translation's query is the in-context tab's k=0 prompt (one template for both tabs)."""
-    prompts = [pr.prompt(p.source) for p in test_pairs]
     refs = [p.target for p in test_pairs]
-    n = pr.max_new_tokens
-    after = generate(tuned, tok, "", prompts, max_new_tokens=n)
-    shown = list(range(min(n_examples, len(prompts))))
-    base_outs = generate(base, tok, "", prompts if chrf_before is None else [prompts[i] for i in shown], max_new_tokens=n)
+    score_after, after = heldout_chrf(tuned, tok, pr, test_pairs, generate)
+    shown = list(range(min(n_examples, len(test_pairs))))
     if chrf_before is None:
-        chrf_before = chrf(base_outs, refs)
+        chrf_before, base_outs = heldout_chrf(base, tok, pr, test_pairs, generate)
+    else:
+        base_outs = generate(base, tok, "", [pr.prompt(test_pairs[i].source) for i in shown], max_new_tokens=pr.max_new_tokens)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
-    return chrf_before, chrf(after, refs), examples, sum(1 for h in after if not h)
+    return chrf_before, score_after, examples, sum(1 for h in after if not h)
+
+
+def heldout_chrf(model, tok, pr: Prompting, test_pairs: list[Pair], generate) -> tuple[float, list[str]]:
+    """(chrF, the answers) of `model` on the held-out pairs: greedy, through `generate`, at the task's
+    k=0 prompt. The base model's figure is the same for every learner (modes/finetune/base_side.py)."""
+    prompts = [pr.prompt(p.source) for p in test_pairs]
+    outs = generate(model, tok, "", prompts, max_new_tokens=pr.max_new_tokens)
+    return chrf(outs, [p.target for p in test_pairs]), outs
 
 
 def _hash_renamed(peft_model) -> str:

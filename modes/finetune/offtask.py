@@ -78,6 +78,25 @@ def base_k4_reverse(model, tok, direction: str, generate, base_model=None) -> fl
     return chrf(hyps, [p.target for p in test])
 
 
+def base_side(peft_model, tok, direction: str, texts: dict[str, str], template: str, generate, base_model=None):
+    """The adapter-off side of a translation fine-tune's off-task figures, in two pieces (a generator
+    that pauses between them, for idle-time work: modes/runs/warmup.py); returns the dict `off_task`
+    takes as `base`. The same for every learner of this base model and these probes."""
+    base = measure_side(peft_model, tok, direction, texts, template, False, generate, base_model)
+    yield
+    base["reverse_chrf_k4"] = base_k4_reverse(peft_model, tok, direction, generate, base_model)
+    return base
+
+
+def drain(gen):
+    """Run a generator to its end; its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            return done.value
+
+
 def off_task(peft_model, tok, direction: str, template: str = task.DEFAULT_TEMPLATE, shakespeare_val: str | None = None,
              base: dict | None = None, generate=None, tuned=None, base_model=None, ft_task: str = "translation") -> tuple[dict, dict]:
     """(off_task summary, the base side for reuse). `base`: the adapter-off side already measured
@@ -91,8 +110,7 @@ def off_task(peft_model, tok, direction: str, template: str = task.DEFAULT_TEMPL
     if ft_task != "translation":
         return _off_translation(peft_model, tok, template, texts, base, generate, tuned, base_model, t0)
     if base is None:
-        base = measure_side(peft_model, tok, direction, texts, template, False, generate, base_model)
-        base["reverse_chrf_k4"] = base_k4_reverse(peft_model, tok, direction, generate, base_model)
+        base = drain(base_side(peft_model, tok, direction, texts, template, generate, base_model))
     after = measure_side(peft_model, tok, direction, texts, template, True, generate, tuned)
     mean = lambda d: round(sum(d.values()) / len(d), 4)
     out = {

@@ -16,9 +16,11 @@ import gradio as gr
 import pandas as pd
 
 from modes import ui
-from modes.data import corpus, tasks
+from modes.data import tasks
 from modes.data import translation as tr
 from modes.data.uploads import InputError
+from modes.finetune import base_side
+from modes.finetune.base_side import shakespeare_val
 from modes.finetune.config import FinetuneConfig
 from modes.finetune.data_panel import resolve_data, task_and_upload, upload_columns, wire_preview
 from modes.finetune.report import result_text
@@ -28,14 +30,6 @@ from modes.runs.reuse import code_version, runtime, text_hash
 from modes.tabs import Page, Tab
 
 MARK = "held-out eval"  # the series whose lowest point the plot marks when it rose after it
-
-
-def shakespeare_val() -> str | None:
-    """The pre-training corpus's validation text (general text for the off-task measurement)."""
-    try:
-        return corpus.shakespeare().val
-    except Exception:  # the measurement then uses the two neutral paragraphs only
-        return None
 
 
 def make_config(lang: str, **kw) -> FinetuneConfig:
@@ -109,19 +103,14 @@ def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_b
 
 def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
-    loader = ctx.loader
-    direction = cfg.direction
     cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
     from modes.finetune.core import FtResult
     from modes.serving.heavy import gpu_seconds
 
-    # The base model's side (its chrF, the adapter-off off-task figures) is the same for every learner.
-    base_key = {"kind": "ft_base", "direction": direction, "template": tr.DEFAULT_TEMPLATE, "n": len(test),
-                "model": ctx.proof().reference, "dtype": loader.dtype_name,
-                "train_dtype": loader.train_dtype}  # the adapter-off bits/char are read on the training copy
-    if cfg.task != "translation":  # another task's base figures (and its off-task side) are its own
-        base_key.update(task=cfg.task, summary_lang=cfg.summary_lang)
-    base = ctx.results.get(base_key) or {}
+    # The base model's side of the scores is the same for every learner (modes/finetune/base_side.py):
+    # looked up when the run starts, so one computed while it queued (by a run ahead, or in idle time) counts.
+    base_key = base_side.base_key(ctx, cfg, test)
+    base: dict = {}
 
     settings = {**dataclasses.asdict(cfg), "data": data}
     if cfg.task == "translation":
@@ -132,6 +121,7 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
     ctx.heavy.check(gpu_seconds(est))  # in-call mode: refused now if one GPU call could not hold it
 
     def compute(stop):
+        base.update(ctx.results.get(base_key) or {})
         return ctx.heavy.stream(train_in_call, cfg, train, test, base.get("chrf"), base.get("off_task"),
                                 ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est))
 
@@ -349,4 +339,5 @@ TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row,
           # The class board ranks translation runs only: a summary's chrF is another task's.
           metric=("held-out chrF", lambda s: s["chrf_after"] if s.get("task", "translation") == "translation" else None),
           config=FinetuneConfig,
-          presets=("steps", "r", "alpha", "dropout", "learning_rate", "batch_size", "max_length", "seed", "direction", "target"))
+          presets=("steps", "r", "alpha", "dropout", "learning_rate", "batch_size", "max_length", "seed", "direction", "target"),
+          warm=base_side.warm)

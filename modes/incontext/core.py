@@ -68,6 +68,20 @@ def sweep_points(ctx, direction: str, k_list: list[int], test: list, seed: int, 
     return scores, reused
 
 
+def warm_sweep(ctx) -> Iterator[None]:
+    """Idle-time work (modes/runs/warmup.py): the default sweep's base-model points in both directions, one
+    point (one decode of the held-out pairs) a piece, computed as a learner's sweep computes them."""
+    from modes.incontext.config import SweepConfig
+
+    cfg = SweepConfig()
+    for direction in task.DIRECTIONS:
+        test = task.pairs_for(direction, "test")
+        for kk in [int(k) for k in cfg.ks.split(",")]:
+            if ctx.results.get(sweep_point_key(ctx, direction, kk, len(test), cfg.seed)) is None:
+                sweep_points(ctx, direction, [kk], test, cfg.seed, "warm:incontext", lambda _: None)
+                yield
+
+
 def sweep_lora(ctx, adapter, direction: str, test: list, session: str) -> tuple[float, dict | None]:
     """chrF through the adapter at k=0, and where it was served from shared results (else None)."""
     from modes.metrics import chrf

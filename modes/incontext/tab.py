@@ -334,6 +334,13 @@ def build(page: Page) -> None:
                     [sweep_plot, sweep_table, sweep_md, sweep_json], api_name="icl_sweep", concurrency_limit=None)
 
 
+def warm(ctx):
+    """Idle-time work: the default sweep's base-model points (modes/incontext/core.py, imported here: torch)."""
+    from modes.incontext.core import warm_sweep
+
+    yield from warm_sweep(ctx)
+
+
 TAB = Tab(id="incontext", title="tab_incontext", build=build, score_row=score_row, best=lambda s: s["chrf"][str(s["best_k"])],
           headline=lambda s: f"best chrF {s['chrf'][str(s['best_k'])]} (k={s['best_k']})", shown=("direction", "ks", "n", "seed"),
-          metric=("best chrF", lambda s: s["chrf"][str(s["best_k"])]))
+          metric=("best chrF", lambda s: s["chrf"][str(s["best_k"])]), warm=warm)

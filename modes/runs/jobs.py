@@ -88,6 +88,17 @@ class TrainingSlot:
             self._queue.append(t)
         return t
 
+    def take_if_idle(self, est_seconds: float) -> Ticket | None:
+        """The slot, now, only when nobody holds it or waits for it: work that may wait for idle time
+        (modes/runs/warmup.py) never goes ahead of a learner. Leave it like any ticket."""
+        with self._cond:
+            if self._queue:
+                return None
+            t = Ticket(est_seconds)
+            t.started = time.perf_counter()
+            self._queue.append(t)
+            return t
+
     def position(self, t: Ticket) -> int:
         """0 = running (or free to run), 1 = next, ..."""
         with self._cond:
