@@ -50,6 +50,7 @@ def test_the_warmed_base_side_is_what_a_first_run_computes(tiny_tokenizer, direc
            if isinstance(e, FtResult)][0]
     assert res.chrf_before == stored["chrf"]
     assert res.off_task_base == stored["off_task"]
+    assert res.base_outputs == stored["outputs"] and len(stored["outputs"]) == len(test)
     assert set(stored["off_task"]) >= {"bpc", "reverse_chrf", "reverse_chrf_k4", "continuations"}
 
 
@@ -106,7 +107,8 @@ def test_a_failing_piece_is_reported_and_leaves_the_slot_free():
 
 
 def test_a_run_after_the_warmup_decodes_the_base_model_no_more(tiny_loader, monkeypatch):
-    """Through the API with its defaults (but 2 steps): the run finds the base side in the shared results."""
+    """Through the API with its defaults (but 2 steps): the run finds the base side in the shared results,
+    its chrF and its answers, and decodes nothing on the base model."""
     from modes.finetune import core
 
     calls = []
@@ -121,10 +123,14 @@ def test_a_run_after_the_warmup_decodes_the_base_model_no_more(tiny_loader, monk
         base = tiny_loader.get()[0]
         assert [m is base for m in calls] == [True, True]  # one held-out decode of the base model per direction
         calls.clear()
+        engine, decoded_for = s.demo.ctx.engine, []
+        real_generate = engine.generate
+        monkeypatch.setattr(engine, "generate", lambda model, *a, **k: decoded_for.append(model) or real_generate(model, *a, **k))
         for direction in ("en-ko", "ko-en"):
             res = client.predict(steps=2, direction=direction, api_name="/finetune")[-1]
             assert res["chrf_before"] == _stored(s.demo.ctx, direction)["chrf"]
         assert [m is base for m in calls] == [False, False]  # the tuned models only
+        assert decoded_for and not any(m is base for m in decoded_for)  # not even the few answers shown beside the adapter's
 
 
 def test_the_warmed_sweep_points_serve_a_learners_sweep(tiny_tokenizer):

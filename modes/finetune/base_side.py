@@ -26,9 +26,10 @@ def shakespeare_val() -> str | None:
 
 
 def base_key(ctx, cfg: FinetuneConfig, test: list) -> dict:
-    """What the base side depends on: the direction (or task), the template, the held-out pairs' count,
-    the model, the served dtype (the decodes) and the training dtype (the adapter-off bits/char are read
-    on the training copy)."""
+    """The shared results' key of the base side, whose value is {"chrf", "off_task", "outputs": its held-out
+    answers}. What it depends on: the direction (or task), the template, the held-out pairs' count, the model,
+    the served dtype (the decodes) and the training dtype (the adapter-off bits/char are read on the training
+    copy)."""
     key = {"kind": "ft_base", "direction": cfg.direction, "template": tr.DEFAULT_TEMPLATE, "n": len(test),
            "model": ctx.proof().reference, "dtype": ctx.loader.dtype_name, "train_dtype": ctx.loader.train_dtype}
     if cfg.task != "translation":  # another task's base figures (and its off-task side) are its own
@@ -55,12 +56,12 @@ def warm(ctx) -> Iterator[None]:
         if ctx.results.get(key):
             continue
         generate = bulk_generator(ctx.engine, f"warm:finetune:{direction}")
-        chrf_before, _ = heldout_chrf(base, tok, prompting(cfg.task, direction, cfg.summary_lang), test, generate)
+        chrf_before, outputs = heldout_chrf(base, tok, prompting(cfg.task, direction, cfg.summary_lang), test, generate)
         yield
         # The adapter-off bits/char are read as a run reads them: a PEFT model on the training copy, adapter disabled.
         model = get_peft_model(ctx.loader.training_copy(), cfg.lora_config())
         off = yield from base_side(model, tok, direction, general_texts(shakespeare_val()), tr.DEFAULT_TEMPLATE, generate, base)
         del model
         if not ctx.results.get(key):  # a learner's run may have finished it meanwhile: the same figures
-            ctx.results.put(key, {"chrf": chrf_before, "off_task": off})
+            ctx.results.put(key, {"chrf": chrf_before, "off_task": off, "outputs": outputs})
         yield

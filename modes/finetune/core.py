@@ -21,6 +21,7 @@ from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
 from modes.metrics import chrf, weights_hash
 from modes.model.adapters import Adapter, adapter_zip, serving_model, validate_adapter_zip
+from modes.model.head_loss import head_cross_entropy
 from modes.runs.events import Done, Eval, Step
 from modes.serving.engine import bulk_generator
 
@@ -67,16 +68,19 @@ def length_grouped_batches(examples: list, batch_size: int, rng: random.Random) 
 def masked_lm_loss(model, ids, mask, labels) -> torch.Tensor:
     """Cross-entropy on target tokens only, computing logits only where a label exists.
 
-    hidden [B, T, H] -> the N labelled positions [N, H] -> lm_head [N, V]. With V = 262,144, the
-    full [B, T, V] logits would dominate the step; the prompt positions never need them.
+    hidden [B, T, H] -> the N labelled positions [N, H] -> the head's logits [N, V]. With V = 262,144, the
+    full [B, T, V] logits would dominate the step; the prompt positions never need them. A frozen head
+    without a bias (Gemma's, in a LoRA run) goes through the one-pass loss (modes/model/head_loss.py).
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, H]
     tgt = labels[:, 1:]  # position t predicts token t+1
     keep = tgt != -100  # [B, T-1]
     h = hidden[:, :-1][keep]  # [N, H]
-    logits = base.lm_head(h).float()  # [N, V]
-    return F.cross_entropy(logits, tgt[keep])
+    head = base.lm_head
+    if isinstance(head, torch.nn.Linear) and head.bias is None and not head.weight.requires_grad and h.shape[0]:
+        return head_cross_entropy(h, head.weight, tgt[keep])
+    return F.cross_entropy(head(h).float(), tgt[keep])
 
 
 @torch.no_grad()
@@ -132,10 +136,12 @@ class FtResult(Done):
     adapter: Adapter | None = None
     off_task: dict | None = None  # what the adapter costs elsewhere (modes/finetune/offtask.py)
     off_task_base: dict | None = None  # the adapter-off side of it: the same for every learner, reusable
+    base_outputs: list[str] | None = None  # the base model's held-out answers, when this run decoded them all (reusable)
 
     def summary(self) -> dict:
         d = asdict(self)
         d.pop("off_task_base")
+        d.pop("base_outputs")
         if self.off_task is not None:
             d["off_task_seconds"] = self.off_task["off_task_seconds"]
         for k in ("curve", "adapter", "examples"):
@@ -233,6 +239,7 @@ def finetune(
     template: str = task.DEFAULT_TEMPLATE,
     should_stop: Callable[[], bool] = lambda: False,
     chrf_before: float | None = None,
+    base_outputs: list[str] | None = None,
     n_examples: int = 6,
     fail_at_step: int | None = None,
     off_task: bool = True,
@@ -242,7 +249,8 @@ def finetune(
 ) -> Iterator[Step | Eval | FtResult]:
     """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
 
-    `chrf_before` skips re-scoring the base model when the caller already knows it; `off_task_base`
+    `chrf_before` skips re-scoring the base model when the caller already knows it (and `base_outputs`, its
+    answers to the held-out pairs, skips decoding the few shown beside the adapter's); `off_task_base`
     likewise skips the adapter-off side of the off-task measurement (`off_task=False` skips it all).
     `fail_at_step` is a test hook: raise inside that training step. `generate` is the generation
     engine's bulk generator (modes.serving.engine.bulk_generator); None makes a private one.
@@ -283,16 +291,11 @@ def finetune(
     train_dtype = str(next(p for p in model.parameters() if not p.requires_grad).dtype).removeprefix("torch.")
     adapter = Adapter(zip_bytes, pr.label, template, trainable, total, "trained")
     tuned = serving_model(base, adapter)  # what /translate serves for it: the served base (not a bf16 training copy) + adapter
-    chrf_before, score_after, examples, empty = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples, generate)
-    cost, cost_base = None, None
-    if off_task:
-        # Off-task, on the training copy with the adapter on and disabled, like the scoring above:
-        # the same path for both sides, and fast (PEFT generation on a bf16 base was 11x slower here).
-        from modes.finetune.offtask import off_task as measure_off_task
-
-        cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate,
-                                           tuned=tuned, base_model=base, ft_task=cfg.task)
-        cost["dtype"] = train_dtype
+    known = chrf_before is not None
+    chrf_before, score_after, examples, empty, base_outs = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples,
+                                                                  generate, base_outputs)
+    cost, cost_base = _price(model, tok, cfg, template, shakespeare_val, off_task_base, generate, tuned, base, train_dtype) \
+        if off_task else (None, None)
     del model, private, tuned  # the training copy lives only while the run does
     yield FtResult(
         steps=step, seconds=round(seconds, 2), train_loss_first=round(run.first, 4), train_loss_last=round(run.last, 4),
@@ -302,27 +305,43 @@ def finetune(
         base_hash_before=base_hash, base_hash_after=base_after, adapter_params_changed=changed,
         samples_per_s=round(run.seen / max(seconds, 1e-9), 3), stopped=run.stopped, diverged_at=run.diverged_at,
         kept_step=run.kept_step,
-        empty_outputs=empty, off_task=cost, off_task_base=cost_base, dtype=train_dtype,
+        empty_outputs=empty, off_task=cost, off_task_base=cost_base, dtype=train_dtype, base_outputs=None if known else base_outs,
         examples=examples, curve=curve, adapter=adapter,
     )
 
 
+def _price(model, tok, cfg: FinetuneConfig, template: str, shakespeare_val, off_task_base, generate, tuned, base,
+           train_dtype: str) -> tuple[dict, dict]:
+    """(the off-task price, its adapter-off side): bits/char read on the training copy with the adapter on and
+    disabled, answers from `tuned` and the served base, as the scoring above (PEFT generation on a bf16 base
+    was 11x slower here)."""
+    from modes.finetune.offtask import off_task as measure_off_task
+
+    cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate,
+                                       tuned=tuned, base_model=base, ft_task=cfg.task)
+    cost["dtype"] = train_dtype
+    return cost, cost_base
+
+
 def _score(tuned, base, tok, pr: Prompting, test_pairs: list[Pair], chrf_before: float | None,
-           n_examples: int, generate) -> tuple[float, float, list[dict], int]:
+           n_examples: int, generate, base_outputs: list[str] | None = None) -> tuple[float, float, list[dict], int, list[str]]:
     """chrF before and after on the whole held-out split (the same greedy decoding for both), a few
-    examples, and how many tuned answers came back empty. Scored as the in-context tab serves it:
+    examples, how many tuned answers came back empty, and the base answers decoded. Scored as the in-context tab serves it:
     through the engine, on the served base model and on `tuned`, a merged copy in the served dtype (the
-    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base.
+    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base, and known
+    `base_outputs` (all of them) skip decoding the shown ones.
     Translation's query is the in-context tab's k=0 prompt (one template for both tabs)."""
     refs = [p.target for p in test_pairs]
     score_after, after = heldout_chrf(tuned, tok, pr, test_pairs, generate)
     shown = list(range(min(n_examples, len(test_pairs))))
     if chrf_before is None:
         chrf_before, base_outs = heldout_chrf(base, tok, pr, test_pairs, generate)
+    elif base_outputs is not None and len(base_outputs) == len(test_pairs):
+        base_outs = list(base_outputs)
     else:
         base_outs = generate(base, tok, "", [pr.prompt(test_pairs[i].source) for i in shown], max_new_tokens=pr.max_new_tokens)
     examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
-    return chrf_before, score_after, examples, sum(1 for h in after if not h)
+    return chrf_before, score_after, examples, sum(1 for h in after if not h), base_outs
 
 
 def heldout_chrf(model, tok, pr: Prompting, test_pairs: list[Pair], generate) -> tuple[float, list[str]]:

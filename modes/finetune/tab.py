@@ -90,13 +90,13 @@ def rerun(ctx, session, settings: dict, lang: str):
     return start_run(ctx, session, cfg, train, test, data, fresh=True)
 
 
-def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_base, fail_at_step, stop):
+def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_base, fail_at_step, stop, base_outputs=None):
     """Heavy (modes/serving/heavy.py): the fine-tune's events, where the seam runs it. Its scoring goes
     through that place's engine, in a private lane."""
     from modes.finetune.core import finetune as run_lora
     from modes.serving.engine import bulk_generator
 
-    yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before,
+    yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before, base_outputs=base_outputs,
                         fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(),
                         generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
 
@@ -123,11 +123,11 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
     def compute(stop):
         base.update(ctx.results.get(base_key) or {})
         return ctx.heavy.stream(train_in_call, cfg, train, test, base.get("chrf"), base.get("off_task"),
-                                ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est))
+                                ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est), base_outputs=base.get("outputs"))
 
     def on_done(run, res: FtResult) -> dict:
         if not run.replayed and not base:
-            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base})
+            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base, "outputs": res.base_outputs})
         meta = {f.name: getattr(res.adapter, f.name) for f in dataclasses.fields(res.adapter) if f.name not in ("zip_bytes", "path")}
         ctx.history.save_adapter(run, res.adapter.zip_bytes, meta)
         summary = {**res.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test),

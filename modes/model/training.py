@@ -39,6 +39,8 @@ def probe_step_seconds(model, reps: int = 2) -> float:
     """
     import torch
 
+    from modes.model.head_loss import head_cross_entropy
+
     rows, width = PROBE_SHAPE
     ids = torch.randint(0, min(model.config.vocab_size, 32_000), (rows, width), generator=torch.Generator().manual_seed(0))
     ids = ids.to(model.device)
@@ -52,10 +54,10 @@ def probe_step_seconds(model, reps: int = 2) -> float:
                 t = time.perf_counter()
                 emb = model.get_input_embeddings()(ids).detach().requires_grad_()
                 hidden = model.model(inputs_embeds=emb).last_hidden_state  # [rows, width, H]
-                # [rows * targets, H] -> [rows * targets, V], 2-D as the loss computes it: a 3-D bf16 slice
-                # would go through bmm with the 262k-row LM head copied per row (4x slower than the step itself)
-                logits = model.lm_head(hidden[:, -PROBE_TARGETS:].reshape(-1, hidden.shape[-1])).float()
-                logits.logsumexp(-1).mean().backward()
+                # [rows * targets, H] against the head, 2-D as the loss computes it (modes/model/head_loss.py):
+                # a 3-D bf16 slice would go through bmm with the 262k-row head copied per row
+                h = hidden[:, -PROBE_TARGETS:].reshape(-1, hidden.shape[-1])
+                head_cross_entropy(h, model.lm_head.weight, ids[:, -PROBE_TARGETS:].reshape(-1)).backward()
                 times.append(time.perf_counter() - t)
     finally:
         for p, flag in flags:
@@ -77,7 +79,7 @@ def decide(model, cache_dir, model_id: str, asked: str = "auto", probe=probe_ste
     flags = cpu_bf16_flags(cpuinfo) if flags is None else flags
     if not flags:
         return "float32", "float32: this CPU has no native bf16"
-    key = choice_key(model_id, cpuinfo) + " | training"
+    key = choice_key(model_id, cpuinfo) + " | training, one-pass head loss"  # measured with the step as it is now
     known = cached_choice(cache_dir, key)
     if known and known.get("dtype") in ("float32", "bfloat16"):
         return known["dtype"], f"{known['reason']} (measured at an earlier start on this CPU)"
