@@ -14,6 +14,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from modes.serving import omp
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LANGS = ("en", "ko")
 
@@ -125,12 +127,22 @@ def guard(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
+            it = fn(*args, **kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                while True:
+                    try:
+                        item = next(it)  # one step, in whichever worker thread Gradio runs it
+                    except StopIteration:
+                        return
+                    finally:
+                        omp.release()
+                    yield item
             except gr.Error:
                 raise
             except Exception as exc:  # the point of the guard
                 raise _server_error(fn, exc, args, kwargs) from None
+            finally:
+                it.close()  # a closed page closes the handler's generator, as `yield from` did
 
         return gen_wrapper
 
@@ -142,6 +154,8 @@ def guard(fn):
             raise
         except Exception as exc:  # the point of the guard
             raise _server_error(fn, exc, args, kwargs) from None
+        finally:
+            omp.release()  # Gradio's worker threads live on: none keeps OpenMP workers (modes/serving/omp.py)
 
     return wrapper
 

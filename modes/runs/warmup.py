@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from modes.serving import omp
+
 log = logging.getLogger(__name__)
 
 PIECE_SECONDS = 15.0  # what a learner queued behind a piece is told to expect (one held-out decode on 2 cores)
@@ -92,6 +94,7 @@ class Warmup:
                 finally:
                     self.seconds += time.perf_counter() - t0
                     self.ctx.slot.leave(ticket)
+                    omp.release()  # it waits now: its OpenMP team would slow the learners' threads (modes/serving/omp.py)
             self.done.append(name)
             self.current = None
         self.state = "done"

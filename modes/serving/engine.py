@@ -26,6 +26,7 @@ from typing import Callable, Hashable, Iterator
 import torch
 import torch.nn.functional as F
 
+from modes.serving import omp
 from modes.serving.kv import PrefixCache, concat, grow, left_align, prefill, select_rows
 
 # The request/row types and token choice; re-exported, callers and tests import them from here.
@@ -111,6 +112,8 @@ class Engine:
         with torch.no_grad():
             while True:
                 with self._cond:
+                    if not self._pending and not any(lane.rows for lane in self._lanes.values()):
+                        omp.release()  # idle: its OpenMP team would slow every other thread's ops (modes/serving/omp.py)
                     while not self._pending and not any(lane.rows for lane in self._lanes.values()):
                         self._cond.wait()
                 self._admit()

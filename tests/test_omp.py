@@ -1,0 +1,71 @@
+"""Idle threads give their OpenMP workers back (modes/serving/omp.py): the engine's scheduler once it waits,
+and any thread that calls release(). Counted as the process's OS threads (Linux, torch on libgomp)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+
+from modes.serving import omp
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task") or omp._pause() is None or torch.get_num_threads() < 2,
+                                reason="needs Linux, torch on libgomp with omp_pause_resource_all, and 2+ threads")
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _in_a_thread_that_stays(release: bool) -> int:
+    """OS threads while a thread that ran a parallel op (and released its team, or not) waits alive."""
+    ran, done = threading.Event(), threading.Event()
+
+    def body():
+        a = torch.randn(512, 512)
+        for _ in range(5):
+            a @ a  # large enough to run on every intra-op thread
+        if release:
+            assert omp.release()
+        ran.set()
+        done.wait(10)
+
+    t = threading.Thread(target=body)
+    t.start()
+    ran.wait(10)
+    time.sleep(0.1)
+    n = _os_threads()
+    done.set()
+    t.join()
+    return n
+
+
+def test_a_released_thread_keeps_no_workers_and_an_unreleased_one_does():
+    before = _os_threads()
+    kept = _in_a_thread_that_stays(release=False)
+    released = _in_a_thread_that_stays(release=True)
+    assert kept >= before + 1 + (torch.get_num_threads() - 1)  # the thread and its OpenMP workers
+    assert released <= before + 1  # the thread alone
+
+
+def test_an_idle_engine_keeps_no_workers(tiny_loader):
+    from modes.serving.engine import Engine
+
+    model, tok = tiny_loader.get()
+    eng = Engine()
+    before = _os_threads()
+    eng.generate(model, tok, "", ["Where is the station?"] * 4, lane="t", session="t", max_new=8)
+    end = time.monotonic() + 5
+    while eng.active_rows() or _os_threads() > before + 1:
+        assert time.monotonic() < end, f"{_os_threads() - before} threads more than before the engine ran"
+        time.sleep(0.05)
+
+
+def test_release_is_harmless_where_nothing_was_made():
+    assert omp.release() in (True, False)  # the main thread: a team or none, either way no error
+    t = threading.Thread(target=omp.release)
+    t.start()
+    t.join()
