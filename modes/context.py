@@ -17,7 +17,7 @@ from typing import Hashable
 from modes.runs.classes import Classes
 from modes.runs.history import History
 from modes.runs.jobs import TrainingSlot
-from modes.runs.reuse import Once, ReplayStore, ResultStore
+from modes.runs.reuse import Once, ReplayStore, ResultStore, code_version, runtime, text_hash
 from modes.runs.warmup import Warmup
 
 
@@ -86,6 +86,25 @@ class AppContext:
         if not jobs or not self.reuse or self.heavy.in_call or not self.loader.ready:
             return False
         return self.warmup.start(jobs) is not None
+
+    def base_answers(self, generate):
+        """`generate` (model, tok, prefix, queries, max_new_tokens=40) -> greedy answers, where the served base
+        model's answers are computed once for every caller and kept in the shared results: the same held-out
+        queries are a fine-tune's "before", the reverse direction's off-task row and a sweep point (greedy decoding
+        is batch-invariant, so who asked, and beside whom, does not change them). Other models pass through."""
+        if not self.reuse:
+            return generate
+
+        def shared(model, tok, prefix: str, queries: list[str], max_new_tokens: int = 40) -> list[str]:
+            if model is not self.loader.get()[0]:
+                return generate(model, tok, prefix, queries, max_new_tokens)
+            key = {"kind": "base_answers", "model": self.proof().reference, "dtype": self.loader.dtype_name,
+                   "prompts": text_hash(prefix, list(queries)), "n": len(queries), "max_new": max_new_tokens,
+                   "code": code_version("serving", "model"), **runtime()}
+            value, _ = self.results.once(key, lambda: {"answers": generate(model, tok, prefix, queries, max_new_tokens)})
+            return list(value["answers"])
+
+        return shared
 
     def decoding(self) -> int:
         """Rows the engine is decoding now (0 before it exists): idle-time work waits for none."""

@@ -154,3 +154,23 @@ def _point(ctx, direction: str, k: int) -> dict:
     from modes.incontext.core import sweep_point_key
 
     return sweep_point_key(ctx, direction, k, len(tr.pairs_for(direction, "test")), 0)
+
+
+def test_no_base_model_answer_is_decoded_twice(tiny_tokenizer, monkeypatch):
+    """The fine-tune's base side (both directions) and the default sweep ask for the same held-out answers more
+    than once (k=0 is one direction's "before" and the other's reverse row, and a sweep point; k=4 likewise):
+    each distinct set of base-model prompts is decoded once (ctx.base_answers)."""
+    from modes.finetune import base_side
+    from modes.finetune.offtask import drain
+    from modes.incontext.core import warm_sweep
+
+    ctx = _ctx(tiny_tokenizer)
+    base = ctx.loader.get()[0]
+    engine, asked = ctx.engine, []
+    real = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda model, tok, prefix, queries, **k: (
+        asked.append((prefix, tuple(queries))) if model is base else None) or real(model, tok, prefix, queries, **k))
+    drain(base_side.warm(ctx))
+    drain(warm_sweep(ctx))
+    assert len(asked) == len(set(asked)), "a set of base-model prompts was decoded twice"
+    assert len(asked) == 11  # k = 0, 1, 2, 4, 8 in both directions, and the continuation probes

@@ -55,7 +55,7 @@ def warm(ctx) -> Iterator[None]:
         key = base_key(ctx, cfg, test)
         if ctx.results.get(key):
             continue
-        generate = bulk_generator(ctx.engine, f"warm:finetune:{direction}")
+        generate = ctx.base_answers(bulk_generator(ctx.engine, f"warm:finetune:{direction}"))
         chrf_before, outputs = heldout_chrf(base, tok, prompting(cfg.task, direction, cfg.summary_lang), test, generate)
         yield
         # The adapter-off bits/char are read as a run reads them: a PEFT model on the training copy, adapter disabled.

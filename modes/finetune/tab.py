@@ -98,7 +98,7 @@ def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_b
 
     yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before, base_outputs=base_outputs,
                         fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(),
-                        generate=bulk_generator(ctx.engine, "ft:" + str(id(stop))))
+                        generate=ctx.base_answers(bulk_generator(ctx.engine, "ft:" + str(id(stop)))))
 
 
 def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):

@@ -54,7 +54,8 @@ def sweep_points(ctx, direction: str, k_list: list[int], test: list, seed: int, 
         def compute(kk=kk):
             # Random examples do not depend on the query: one prefix, one KV cache, for every query.
             prompts = [task.fewshot_prompt(direction, p.source, kk, seed=seed) for p in test]
-            hyps = ctx.engine.generate(model, tok, prompts[0][0], [q for _, q, _ in prompts], lane="base", session=session)
+            hyps = ctx.base_answers(lambda m, t, prefix, queries, n: ctx.engine.generate(m, t, prefix, queries, lane="base", session=session,
+                                                                                            max_new=n))(model, tok, prompts[0][0], [q for _, q, _ in prompts])
             return {"chrf": chrf(hyps, refs)}
 
         # The base model's points are the same for every learner: computed once, then served to all.
