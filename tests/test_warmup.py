@@ -109,11 +109,11 @@ def test_a_failing_piece_is_reported_and_leaves_the_slot_free():
 def test_a_run_after_the_warmup_decodes_the_base_model_no_more(tiny_loader, monkeypatch):
     """Through the API with its defaults (but 2 steps): the run finds the base side in the shared results,
     its chrF and its answers, and decodes nothing on the base model."""
-    from modes.finetune import core
+    from modes.finetune import scoring
 
     calls = []
-    real = core.heldout_chrf
-    monkeypatch.setattr(core, "heldout_chrf", lambda model, *a, **k: calls.append(model) or real(model, *a, **k))
+    real = scoring.heldout_chrf
+    monkeypatch.setattr(scoring, "heldout_chrf", lambda model, *a, **k: calls.append(model) or real(model, *a, **k))
     with served_app(tiny_loader, heavy="threads") as s:
         assert s.demo.ctx.start_warmup(s.demo.tabs)
         wait_until(lambda: s.demo.ctx.warmup.state in ("done", "failed"), 120, "the warm-up")

@@ -44,8 +44,8 @@ def warm(ctx) -> Iterator[None]:
     from peft import get_peft_model
 
     from modes.data.tasks import prompting
-    from modes.finetune.core import heldout_chrf
     from modes.finetune.offtask import base_side, general_texts
+    from modes.finetune.scoring import heldout_chrf
     from modes.serving.engine import bulk_generator
 
     base, tok = ctx.loader.get()

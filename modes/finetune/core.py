@@ -1,7 +1,8 @@
 """LoRA fine-tuning compute: labelled pairs in, a small adapter out, with proof that only it changed.
 
 Pure functions; no Gradio. Training runs on a private copy of the shared base model (so other
-learners' requests never see a half-trained adapter) and yields progress events.
+learners' requests never see a half-trained adapter) and yields progress events. The before/after
+scoring it ends with is modes/finetune/scoring.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from modes.data import translation as task
 from modes.data.tasks import Prompting, prompting
 from modes.data.translation import Pair
 from modes.finetune.config import FinetuneConfig
-from modes.metrics import chrf, weights_hash
+from modes.finetune.scoring import price, score
+from modes.metrics import weights_hash
 from modes.model.adapters import Adapter, adapter_zip, serving_model, validate_adapter_zip
 from modes.model.head_loss import head_cross_entropy
 from modes.runs.events import Done, Eval, Step
@@ -292,9 +294,9 @@ def finetune(
     adapter = Adapter(zip_bytes, pr.label, template, trainable, total, "trained")
     tuned = serving_model(base, adapter)  # what /translate serves for it: the served base (not a bf16 training copy) + adapter
     known = chrf_before is not None
-    chrf_before, score_after, examples, empty, base_outs = _score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples,
+    chrf_before, score_after, examples, empty, base_outs = score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples,
                                                                   generate, base_outputs)
-    cost, cost_base = _price(model, tok, cfg, template, shakespeare_val, off_task_base, generate, tuned, base, train_dtype) \
+    cost, cost_base = price(model, tok, cfg, template, shakespeare_val, off_task_base, generate, tuned, base, train_dtype) \
         if off_task else (None, None)
     del model, private, tuned  # the training copy lives only while the run does
     yield FtResult(
@@ -308,48 +310,6 @@ def finetune(
         empty_outputs=empty, off_task=cost, off_task_base=cost_base, dtype=train_dtype, base_outputs=None if known else base_outs,
         examples=examples, curve=curve, adapter=adapter,
     )
-
-
-def _price(model, tok, cfg: FinetuneConfig, template: str, shakespeare_val, off_task_base, generate, tuned, base,
-           train_dtype: str) -> tuple[dict, dict]:
-    """(the off-task price, its adapter-off side): bits/char read on the training copy with the adapter on and
-    disabled, answers from `tuned` and the served base, as the scoring above (PEFT generation on a bf16 base
-    was 11x slower here)."""
-    from modes.finetune.offtask import off_task as measure_off_task
-
-    cost, cost_base = measure_off_task(model, tok, cfg.direction, template, shakespeare_val, off_task_base, generate,
-                                       tuned=tuned, base_model=base, ft_task=cfg.task)
-    cost["dtype"] = train_dtype
-    return cost, cost_base
-
-
-def _score(tuned, base, tok, pr: Prompting, test_pairs: list[Pair], chrf_before: float | None,
-           n_examples: int, generate, base_outputs: list[str] | None = None) -> tuple[float, float, list[dict], int, list[str]]:
-    """chrF before and after on the whole held-out split (the same greedy decoding for both), a few
-    examples, how many tuned answers came back empty, and the base answers decoded. Scored as the in-context tab serves it:
-    through the engine, on the served base model and on `tuned`, a merged copy in the served dtype (the
-    model /translate uses for this adapter). A known `chrf_before` skips re-scoring the base, and known
-    `base_outputs` (all of them) skip decoding the shown ones.
-    Translation's query is the in-context tab's k=0 prompt (one template for both tabs)."""
-    refs = [p.target for p in test_pairs]
-    score_after, after = heldout_chrf(tuned, tok, pr, test_pairs, generate)
-    shown = list(range(min(n_examples, len(test_pairs))))
-    if chrf_before is None:
-        chrf_before, base_outs = heldout_chrf(base, tok, pr, test_pairs, generate)
-    elif base_outputs is not None and len(base_outputs) == len(test_pairs):
-        base_outs = list(base_outputs)
-    else:
-        base_outs = generate(base, tok, "", [pr.prompt(test_pairs[i].source) for i in shown], max_new_tokens=pr.max_new_tokens)
-    examples = [{"source": test_pairs[i].source, "base": base_outs[i], "finetuned": after[i], "reference": refs[i]} for i in shown]
-    return chrf_before, score_after, examples, sum(1 for h in after if not h), base_outs
-
-
-def heldout_chrf(model, tok, pr: Prompting, test_pairs: list[Pair], generate) -> tuple[float, list[str]]:
-    """(chrF, the answers) of `model` on the held-out pairs: greedy, through `generate`, at the task's
-    k=0 prompt. The base model's figure is the same for every learner (modes/finetune/base_side.py)."""
-    prompts = [pr.prompt(p.source) for p in test_pairs]
-    outs = generate(model, tok, "", prompts, max_new_tokens=pr.max_new_tokens)
-    return chrf(outs, [p.target for p in test_pairs]), outs
 
 
 def _hash_renamed(peft_model) -> str:
