@@ -28,7 +28,6 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
     from modes.context import AppContext
     from modes.model import adapters
     from modes.runs import follow as runs
-    from modes.runs import place
 
     ctx = ctx or AppContext(loader)
     tabs = list(tabs or registry.load())
@@ -63,7 +62,7 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         # The learner's owner id stays in the browser, so a reload finds the same runs (and
         # reattaches to a training still running); the server checks it before it counts.
         # Encrypted with a fixed secret (modes/runs/place.py), so it can still be read after a restart.
-        owner = gr.BrowserState(None, storage_key="hml-owner", secret=place.browser_secret(place.data_dir(loader.cache_dir)))
+        owner = gr.BrowserState(None, storage_key="hml-owner", secret=ctx.browser_secret())
         attached = demo.load(ui.endpoint(runs.attach, ctx), [owner, session], [owner, adapter], api_name=False,
                              show_progress="hidden")
         page = registry.Page(ctx=ctx, adapter=adapter, session=session, attached=attached, tabs=tabs)

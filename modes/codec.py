@@ -93,3 +93,18 @@ def blobs_from_file(path: Path) -> dict:
     from safetensors.torch import load_file
 
     return {k: t.numpy().tobytes() for k, t in load_file(str(path)).items()}
+
+
+def blobs_to_bytes(blobs: dict) -> bytes:
+    """The same safetensors layout as blobs_to_file, as bytes (a database column)."""
+    import torch
+    from safetensors.torch import save
+
+    return save({k: torch.frombuffer(bytearray(v), dtype=torch.uint8) if v else torch.zeros(0, dtype=torch.uint8)
+                 for k, v in blobs.items()})
+
+
+def blobs_from_bytes(data: bytes) -> dict:
+    from safetensors.torch import load
+
+    return {k: t.numpy().tobytes() for k, t in load(bytes(data)).items()}

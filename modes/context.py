@@ -62,6 +62,15 @@ class AppContext:
         except Exception:  # classes that cannot be read back: serve new ones from memory rather than not at all
             logging.getLogger(__name__).exception("the classes could not be read; they are kept in memory only")
             self.classes = Classes(ttl_s=self.history.ttl_s)
+        # Several processes on one database (modes/runs/liveness.py): this one beats, marks the runs of one that
+        # stopped beating interrupted, and takes the stops asked for its runs elsewhere.
+        if self.history.live is not None:
+            self.history.live.start()
+        store = self.history.store if self.history.store is not None and self.history.store.shared else None
+        # Shared results and recordings in the database when other processes read it too, with leases on work
+        # in progress (modes/runs/reuse.py); else in memory and the folder beside the model cache.
+        self.results.attach(store, self.history.live)
+        self.replays.attach(store, self.history.live)
         # Idle-time work (modes/runs/warmup.py), started by start_warmup once the model is ready.
         self.warmup = Warmup(self)
         self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
@@ -77,6 +86,15 @@ class AppContext:
         """In a forked GPU worker: fresh locks, and an engine and adapter models of its own."""
         self._lock, self._building = threading.Lock(), Once()
         self._engine, self._adapters = None, {}
+
+    def browser_secret(self) -> str:
+        """The secret a browser's owner id is encrypted with: HML_SECRET, else the database's (one for every
+        replica), else the data dir's (modes/runs/place.py)."""
+        from modes.runs import place
+
+        if getattr(self, "_secret", None) is None:
+            self._secret = place.browser_secret(place.data_dir(self.loader.cache_dir), self.history.store)
+        return self._secret
 
     def start_warmup(self, tabs) -> bool:
         """Start the tabs' idle-time work (modes/runs/warmup.py) where it can help: the model is ready,

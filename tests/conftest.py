@@ -19,8 +19,11 @@ os.environ.setdefault("HML_TRAIN_DTYPE", "float32")  # likewise a fine-tune's tr
 # No idle-time work in apps the tests start (modes/runs/warmup.py): its pieces would hold the training slot
 # while a test times its own runs. The tests that check it turn it on.
 os.environ.setdefault("HML_WARMUP", "off")
-# The app's data dir (the browser-state secret) in a temp folder: tests never write the user's own.
-os.environ.setdefault("HML_DATA_DIR", tempfile.mkdtemp(prefix="hml-test-data-"))
+# The app's data dir (the browser-state secret, the SQLite store) in a temp folder: tests never write the user's
+# own. One per test process: an xdist worker inherits the controller's, and two processes must never share one
+# SQLite file (the second is refused, modes/runs/store.py).
+if os.environ.get("PYTEST_XDIST_WORKER") or "HML_DATA_DIR" not in os.environ:
+    os.environ["HML_DATA_DIR"] = tempfile.mkdtemp(prefix="hml-test-data-")
 
 
 def free_port() -> int:

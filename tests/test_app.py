@@ -53,7 +53,8 @@ def test_queue_is_configured(launched):
     assert fns["token_loss"].concurrency_limit == "default" and demo._queue.default_concurrency_limit == 4
 
 
-def test_main_parses_model_flag(monkeypatch):
+def test_main_parses_model_flag(monkeypatch, tmp_path):
+    monkeypatch.setenv("HML_DATA_DIR", str(tmp_path / "data"))  # its store: not the one the other tests' apps open
     seen = {}
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.setdefault("launched", True))
     monkeypatch.setattr(app.ModelLoader, "start_background",

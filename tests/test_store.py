@@ -69,18 +69,29 @@ def test_a_restart_keeps_finished_runs_and_marks_the_cut_one(tmp_path, db_url):
     assert {r.id: r.status for r in h3.runs(owner)} == {**{i: r.status for i, r in runs.items()}, fresh.id: "interrupted"}
 
 
-def test_an_altered_adapter_file_is_dropped_and_orphans_are_removed(tmp_path, db_url):
+def test_an_altered_adapter_file_is_written_again_or_dropped_and_orphans_are_removed(tmp_path, db_url):
+    """The database keeps each adapter's bytes (any replica serves them): an altered file is written again from
+    it; one whose bytes are gone from the database too is dropped; files no run names are removed."""
+    import sqlalchemy as sa
+
+    from modes.runs.schema import ADAPTERS
+
     h = _open(tmp_path, db_url)
     owner = h.issue()
-    ft = h.new_run(owner, "finetune", {})
-    h.update(ft, status="done", summary={})
-    h.save_adapter(ft, b"good bytes", {})
-    path = tmp_path / "runs" / owner / f"{ft.id}.zip"
-    path.write_bytes(b"tampered")
+    ft, lost = h.new_run(owner, "finetune", {}), h.new_run(owner, "finetune", {"r": 2})
+    for run, data in ((lost, b"lost bytes"), (ft, b"good bytes")):
+        h.update(run, status="done", summary={})
+        h.save_adapter(run, data, {})
+    for run in (ft, lost):
+        (tmp_path / "runs" / owner / f"{run.id}.zip").write_bytes(b"tampered")
+    with h.store.engine.begin() as c:
+        c.execute(sa.delete(ADAPTERS).where(ADAPTERS.c.run_id == lost.id))
     orphan = tmp_path / "runs" / owner / "zz99.zip"
     orphan.write_bytes(b"left by a crash")
     h2 = _open(tmp_path, db_url)
-    assert h2.get(owner, ft.id).adapter_path is None and h2.adapter_bytes_of(owner) is None
+    assert h2.adapter_bytes_of(owner, ft.id)[1] == b"good bytes"
+    assert (tmp_path / "runs" / owner / f"{ft.id}.zip").read_bytes() == b"good bytes"
+    assert h2.get(owner, lost.id).adapter_path is None and h2.adapter_bytes_of(owner, lost.id) is None
     assert not orphan.exists()
 
 

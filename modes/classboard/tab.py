@@ -34,7 +34,6 @@ from modes.classboard.doors import (  # noqa: F401
     parse_values,
     teacher_room,
 )
-from modes.runs import place
 from modes.runs.classes import ClassError
 from modes.tabs import Page, Tab
 
@@ -285,7 +284,7 @@ def _build_learner(page: Page, controls: list, widgets: list) -> None:
 
 def _build_teacher(page: Page) -> None:
     ctx, tabs = page.ctx, page.tabs
-    secret = place.browser_secret(place.data_dir(ctx.loader.cache_dir))
+    secret = ctx.browser_secret()
     teacher = gr.BrowserState(None, storage_key="hml-teacher", secret=secret)  # {"code", "key"} of the teacher's class
     gr.Markdown(ui.t("cl_teacher_intro"))
     with gr.Row():

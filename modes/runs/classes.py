@@ -1,7 +1,11 @@
 """Classes: a teacher's join code, the learners in it, and which of their runs the class sees.
 
 A class is a few rows in the durable store (modes/runs/store.py: `classes`, `members`), kept in memory
-and written through on every change, so a restart keeps every class, learner, name and experiment.
+and written through on every change, so a restart keeps every class, learner, name and experiment. With
+several processes on one database, each reads the classes back at most every second (a teacher's board on
+one replica shows the learners who joined on another), a class's row is written only at the revision it
+was read at (two replicas changing one class at once both keep their change), and failed joins are
+counted in the database, across every replica.
 
 - The teacher gets a 6-character join code (31 unambiguous symbols: about 30 bits) and a teacher key
   (128 bits). Only the key's sha256 is kept; it is compared in constant time, and a wrong key and an
@@ -33,7 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from modes.runs import joinlimit
+from modes.runs.store import Conflict
+
 log = logging.getLogger(__name__)
+SYNC_EVERY = 1.0  # seconds: the longest a read may lag another process's change of a class
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed from a projector
 CODE_LEN = 6  # 31**6 ~ 8.9e8 codes, about 30 bits
@@ -91,6 +99,8 @@ class Room:
     members: dict = field(default_factory=dict)  # owner -> Member, in join order
     version: int = 0  # bumped on every change of the class or a member (a drawn board is reused until it moves)
     drawn: tuple | None = field(default=None, repr=False, compare=False)  # (fingerprint, board): the last board built
+    rev: int | None = None  # the database row's revision this was read or written at (None: not written yet)
+    members_seen: tuple = field(default=(), repr=False, compare=False)  # the member rows last read (a mirror's)
 
     def doc(self) -> dict:
         return {"show_names": self.show_names, "closed_at": self.closed_at, "seen_at": self.seen_at,
@@ -137,6 +147,7 @@ class Classes:
         self._failed: dict[str, deque] = {}  # client address -> times of its recent failed joins
         self._lock = threading.RLock()
         self._rng = random.Random()
+        self._synced_at = -1e9
         if store is not None:
             self._restore()
 
@@ -155,49 +166,68 @@ class Classes:
             self._save(room)
         return code, key
 
+    def _change(self, room: Room, fn) -> None:
+        """Apply `fn(room)` and write the room; when another process wrote it since we read it, read it again and
+        apply `fn` to that (a few times at most: a class is changed by a teacher's click or a learner's join)."""
+        with self._lock:
+            for _ in range(8):
+                fn(room)
+                try:
+                    self._save(room)
+                    return
+                except Conflict:
+                    self._reload(room.code)
+            log.error("class %s: gave up writing after repeated conflicts", room.code)
+
     def teacher(self, code, key) -> Room:
         """The class when `key` is its teacher key; else ClassError("cl_refused"), the same for an unknown code
         (the key's hash is compared in constant time against a stand-in)."""
-        room = self.rooms.get(normal_code(code))
+        room = self._room(code)
         ok = hmac.compare_digest(_hash(key), room.key_hash if room else _DUMMY_HASH)
         if room is None or not ok:
             raise ClassError("cl_refused")
         if self.clock() - room.seen_at > 60:  # the board polls every few seconds: its last use is kept to the minute
-            room.seen_at = self.clock()
-            self._save(room)
+            now = self.clock()
+            self._change(room, lambda r: setattr(r, "seen_at", now))
         return room
 
     def set_experiment(self, room: Room, kind: str, setting: str, values: list) -> None:
         """Give every learner (in join order, then each newcomer) the next value of `setting`."""
         if not values or len(values) > MAX_VALUES:
             raise ClassError("cl_exp_values", max=MAX_VALUES)
+
+        def assign(r: Room) -> None:
+            r.experiment, r.next_value = Experiment(kind, setting, list(values)), 0
+            for member in r.members.values():
+                member.value = self._next_value(r)
+
         with self._lock:
-            room.experiment, room.next_value = Experiment(kind, setting, list(values)), 0
+            self._change(room, assign)
+            room = self.rooms.get(room.code, room)
             for member in room.members.values():
-                member.value = self._next_value(room)
                 self._save_member(room, member)
-            self._save(room)
 
     def stop_experiment(self, room: Room) -> None:
-        with self._lock:
-            room.experiment = None
-            for member in room.members.values():
+        def clear(r: Room) -> None:
+            r.experiment = None
+            for member in r.members.values():
                 member.value = None
+
+        with self._lock:
+            self._change(room, clear)
+            room = self.rooms.get(room.code, room)
+            for member in room.members.values():
                 self._save_member(room, member)
-            self._save(room)
 
     def set_names_shown(self, room: Room, shown: bool) -> None:
-        room.show_names = bool(shown)
-        self._save(room)
+        self._change(room, lambda r: setattr(r, "show_names", bool(shown)))
 
     def remove_run(self, room: Room, run_id: str) -> None:
-        room.removed.add(str(run_id).lstrip("#"))
-        self._save(room)
+        self._change(room, lambda r: r.removed.add(str(run_id).lstrip("#")))
 
     def close(self, room: Room) -> None:
-        if room.closed_at is None:
-            room.closed_at = self.clock()
-            self._save(room)
+        now = self.clock()
+        self._change(room, lambda r: setattr(r, "closed_at", r.closed_at if r.closed_at is not None else now))
 
     # ---- the learner's side ------------------------------------------------------------------------
     def join(self, code, owner: str, name, lang: str = "en", client: str = "") -> Member:
@@ -205,9 +235,9 @@ class Classes:
         cl_slow_down (too many failed joins from this address), cl_refused (no such class), cl_closed, cl_full."""
         with self._lock:
             self._check_rate(client)
-            room = self.rooms.get(normal_code(code))
+            room = self._room(code, fresh=True)
             if room is None:
-                self._failed.setdefault(client, deque()).append(time.monotonic())
+                self._fail(client)
                 raise ClassError("cl_refused")
             if room.closed_at is not None:
                 raise ClassError("cl_closed")
@@ -218,10 +248,14 @@ class Classes:
             wanted = clean_name(name)
             if member is None:
                 member = Member(owner=owner, name=self._unique(room, wanted or self.generated_name(lang)), joined=self.clock())
-                if room.experiment is not None:
-                    member.value = self._next_value(room)
                 room.members[owner] = member
-                self._save(room)
+
+                def hand_out(r: Room) -> None:  # the next experiment value, at the class's revision
+                    member.value = self._next_value(r) if r.experiment is not None else None
+                    r.members.setdefault(owner, member)
+
+                self._change(room, hand_out)
+                room = self.rooms.get(room.code, room)
             elif wanted:
                 member.name = self._unique(room, wanted, owner)
             self.of_owner[owner] = room.code
@@ -229,7 +263,24 @@ class Classes:
             self._save_member(room, member)
             return member
 
+    def _room(self, code, fresh: bool = False) -> Room | None:
+        """The class with this code. With other processes: read from the database when this process does not know
+        it yet (created on another replica a moment ago) or when `fresh` (a join: its members and next value as every
+        replica has them now)."""
+        code = normal_code(code)
+        self.sync()
+        room = self.rooms.get(code)
+        if code and self._shared() and (fresh or room is None):
+            try:
+                room = self._reload(code)
+            except Exception:
+                log.exception("class %s could not be read; using this process's copy", code)
+        return room
+
     def membership(self, owner) -> tuple[Room, Member] | None:
+        self.sync()
+        if self._shared() and owner and owner not in self.of_owner:
+            self.sync(force=True)  # joined on another replica a moment ago
         code = self.of_owner.get(owner or "")
         room = self.rooms.get(code or "")
         if room is None or owner not in room.members:
@@ -285,12 +336,32 @@ class Classes:
                         del self.of_owner[owner]
                 self._write(self.store and self.store.delete_class, code)
 
+    def _shared(self) -> bool:
+        return self.store is not None and getattr(self.store, "shared", False)
+
     def _check_rate(self, client: str) -> None:
+        if self._shared():  # counted in the database: every replica sees every failure
+            try:
+                if joinlimit.failures(self.store, client, 60.0) >= FAILED_JOINS_PER_MINUTE:
+                    raise ClassError("cl_slow_down")
+                return
+            except ClassError:
+                raise
+            except Exception:  # the database went away for a moment: this process's own count
+                log.exception("failed joins could not be counted in the database")
         times = self._failed.setdefault(client, deque())
         while times and time.monotonic() - times[0] > 60:
             times.popleft()
         if len(times) >= FAILED_JOINS_PER_MINUTE:
             raise ClassError("cl_slow_down")
+
+    def _fail(self, client: str) -> None:
+        self._failed.setdefault(client, deque()).append(time.monotonic())
+        if self._shared():
+            try:
+                joinlimit.record(self.store, client)
+            except Exception:
+                log.exception("a failed join could not be counted in the database")
 
     def _next_value(self, room: Room):
         values = room.experiment.values
@@ -308,8 +379,16 @@ class Classes:
         return f"{name[:MAX_NAME - 3]} {n}"
 
     def _save(self, room: Room) -> None:
+        """Write the room at the revision it was read at; Conflict (from the store) when another process wrote it."""
         room.version += 1
-        self._write(self.store and self.store.put_class, room.code, room.key_hash, room.created, room.doc())
+        if not self.store:
+            return
+        try:
+            room.rev = self.store.put_class(room.code, room.key_hash, room.created, room.doc(), room.rev)
+        except Conflict:
+            raise
+        except Exception:  # a failed write: the class goes on from memory (as History does)
+            log.exception("the store could not save a class; serving it from memory")
 
     def _save_member(self, room: Room, member: Member) -> None:
         room.version += 1
@@ -323,18 +402,60 @@ class Classes:
         except Exception:  # a failed write: the class goes on from memory (as History does)
             log.exception("the store could not save a class; serving it from memory")
 
+    # ---- reading back ----------------------------------------------------------------------------
+    def sync(self, force: bool = False) -> None:
+        """With other processes on the database: every class as the database has it (at most every second)."""
+        if not self._shared() or (not force and time.monotonic() - self._synced_at < SYNC_EVERY):
+            return
+        try:
+            rows = self.store.load_classes()
+        except Exception:
+            log.exception("the classes could not be read back; serving what this process has")
+            return
+        with self._lock:
+            self._synced_at = time.monotonic()
+            codes = {row["code"] for row in rows}
+            for row in rows:
+                self._apply(row)
+            for code in [c for c in self.rooms if c not in codes and self.rooms[c].rev is not None]:
+                del self.rooms[code]  # expired by another process
+            self.of_owner = {o: c for c, r in self.rooms.items() for o in r.members}
+
+    def _reload(self, code: str) -> Room | None:
+        """One class read again from the database (after a conflict, or before a join)."""
+        rows = self.store.load_classes(code)
+        with self._lock:
+            if not rows:
+                self.rooms.pop(code, None)
+                return None
+            room = self._apply(rows[0])
+            for o in room.members:
+                self.of_owner[o] = code
+            return room
+
+    def _apply(self, row: dict) -> Room:
+        """Make or update the room of a database row in place (a board's cache and a caller's handle stay valid)."""
+        d = row["doc"]
+        exp = d.get("experiment")
+        room = self.rooms.get(row["code"])
+        if room is None:
+            room = self.rooms[row["code"]] = Room(code=row["code"], key_hash=row["key_hash"], created=row["created"], seen_at=0.0)
+        seen = tuple((m["owner"], m["joined"], json.dumps(m["doc"], sort_keys=True)) for m in row["members"])
+        if room.rev == row["rev"] and room.members_seen == seen:
+            return room
+        room.seen_at, room.show_names, room.closed_at = d.get("seen_at", row["created"]), d.get("show_names", True), d.get("closed_at")
+        room.experiment = Experiment(**exp) if exp else None
+        room.next_value, room.removed, room.rev = d.get("next_value", 0), set(d.get("removed", ())), row["rev"]
+        room.members = {m["owner"]: Member(owner=m["owner"], name=m["doc"]["name"], joined=m["joined"], value=m["doc"].get("value"),
+                                           unshared=set(m["doc"].get("unshared", ()))) for m in row["members"]}
+        room.members_seen = seen
+        room.version += 1
+        return room
+
     def _restore(self) -> None:
         for row in self.store.load_classes():
-            d = row["doc"]
-            exp = d.get("experiment")
-            room = Room(code=row["code"], key_hash=row["key_hash"], created=row["created"], seen_at=d.get("seen_at", row["created"]),
-                        show_names=d.get("show_names", True), closed_at=d.get("closed_at"),
-                        experiment=Experiment(**exp) if exp else None, next_value=d.get("next_value", 0),
-                        removed=set(d.get("removed", ())))
-            for m in row["members"]:
-                md = m["doc"]
-                room.members[m["owner"]] = Member(owner=m["owner"], name=md["name"], joined=m["joined"], value=md.get("value"),
-                                                  unshared=set(md.get("unshared", ())))
-                self.of_owner[m["owner"]] = room.code
-            self.rooms[room.code] = room
+            room = self._apply(row)
+            for o in room.members:
+                self.of_owner[o] = room.code
+        self._synced_at = time.monotonic()
         self.expire()

@@ -93,7 +93,7 @@ def stop(ctx, kind: str, session: Session | None) -> None:
     """The Stop button: stops the owner's running (or queued) run of this kind, from any page."""
     run = ctx.history.active(session.owner if session else None, kind)
     if run is not None:
-        run.stop.set()
+        ctx.history.stop(run)  # here at once, or through the database when another replica drives it
 
 
 def queue_line(run: Run, lang: str) -> str:

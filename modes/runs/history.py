@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from modes.runs import drive, durable
+from modes.runs import drive, durable, mirror
 from modes.runs.jobs import StopFlag
+from modes.runs.schema import ACTIVE
 
 MAX_RUNS = 20  # per owner: enough to compare a morning's experiments, small enough to scan
 MAX_ADAPTER_BYTES = 50 * 2**20  # per owner, on disk: about a dozen default adapters
@@ -39,7 +40,6 @@ MAX_ADAPTER_BYTES = 50 * 2**20  # per owner, on disk: about a dozen default adap
 TTL_S = float(os.environ.get("HML_KEEP_DAYS", "7")) * 86400
 GRACE_S = 60.0  # a training nobody follows (every tab closed) is stopped after this long
 FOLLOW_EVERY = 0.5  # seconds between a follower's redraws (it also checks in this often)
-ACTIVE = ("starting", "queued", "running")
 OWNER_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -82,6 +82,8 @@ class Run:
     saved_points: int = 0  # curve points already in the store
     saved_status: str = ""  # the status last written to the store
     saved_at: float = 0.0  # when it was last written (monotonic)
+    here: bool = True  # driven by this process (False: another replica's run, mirrored from the database)
+    db_updated: float | None = None  # the `updated` of its row as last written or read here
 
     @property
     def active(self) -> bool:
@@ -91,7 +93,7 @@ class Run:
         """What the API says of a run: settings and summary, no curve and no tensors."""
         return {"id": self.id, "kind": self.kind, "status": self.status, "created": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(self.created)), "settings": self.settings, "summary": self.summary,
-            "has_adapter": self.adapter_path is not None, **({"interrupted_at": self.interrupted_at}
+            "has_adapter": self.adapter_path is not None or self.adapter_sha256 is not None, **({"interrupted_at": self.interrupted_at}
                                                              if self.status == "interrupted" else {})}
 
 
@@ -115,7 +117,16 @@ class History:
         self.unsaved = False  # a write to the store failed: some work lives only in memory
         self.owner_saved_at: dict[str, float] = {}
         self.save_lock = threading.Lock()  # one store write at a time: a run's points are numbered in order
+        # With several processes on one database (modes/runs/mirror.py): when runs were last read back, under
+        # which lock, and which run ids the database held then (a run gone since was deleted elsewhere).
+        self.sync_lock, self.synced_at, self.db_ids = threading.Lock(), -1e9, set()
+        self.live = None  # this process's row and heartbeat (modes/runs/liveness.py), with a store
         if store is not None:
+            from modes.runs.liveness import Liveness
+            from modes.runs.place import place_of
+
+            self.live = Liveness(store, place_of(self.folder))
+            self.live.ticks.append(self._tick)
             self._ids = itertools.count(durable.restore(self, Run, ACTIVE) + 1)
 
     # ---- owners ----------------------------------------------------------------------------------
@@ -132,7 +143,19 @@ class History:
             return False
         self.expire()
         with self._cond:
-            return owner in self._owners
+            if owner in self._owners:
+                return True
+        if not mirror.shared(self):
+            return False
+        try:  # issued by another process a moment ago (its token works on every replica)
+            found = self.store.owner_exists(owner)
+        except Exception:
+            return False
+        if found:
+            with self._cond:
+                self._owners.setdefault(owner, {})
+                self._seen[owner] = self.clock()
+        return found
 
     def owner_of(self, session: Session | None) -> str:
         """The session's owner, issued on first use (an API client gets one per client session)."""
@@ -166,7 +189,8 @@ class History:
 
     # ---- runs ------------------------------------------------------------------------------------
     def new_run(self, owner: str, kind: str, settings: dict, axes: tuple = ("step", "loss")) -> Run:
-        run = Run(id=f"{next(self._ids):x}{secrets.token_hex(1)}", kind=kind, owner=owner, settings=settings, axes=axes)
+        mirror.sync(self)  # the owner's runs on other processes count toward the caps
+        run = Run(id=f"{next(self._ids):x}{secrets.token_hex(2)}", kind=kind, owner=owner, settings=settings, axes=axes)
         run.followed_at = run.last_used = self.clock()
         with self._cond:
             runs = self._owners.setdefault(owner, {})
@@ -179,18 +203,21 @@ class History:
         """The owner's runs, newest first (none for an id this server did not issue)."""
         if not self.known(owner):
             return []
+        mirror.sync(self)
         with self._cond:
             out = [r for r in self._owners.get(owner, {}).values() if kind is None or r.kind == kind]
         return out[::-1]
 
     def runs_of(self, owners) -> dict[str, list[Run]]:
         """Many owners' runs at once, oldest first (a class board's read: one lock, no expiry pass per owner)."""
+        mirror.sync(self)
         with self._cond:
             return {o: list(self._owners.get(o, {}).values()) for o in owners}
 
     def get(self, owner: str | None, run_id) -> Run | None:
         if not self.known(owner):
             return None
+        mirror.sync(self)
         with self._cond:
             return self._owners.get(owner, {}).get(str(run_id))
 
@@ -219,7 +246,9 @@ class History:
     def adapter_bytes_of(self, owner: str | None, run_id=None) -> tuple[Run, bytes] | None:
         """(run, adapter zip) of the owner's chosen fine-tune (or of `run_id`), if it is still kept."""
         run = self.get(owner, run_id if run_id is not None else self.chosen.get(owner or ""))
-        if run is None or not run.adapter_path or not Path(run.adapter_path).is_file():
+        if run is None and run_id is None and owner not in self.chosen:  # none chosen here: the newest one kept (it may be another replica's)
+            run = next((r for r in self.runs(owner, "finetune") if r.adapter_sha256 or r.adapter_path), None)
+        if run is None or not durable.adapter_here(self, run):
             return None
         return run, Path(run.adapter_path).read_bytes()
 
@@ -235,6 +264,7 @@ class History:
             run.adapter_sha256 = durable.sha256_of(zip_bytes)
             self.chosen[run.owner] = run.id
             self._enforce(run.owner)
+        durable.save_adapter(self, run, zip_bytes)  # before the row names it: any replica can then serve it
         durable.save_run(self, run, force=True)
 
     def _enforce(self, owner: str) -> None:
@@ -327,6 +357,9 @@ class History:
         seen = -1
         while True:
             run.followed_at = self.clock()
+            if not run.here:  # another process drives it: its changes arrive through the database
+                mirror.sync(self)
+                mirror.followed_elsewhere(self, run)
             with self._cond:
                 self._cond.wait_for(lambda: run.version != seen or not run.active, timeout=every)
                 changed, done, seen = run.version != seen, not run.active, run.version
@@ -350,11 +383,40 @@ class History:
             time.sleep(min(1.0, max(0.05, self.grace_s / 4)))
             self.stop_orphans()
 
+    def stop(self, run: Run) -> None:
+        """Stop a run (or take it out of the queue), wherever it is driven: here at once, on another process
+        through the database (that process checks every second)."""
+        if run.here:
+            run.stop.set()
+        elif run.active and self.store is not None:
+            try:
+                self.store.request_stop(run.id)
+            except Exception:
+                logging.getLogger(__name__).exception("could not ask for run %s to stop", run.id)
+
+    def _tick(self) -> None:
+        """Every second, from the liveness thread: stops asked for on other processes, and runs cut by them."""
+        asked = set(self.store.stop_requests(self.live.id))
+        with self._cond:
+            mine = [r for runs in self._owners.values() for r in runs.values() if r.id in asked and r.here]
+        for run in mine:
+            run.stop.set()
+        mirror.sync(self)
+
     def stop_orphans(self) -> list[Run]:
         """Stop every active run that no page has followed for the grace period; returns them."""
         stale = self.clock() - self.grace_s - 2 * FOLLOW_EVERY  # a live follower checks in every 2 x FOLLOW_EVERY
         with self._cond:
-            orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.followed_at < stale]
+            orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.here and r.followed_at < stale]
+        if orphans and mirror.shared(self):  # a page on another process may follow it (mirror.followed_elsewhere)
+            try:
+                wall = self.store.followed([r.id for r in orphans])
+            except Exception:
+                wall = {}
+            now = time.time()
+            for r in [r for r in orphans if (wall.get(r.id) or 0) > now - self.grace_s]:
+                r.followed_at = self.clock() - (now - wall[r.id])
+                orphans.remove(r)
         for run in orphans:
             run.stop.set()
             driving = run.__dict__.pop("driving", None)

@@ -6,7 +6,7 @@ import threading
 import time
 
 from modes.runs.events import Done, Left, Queued, Replaying, Step
-from modes.runs.reuse import Recording, replay
+from modes.runs.reuse import LEASE_POLL_S, Recording, key_of, replay
 
 
 class StopFlag:
@@ -153,8 +153,25 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
         return None if fresh or not replayable else ctx.replays.get(key)
 
     rec = recorded()
-    ticket = None if rec else ctx.slot.join(est_seconds)
+    ticket = lease = None
     try:
+        # Another process computing this very run (a replica, on a shared database): wait for its recording and
+        # replay it, labelled, rather than compute it twice. Its lease is taken over if that process dies.
+        if rec is None and replayable and not fresh and ctx.replays.db is not None:
+            k, lease = key_of(key), ctx.replays.live.holder()
+            while not ctx.replays.live.take(k, lease):
+                if stop.is_set():
+                    lease = None
+                    yield Left()
+                    return
+                rec = recorded()
+                if rec:
+                    lease = None
+                    break
+                yield Queued(1, est_seconds)
+                time.sleep(LEASE_POLL_S)
+            rec = rec or recorded()  # the holder records before it lets go: its recording may be there now
+        ticket = None if rec else ctx.slot.join(est_seconds)
         while ticket is not None and not ctx.slot.turn(ticket, 1.0):
             if stop.is_set():
                 yield Left()
@@ -183,3 +200,5 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
     finally:
         if ticket is not None:
             ctx.slot.leave(ticket)
+        if lease is not None:
+            ctx.replays.unlease(key_of(key), lease)

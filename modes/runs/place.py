@@ -29,12 +29,20 @@ def data_dir(cache_dir: Path | str) -> Path:
     return path
 
 
-def browser_secret(folder: Path) -> str:
-    """HML_SECRET, else the secret kept in `folder` (drawn and written with mode 0600 on first use).
-    A folder that cannot be written gives a secret for this process only: the app still runs."""
+def browser_secret(folder: Path, store=None) -> str:
+    """HML_SECRET, else the one kept in the database (`store`: drawn once, atomically, so that every replica
+    encrypts and reads a browser's owner id alike), else the one kept in `folder` (drawn and written with mode
+    0600 on first use). A folder that cannot be written gives a secret for this process only: the app still runs."""
     env = os.environ.get("HML_SECRET")
     if env:
         return env
+    if store is not None:
+        try:
+            return _secret_in(store, folder)
+        except Exception:  # a database that cannot be written: the file, as before
+            import logging
+
+            logging.getLogger(__name__).exception("the secret could not be kept in the database; using the data dir's")
     path = Path(folder) / SECRET_FILE
     try:
         return path.read_text(encoding="utf-8").strip()
@@ -52,3 +60,45 @@ def browser_secret(folder: Path) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(value)
     return value
+
+
+def _secret_in(store, folder: Path) -> str:
+    """The database's secret; the first process to ask puts one in (a data dir's existing secret, so that the
+    browsers of an app that kept it in a file still find their runs, else a new one). INSERT ... ON CONFLICT DO
+    NOTHING: two replicas starting at once agree on the first one written."""
+    import sqlalchemy as sa
+
+    from modes.runs.schema import SETTINGS
+
+    try:
+        first = (Path(folder) / SECRET_FILE).read_text(encoding="utf-8").strip() or secrets.token_hex(32)
+    except OSError:
+        first = secrets.token_hex(32)  # 256 bits
+    with store.engine.begin() as c:
+        c.execute(store.upsert(SETTINGS, {"name": "browser_secret"}, {"value": first}, update=False))
+        return c.execute(sa.select(SETTINGS.c.value).where(SETTINGS.c.name == "browser_secret")).scalar_one()
+
+
+_HELD: dict[str, int] = {}  # data dirs whose lock this OS process holds: path -> fd
+
+
+def place_of(folder) -> str | None:
+    """"host:data dir" when this process holds the data dir's lock (so an earlier process with the same place is
+    surely dead: modes/runs/liveness.py), else None (another live process uses the same data dir)."""
+    import fcntl
+    import socket
+
+    path = str(Path(folder).resolve())
+    if path not in _HELD:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            fd = os.open(os.path.join(path, ".process.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        _HELD[path] = fd
+    return f"{socket.gethostname()}:{path}"[:512]
