@@ -37,14 +37,19 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         demo.queue(default_concurrency_limit=4, max_size=64)
         gr.Markdown(ui.t("app_title"))
         gr.Markdown(ui.t("app_intro"))
-        status_line = lambda: loader.status_markdown() + "\n\n" + ctx.heavy.describe()
+        storage = ctx.storage()  # a Space on its container's own disk says, in the learner's language, what it will lose
+
+        def status_line(lang: str = "en") -> str:
+            warn = storage["warning"][lang] + "\n\n" if storage["warning"] else ""
+            return warn + loader.status_markdown() + "\n\n" + ctx.heavy.describe()
+
         status = gr.Markdown(status_line(), elem_id="model-status")
         timer = gr.Timer(1.0)
 
-        def poll():
+        def poll(request: gr.Request = None):
             # Keep polling while loading; stop the timer once the model is ready or failed.
             done = loader.status.state in ("ready", "error")
-            return status_line(), gr.Timer(active=not done)
+            return status_line(ui.lang_of(request)), gr.Timer(active=not done)
 
         timer.tick(poll, None, [status, timer], show_progress="hidden", queue=False)
 
@@ -53,7 +58,8 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
             """The shared model's status: state, name, source, device, parameter count, load time, and where
             heavy work runs (heavy_mode: threads | in-call, and what that mode gives up)."""
             return {**loader.status.as_dict(), "heavy_mode": ctx.heavy.mode, "heavy": ctx.heavy.describe(),
-                    "warmup": ctx.warmup.as_dict()}
+                    "warmup": ctx.warmup.as_dict(), "storage": storage,
+                    "gpu": {"concurrent_trainings": ctx.heavy.concurrent, "measured": ctx.heavy.budget.as_dict()}}
 
         gr.api(model_status, api_name="model_status", queue=False)
         # The learner's LoRA adapter: per session, shared by the fine-tune and in-context tabs.

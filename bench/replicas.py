@@ -9,7 +9,8 @@ tiny local model (bench/storm.py's), each with its own data dir, then measures, 
    default HML_DEAD_AFTER_S=20, and with --dead-after).
 3. `/class_board` over HTTP with 40 learners spread over the two processes (half joined and trained on each):
    p50 / p95 of the board on either process, the teacher's page alternating.
-Prints the CPU it ran on. Usage: python bench/replicas.py [--learners 4] [--steps 150] [--rounds 2] [--dead-after 6]
+Each replica is given its share of the cores (OMP_NUM_THREADS = cores / replicas), as README says to run them on
+one machine. Prints the CPU it ran on. Usage: python bench/replicas.py [--learners 4] [--steps 60] [--rounds 2] [--dead-after 6]
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class Replicas:
 
     def __init__(self, model: Path, db_url: str, n: int, tmp: Path, dead_after: float | None = None):
         self.procs, self.urls = [], []
-        env = dict(HML_DATABASE_URL=db_url, **({"HML_DEAD_AFTER_S": str(dead_after)} if dead_after else {}))
+        # Each replica gets its share of the cores (OMP_NUM_THREADS): two processes each running torch on every core
+        # of one machine fight over them (libgomp's idle spinning), and both go slower than one alone.
+        threads = str(max(1, (os.cpu_count() or 1) // n))
+        env = dict(HML_DATABASE_URL=db_url, OMP_NUM_THREADS=threads, **({"HML_DEAD_AFTER_S": str(dead_after)} if dead_after else {}))
         saved = {k: os.environ.get(k) for k in (*env, "HML_DATA_DIR")}
         os.environ.update(env)
         try:
@@ -103,10 +107,13 @@ def last_result(urls: list[str], learners: int, steps: int, seed0: int) -> float
 def kill_to_interrupted(reps: Replicas) -> float:
     """SIGKILL replica 0 while it trains; seconds until replica 1 lists the run as interrupted."""
     token = client(reps.urls[0]).predict(api_name="/owner")["owner"]
-    client(reps.urls[0], token).submit(corpus="shakespeare", size="tiny", steps=100000, seed=99, fresh=True, api_name="/pretrain")
+    mine = client(reps.urls[0], token)
+    job = mine.submit(corpus="shakespeare", size="tiny", steps=5000, seed=99, fresh=True, api_name="/pretrain")
     other = client(reps.urls[1], token)
+    t0 = time.perf_counter()
     while not any(r["status"] == "running" for r in other.predict(api_name="/runs")):
         time.sleep(0.2)
+        assert time.perf_counter() - t0 < 120 and not job.done(), f"the run never started: {job.status()}"
     reps.procs[0].kill()
     t0 = time.perf_counter()
     while not any(r["status"] == "interrupted" for r in other.predict(api_name="/runs")):
@@ -139,14 +146,19 @@ def board_p95(reps: Replicas, learners: int, calls: int) -> tuple[float, float, 
     return pct(lat, 0.5), pct(lat, 0.95), len(board["learners"])
 
 
+class _Skip(Exception):
+    pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--learners", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--dead-after", type=float, default=6.0)
     ap.add_argument("--class-size", type=int, default=40)
     ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--only-kill", action="store_true", help="measure only the seconds from a SIGKILL to 'interrupted'")
     args = ap.parse_args()
     print(f"CPU: {cpu()} ({os.cpu_count()} cores)")
     tmp = Path(tempfile.mkdtemp(prefix="hml-bench-replicas-"))
@@ -154,8 +166,10 @@ def main() -> None:
     save_tiny_model(model)
     new_db, stop = postgres()
     try:
-        one, two = Replicas(model, new_db(), 1, tmp), Replicas(model, new_db(), 2, tmp)
+        one, two = (Replicas(model, new_db(), 1, tmp), Replicas(model, new_db(), 2, tmp)) if not args.only_kill else (None, None)
         try:
+            if args.only_kill:
+                raise _Skip
             client(one.urls[0]).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")  # warm-up
             for u in two.urls:
                 client(u).predict(corpus="shakespeare", size="tiny", steps=5, seed=1, api_name="/pretrain")
@@ -173,9 +187,12 @@ def main() -> None:
             lo, hi, n = board_p95(two, args.class_size, args.calls)
             print(f"/class_board over HTTP, {n} learners split over two processes, {args.calls} calls alternating: "
                   f"p50 {1000 * lo:.1f} ms, p95 {1000 * hi:.1f} ms")
+        except _Skip:
+            pass
         finally:
-            one.close()
-            two.close()
+            for reps in (one, two):
+                if reps is not None:
+                    reps.close()
         for dead_after in (None, args.dead_after):
             reps = Replicas(model, new_db(), 2, tmp, dead_after=dead_after)
             try:

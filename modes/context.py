@@ -41,11 +41,12 @@ class AppContext:
         from modes.serving.heavy import Heavy, fork_safe
 
         self.loader = loader
+        self.data_dir = data_dir
         # Where heavy work runs (modes/serving/heavy.py): threads here, or each request's own ZeroGPU call.
         self.heavy = heavy if isinstance(heavy, Heavy) else Heavy(heavy)
         self.reuse = reuse  # False: every result is computed afresh (the classroom benchmark's baseline)
         self.use_engine = engine  # False: each request generates alone (the baseline)
-        self.slot = TrainingSlot()
+        self.slot = TrainingSlot(self.heavy.concurrent)  # one at a time here; a few at once on ZeroGPU
         # store_dir: results and recordings also go to disk there (app.py: beside the model cache).
         self.results = ResultStore(store_dir if reuse else None)
         self.replays = ReplayStore(store_dir if reuse else None)
@@ -95,6 +96,17 @@ class AppContext:
         if getattr(self, "_secret", None) is None:
             self._secret = place.browser_secret(place.data_dir(self.loader.cache_dir), self.history.store)
         return self._secret
+
+    def storage(self) -> dict:
+        """Where learners' work is kept, and whether a Space will lose it at its next restart (modes/runs/place.py);
+        `warning`: what the status line and /model_status say then, in English and Korean (else None)."""
+        from modes import ui
+        from modes.runs import place
+
+        store = self.history.store
+        out = place.storage(self.data_dir, store.url if store is not None else None)
+        out["warning"] = {lang: ui.msg("storage_ephemeral", lang) for lang in ("en", "ko")} if out["ephemeral"] else None
+        return out
 
     def start_warmup(self, tabs) -> bool:
         """Start the tabs' idle-time work (modes/runs/warmup.py) where it can help: the model is ready,

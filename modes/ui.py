@@ -107,9 +107,9 @@ def _lang_from_call(fn, args, kwargs) -> str:
 
 
 def _server_error(fn, exc: Exception, args, kwargs) -> gr.Error:
-    from modes.serving.heavy import TooLong
+    from modes.serving.heavy import QuotaRefused, TooLong
 
-    if isinstance(exc, TooLong):  # refused before it started: said plainly, in the learner's language
+    if isinstance(exc, (TooLong, QuotaRefused)):  # refused before it started: said plainly, in the learner's language
         return error(exc.key, _lang_from_call(fn, args, kwargs), **exc.fmt)
     logging.getLogger(fn.__module__).exception("unexpected error in endpoint %s", fn.__name__)
     why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")

@@ -216,6 +216,23 @@ def test_an_api_caller_keeps_one_owner_across_clients_with_its_token(served):
     assert compared.predict(api_name="/runs") == again  # still its own, after the others asked
 
 
+def test_a_stored_adapter_in_a_new_session_as_the_readme_shows(served):
+    """README, Use via API: a new session holds no adapter until it picks one: /runs, /use_adapter, then
+    /translate(use_adapter=True) uses it (without the pick it is refused, saying so)."""
+    from gradio_client.exceptions import AppError
+
+    new_client, _ = served
+    token = new_client().predict(api_name="/owner")["owner"]
+    new_client(headers={"X-HML-Owner": token}).predict(steps=2, r=2, seed=0, api_name="/finetune")
+    later = new_client(headers={"X-HML-Owner": token})
+    with pytest.raises(AppError):
+        later.predict(text="Where is the station?", direction="en-ko", k=0, use_adapter=True, max_new_tokens=2, api_name="/translate")
+    ft = next(r for r in later.predict(api_name="/runs") if r["kind"] == "finetune" and r["has_adapter"])
+    later.predict(picked=[ft["id"]], api_name="/use_adapter")
+    out = later.predict(text="Where is the station?", direction="en-ko", k=0, use_adapter=True, max_new_tokens=2, api_name="/translate")
+    assert out[-1]["used_adapter"] is True
+
+
 @pytest.mark.parametrize("tab, settings", [("pretrain", {"corpus": "my-notes.txt", "size": "tiny", "steps": 5, "seed": 1}),
                                            ("finetune", {"steps": 2, "r": 2, "direction": "en-ko", "data": "upload"})])
 def test_a_run_on_an_upload_cannot_run_again(tab, settings):

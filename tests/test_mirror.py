@@ -14,8 +14,9 @@ import time
 import pytest
 
 from modes.runs import mirror
-from modes.runs.classes import FAILED_JOINS_PER_MINUTE, ClassError, Classes
+from modes.runs.classes import ClassError, Classes
 from modes.runs.history import History
+from modes.runs.joinlimit import PER_ADDRESS
 from modes.runs.liveness import Liveness
 from modes.runs.reuse import ResultStore
 from modes.runs.store import Store
@@ -208,7 +209,7 @@ def test_classes_on_two_processes(tmp_path, db_url):
 def test_failed_joins_count_across_processes(tmp_path, db_url):
     ca, cb = Classes(Store(db_url, shared=True)), Classes(Store(db_url, shared=True))
     code, _ = ca.create()
-    for i in range(FAILED_JOINS_PER_MINUTE):
+    for i in range(PER_ADDRESS):
         with pytest.raises(ClassError) as e:
             (ca, cb)[i % 2].join("WRONG1", f"{i:032x}", "", "en", "203.0.113.9")
         assert e.value.key == "cl_refused"

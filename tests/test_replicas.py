@@ -130,14 +130,16 @@ def test_failed_joins_from_one_address_count_on_every_replica(replicas):
     (_, u2), (_, u3) = replicas[2], replicas[3]
     from gradio_client.exceptions import AppError
 
+    from modes.runs.joinlimit import PER_ADDRESS
+
     made = client(u3).predict(api_name="/class_create")
-    refusals = []
-    for i in range(10):
+    refusals, clients = [], (client(u2), client(u3))
+    for i in range(PER_ADDRESS):
         with pytest.raises(AppError) as e:
-            client((u2, u3)[i % 2]).predict("ZZZZZ9", "", api_name="/class_join")
+            clients[i % 2].predict("ZZZZZ9", "", api_name="/class_join")
         refusals.append(str(e.value))
     assert refusals and all("Too many" not in r for r in refusals), refusals
-    for url in (u2, u3):  # the next wrong code, on either replica, is held back: the ten were counted together
+    for url in (u2, u3):  # the next wrong code, on either replica, is held back: the failures were counted together
         with pytest.raises(AppError) as e:
             client(url).predict("ZZZZZ9", "", api_name="/class_join")
         assert "Too many wrong codes" in str(e.value), str(e.value)

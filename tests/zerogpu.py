@@ -5,8 +5,11 @@ generator's items one by one), and a guard that makes any model forward pass in 
 What it copies from `spaces` 0.51 (spaces/zero/wrappers.py): the fork; pickling both ways; `duration`
 as a number or a callable given the call's arguments, refused above the per-call limit; a closed
 generator setting the worker's stop event, checked between items; a gr.Error from the task raised as
-it is and any other error as "ZeroGPU worker error". What it leaves out: quotas, the device API, CUDA,
-and the worker kept between calls (here each call forks afresh, so it sees the parent as it is then).
+it is and any other error as "ZeroGPU worker error"; a visitor's daily quota (`quota_s`): a call whose requested
+duration exceeds what is left is refused before it starts, with ZeroGPU's words, and each call's wall time is
+taken off it; calls at once, each in its own worker (`peak` counts them). What it leaves out: per-visitor
+quotas (one quota for every caller), the device API, CUDA, and the worker kept between calls (here each
+call forks afresh, so it sees the parent as it is then).
 """
 
 from __future__ import annotations
@@ -23,10 +26,16 @@ FORK = multiprocessing.get_context("fork")
 class Emulator:
     """Install with `install()`, remove with `uninstall()`; `calls`, `durations` and `violations` say what happened."""
 
-    def __init__(self, limit_s: float = 300):
+    def __init__(self, limit_s: float = 300, quota_s: float | None = None):
         self.limit_s = limit_s
+        self.quota_s = quota_s  # seconds left in the visitor's daily quota (None: no quota)
         self.calls = 0
         self.durations: list[float] = []
+        self.walls: list[float] = []  # each finished call's wall seconds, as ZeroGPU counts them
+        self.running = self.peak = 0  # calls at once, now and at most
+        import threading
+
+        self._lock = threading.Lock()
         self.violations: list[str] = []  # models called in the parent (each also raised there)
         self.parent = os.getpid()
         self._saved = {}
@@ -58,7 +67,7 @@ class Emulator:
                     yield from task(*args, **kwargs)
                     return
                 proc, res, stop = emu._start(task, duration, args, kwargs, True)
-                ended = False
+                ended, t0 = False, emu._began()
                 try:
                     while True:
                         kind, val = _get(res, proc)
@@ -74,6 +83,7 @@ class Emulator:
                     proc.join(30 if ended else 5)
                     if proc.is_alive():
                         proc.kill()
+                    emu._ended(t0)
 
             return gen_handler
 
@@ -82,6 +92,7 @@ class Emulator:
             if os.getpid() != emu.parent:
                 return task(*args, **kwargs)
             proc, res, stop = emu._start(task, duration, args, kwargs, False)
+            t0 = emu._began()
             try:
                 kind, val = _get(res, proc)
                 if kind == "error":
@@ -89,6 +100,7 @@ class Emulator:
                 return val
             finally:
                 proc.join(30)
+                emu._ended(t0)
 
         return handler
 
@@ -98,6 +110,10 @@ class Emulator:
         secs = duration(*args, **kwargs) if callable(duration) else (duration or 60)
         if secs > self.limit_s:
             raise gr.Error(f"ZeroGPU illegal duration: the requested GPU duration ({secs}s) is larger than the maximum allowed")
+        if self.quota_s is not None and secs > self.quota_s:
+            self.refused = getattr(self, "refused", 0) + 1
+            raise gr.Error(f"You have exceeded your GPU quota ({secs}s requested vs. {max(0, int(self.quota_s))}s left). "
+                           "Create a free account to get more daily usage quota.")
         self.calls += 1
         self.durations.append(secs)
         res, stop = FORK.SimpleQueue(), FORK.Event()
@@ -108,6 +124,24 @@ class Emulator:
         proc = FORK.Process(target=_child, args=(task, payload, res, stop, is_gen), daemon=True)
         proc.start()
         return proc, res, stop
+
+    def _began(self) -> float:
+        import time
+
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        return time.monotonic()
+
+    def _ended(self, t0: float) -> None:
+        import time
+
+        wall = time.monotonic() - t0
+        with self._lock:
+            self.running -= 1
+            self.walls.append(wall)
+            if self.quota_s is not None:
+                self.quota_s -= wall
 
     @staticmethod
     def _error(val):

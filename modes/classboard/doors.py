@@ -22,7 +22,10 @@ def _refuse(exc: ClassError, lang: str) -> gr.Error:
 
 
 def _client(request) -> str:
-    return str(getattr(getattr(request, "client", None), "host", "") or "")
+    """The address a failed join is counted by: the real client's, behind a Space's proxy too (modes/address.py)."""
+    from modes.address import client_address
+
+    return client_address(request)
 
 
 def teacher_room(ctx, code, teacher_key, lang: str):

@@ -101,6 +101,25 @@ def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_b
                         generate=ctx.base_answers(bulk_generator(ctx.engine, "ft:" + str(id(stop)))))
 
 
+def estimate(task: str, steps: int) -> float:
+    """A run's seconds on 2 CPU cores: about 0.9 s a step plus scoring; dialogues are ~3x longer than sentence
+    pairs, and their scoring writes whole sentences."""
+    return steps * 0.9 + 40 if task == "translation" else steps * 2.5 + 90
+
+
+def gpu_kind(task: str) -> str:
+    return f"finetune:{task}"
+
+
+def gpu_line(ctx, task: str, steps, request: gr.Request = None) -> str:
+    """In-call mode (ZeroGPU): the GPU seconds a run with these settings will ask for, shown before it starts."""
+    try:
+        steps = int(steps)
+    except (TypeError, ValueError):
+        steps = D.steps
+    return records.gpu_line(ctx, gpu_kind(task or D.task), steps, estimate(task or D.task, steps), ui.lang_of(request))
+
+
 def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
     cfg.eval_every = max(1, min(cfg.eval_every, cfg.steps // 3 or 1))
@@ -115,15 +134,15 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
     settings = {**dataclasses.asdict(cfg), "data": data}
     if cfg.task == "translation":
         settings.pop("summary_lang")  # a translation run's settings name what it depends on only
-        est = cfg.steps * 0.9 + 40  # seconds: about 0.9 s a step on 2 cores, plus scoring
-    else:
-        est = cfg.steps * 2.5 + 90  # dialogues are ~3x longer than sentence pairs, and scoring writes whole sentences
-    ctx.heavy.check(gpu_seconds(est))  # in-call mode: refused now if one GPU call could not hold it
+    est = estimate(cfg.task, cfg.steps)
+    kind = gpu_kind(cfg.task)  # what a GPU call's seconds per step are measured for (modes/serving/gpu_budget.py)
+    ctx.heavy.check(gpu_seconds(est), kind, cfg.steps)  # in-call mode: refused now if one GPU call could not hold it
 
     def compute(stop):
         base.update(ctx.results.get(base_key) or {})
         return ctx.heavy.stream(train_in_call, cfg, train, test, base.get("chrf"), base.get("off_task"),
-                                ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est), base_outputs=base.get("outputs"))
+                                ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est), kind=kind, steps=cfg.steps,
+                                base_outputs=base.get("outputs"))
 
     def on_done(run, res: FtResult) -> dict:
         if not run.replayed and not base:
@@ -288,6 +307,11 @@ def build(page: Page) -> None:
         anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
         export_btn = gr.Button(ui.t("ft_export_btn"))
     fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
+    gpu_md = gr.Markdown(visible=ctx.heavy.in_call, elem_id="ft-gpu-ask")  # ZeroGPU: the seconds a run will ask for
+    for comp in (steps, ft_task):
+        comp.change(ui.endpoint(gpu_line, ctx), [ft_task, steps], gpu_md, api_name=False, queue=False, show_progress="hidden")
+    if ctx.heavy.in_call and page.attached is not None:
+        page.attached.then(ui.endpoint(gpu_line, ctx), [ft_task, steps], gpu_md, api_name=False, queue=False)
     progress_md = gr.Markdown()
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
                        color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "held-out eval": "#f97316",

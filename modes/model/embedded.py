@@ -35,6 +35,19 @@ def convert_embedded(cache: Path) -> Path:
     from transformers import AutoModelForCausalLM
 
     cache.mkdir(parents=True, exist_ok=True)
+    # One conversion at a time per cache (two test workers, or two replicas sharing a cache dir): the second
+    # waits for the first, then finds its model ready instead of replacing it under the first one's feet.
+    import fcntl
+
+    with open(cache / "convert.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ready = embedded_cache_path(cache)
+        if ready is not None:
+            return ready
+        return _convert(cache, pkg, torch, AutoModelForCausalLM)
+
+
+def _convert(cache: Path, pkg, torch, AutoModelForCausalLM) -> Path:
     gguf = pkg.assemble(pkg.default_output_path(cache / "gguf"))
     tmp = cache / f"model.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -143,17 +143,36 @@ def rerun(ctx, session, settings: dict, lang: str):
     return start_run(ctx, session, cfg, resolve_corpus(settings.get("corpus") or "shakespeare", None, lang), fresh=True)
 
 
+def estimate(steps: int) -> float:
+    """A run's seconds on 2 CPU cores: about 50 ms a step at `baby`, plus evals and samples."""
+    return steps * 0.05 + 10
+
+
+def gpu_kind(size: str, objective: str) -> str:
+    return f"pretrain:{size}:{objective}"
+
+
+def gpu_line(ctx, size: str, steps, objective: str, request: gr.Request = None) -> str:
+    """In-call mode (ZeroGPU): the GPU seconds a run with these settings will ask for, shown before it starts."""
+    try:
+        steps = int(steps)
+    except (TypeError, ValueError):
+        steps = PretrainConfig.steps
+    return records.gpu_line(ctx, gpu_kind(size, objective), steps, estimate(steps), ui.lang_of(request))
+
+
 def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
     ctx.loader.libraries()  # the one owner of torch/transformers imports: never race it
     from modes.pretrain.core import PretrainResult
     from modes.serving.heavy import gpu_seconds
 
-    est = cfg.steps * 0.05 + 10  # seconds: about 50 ms a step at `baby` on 2 cores, plus evals and samples
-    ctx.heavy.check(gpu_seconds(est))  # in-call mode: refused now if one GPU call could not hold it
+    est = estimate(cfg.steps)
+    kind = gpu_kind(cfg.size, cfg.objective)  # what a GPU call's seconds per step are measured for
+    ctx.heavy.check(gpu_seconds(est), kind, cfg.steps)  # in-call mode: refused now if one GPU call could not hold it
 
     def compute(stop):
-        return ctx.heavy.stream(train_in_call, data, cfg, stop=stop, seconds=gpu_seconds(est))
+        return ctx.heavy.stream(train_in_call, data, cfg, stop=stop, seconds=gpu_seconds(est), kind=kind, steps=cfg.steps)
 
     def on_done(run, res: PretrainResult) -> dict:
         summary = {**res.summary(), "replay": records.replay_info(run.replayed), "corpus": data.name,
@@ -304,6 +323,11 @@ def build(page: Page) -> None:
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
         anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
     fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
+    gpu_md = gr.Markdown(visible=ctx.heavy.in_call, elem_id="pt-gpu-ask")  # ZeroGPU: the seconds a run will ask for
+    for comp in (size, steps, objective):
+        comp.change(ui.endpoint(gpu_line, ctx), [size, steps, objective], gpu_md, api_name=False, queue=False, show_progress="hidden")
+    if ctx.heavy.in_call and page.attached is not None:
+        page.attached.then(ui.endpoint(gpu_line, ctx), [size, steps, objective], gpu_md, api_name=False, queue=False)
     progress_md = gr.Markdown()
     # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
     # never draw (tests/test_browser.py checks the drawn paths).

@@ -15,8 +15,9 @@ counted in the database, across every replica.
 - A learner's runs made while they are in the class are shared with it, unless they unshare a run;
   the teacher can take a run off the board. Nobody in a class ever sees another learner's samples,
   adapter or data: the board (modes/classes/board.py) carries settings and numbers only.
-- Failed joins are rate-limited per client address (a guessed code costs a minute per 10 tries);
-  successful joins are not, so 40 students behind one school address all get in.
+- Failed joins are limited per client address (modes/runs/joinlimit.py: 60 in 10 minutes, 3 while the app is
+  guessed at from many addresses); successful joins are not counted, so 40 students behind one school address,
+  with typos, all get in.
 - A class experiment assigns each learner the next value of one setting (LoRA r = 1, 2, 4 ...).
 - A class is forgotten (its rows too) once unused for the store's retention (HML_KEEP_DAYS).
 """
@@ -32,12 +33,11 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from modes.runs import joinlimit
+from modes.runs.joinlimit import JoinLimit
 from modes.runs.store import Conflict
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and ty
 CODE_LEN = 6  # 31**6 ~ 8.9e8 codes, about 30 bits
 MAX_LEARNERS = 200  # per class
 MAX_NAME = 24  # characters of a display name
-FAILED_JOINS_PER_MINUTE = 10  # per client address
 MAX_VALUES = 40  # values in one class experiment
 NAMES = Path(__file__).resolve().parents[2] / "assets" / "data" / "names.json"
 _DUMMY_HASH = hashlib.sha256(b"no such class").hexdigest()  # compared against when the code is unknown
@@ -144,7 +143,8 @@ class Classes:
         self.clock = clock  # wall-clock seconds (tests move it by hand)
         self.rooms: dict[str, Room] = {}
         self.of_owner: dict[str, str] = {}  # owner -> the code of the class they are in
-        self._failed: dict[str, deque] = {}  # client address -> times of its recent failed joins
+        # Failed joins per client address (modes/runs/joinlimit.py): in the database with other processes on it.
+        self.limit = JoinLimit(store if store is not None and getattr(store, "shared", False) else None)
         self._lock = threading.RLock()
         self._rng = random.Random()
         self._synced_at = -1e9
@@ -340,28 +340,19 @@ class Classes:
         return self.store is not None and getattr(self.store, "shared", False)
 
     def _check_rate(self, client: str) -> None:
-        if self._shared():  # counted in the database: every replica sees every failure
-            try:
-                if joinlimit.failures(self.store, client, 60.0) >= FAILED_JOINS_PER_MINUTE:
-                    raise ClassError("cl_slow_down")
-                return
-            except ClassError:
-                raise
-            except Exception:  # the database went away for a moment: this process's own count
-                log.exception("failed joins could not be counted in the database")
-        times = self._failed.setdefault(client, deque())
-        while times and time.monotonic() - times[0] > 60:
-            times.popleft()
-        if len(times) >= FAILED_JOINS_PER_MINUTE:
+        try:
+            ok = self.limit.allowed(client)
+        except Exception:  # the database went away for a moment: let the join be tried (a failure is still counted)
+            log.exception("failed joins could not be counted")
+            ok = True
+        if not ok:
             raise ClassError("cl_slow_down")
 
     def _fail(self, client: str) -> None:
-        self._failed.setdefault(client, deque()).append(time.monotonic())
-        if self._shared():
-            try:
-                joinlimit.record(self.store, client)
-            except Exception:
-                log.exception("a failed join could not be counted in the database")
+        try:
+            self.limit.failed(client)
+        except Exception:
+            log.exception("a failed join could not be counted")
 
     def _next_value(self, room: Room):
         values = room.experiment.values

@@ -40,7 +40,7 @@ def start(ctx, session: Session | None, kind: str, settings: dict, key: dict | N
     run = history.new_run(history.owner_of(session), kind, settings, axes)
     fold = functools.partial(fold_event, on_done=on_done, curves=curves)
     # In in-call mode (ZeroGPU) the request that started the run drives it: its GPU call must be the request's.
-    history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh), fold,
+    history.start(run, run_job(ctx, key, lambda: compute(run.stop), run.stop, est_seconds, keep=keep, fresh=fresh, owner=run.owner), fold,
                   inline=ctx.heavy.in_call)
     return run
 
@@ -74,6 +74,8 @@ def progress_of(ctx, run: Run, lang: str, failed=lambda error: error):
         if r.status in ("queued", "left"):
             yield "queue", queue_line(r, lang)
         elif r.status == "failed":
+            if getattr(r.error, "key", None) and isinstance(getattr(r.error, "fmt", None), dict):
+                raise ui.error(r.error.key, lang, **r.error.fmt)  # a refusal (ZeroGPU's quota, say), in the learner's language
             raise failed(r.error)
         elif r.result is None and r.progress is not None:
             yield "progress", r.progress
@@ -118,6 +120,19 @@ def replay_line(replayed, lang: str) -> str:
 def progress_line(md: str, replayed, lang: str) -> str:
     """A progress line, marked as a replay when it is one."""
     return "♻️ " + ui.msg("replay_progress", lang) + " " + md if replayed else md
+
+
+def gpu_line(ctx, kind: str, steps: int, guess_s: float, lang: str) -> str:
+    """In-call mode (ZeroGPU): how many GPU seconds a `kind` run of `steps` steps will ask for, and whether that was
+    measured (modes/serving/gpu_budget.py) or is still the guess; '' in threads mode."""
+    if not ctx.heavy.in_call:
+        return ""
+    from modes.serving.heavy import gpu_seconds
+
+    secs = ctx.heavy.asked(gpu_seconds(guess_s), kind, steps)
+    measured = ctx.heavy.budget.ask(kind, steps, 0.0, ctx.heavy.gpu)[1]
+    key = "gpu_ask_over" if secs > ctx.heavy.limit_s else "gpu_ask_measured" if measured else "gpu_ask_guess"
+    return ui.msg(key, lang, secs=f"{secs:.0f}", limit=f"{ctx.heavy.limit_s:.0f}")
 
 
 # ---- curves ---------------------------------------------------------------------------------------

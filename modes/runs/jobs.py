@@ -67,23 +67,26 @@ class Gauge:
 class Ticket:
     """One training's place in the slot's queue."""
 
-    def __init__(self, est_seconds: float):
+    def __init__(self, est_seconds: float, owner: str | None = None):
         self.est_seconds = est_seconds  # a guess before it starts; the running job updates `eta`
         self.eta: float | None = None
         self.started: float | None = None
+        self.owner = owner  # the learner it is for: one learner never has two trainings running at once
 
 
 class TrainingSlot:
-    """One training at a time on a shared machine, with a visible queue: each waiting learner sees
-    their position and an estimated wait, and can leave. Replays never take the slot."""
+    """`capacity` trainings at a time (one on a shared machine's cores; a few on ZeroGPU, each in its own GPU
+    call), with a visible queue: each waiting learner sees their position and an estimated wait, and can
+    leave. A learner's second training waits for their first. Replays never take the slot."""
 
-    def __init__(self):
+    def __init__(self, capacity: int = 1):
         self._cond = threading.Condition()
-        self._queue: list[Ticket] = []  # [running, waiting...]
+        self._queue: list[Ticket] = []  # running ones (started), then waiting ones, in arrival order
+        self.capacity = max(1, capacity)
         self.gauge = Gauge()
 
-    def join(self, est_seconds: float) -> Ticket:
-        t = Ticket(est_seconds)
+    def join(self, est_seconds: float, owner: str | None = None) -> Ticket:
+        t = Ticket(est_seconds, owner)
         with self._cond:
             self._queue.append(t)
         return t
@@ -102,7 +105,20 @@ class TrainingSlot:
     def position(self, t: Ticket) -> int:
         """0 = running (or free to run), 1 = next, ..."""
         with self._cond:
-            return self._queue.index(t) if t in self._queue else -1
+            if t not in self._queue:
+                return -1
+            if t.started is not None or self._may_run(t):
+                return 0
+            return sum(1 for x in self._queue[: self._queue.index(t)] if x.started is None) + 1
+
+    def _may_run(self, t: Ticket) -> bool:
+        """(holding the lock) Whether waiting ticket `t` is next: a place is free, and it is the first waiting
+        ticket whose learner has nothing running."""
+        running = [x for x in self._queue if x.started is not None]
+        if len(running) >= self.capacity:
+            return False
+        busy = {x.owner for x in running if x.owner is not None}
+        return next((x for x in self._queue if x.started is None and (x.owner is None or x.owner not in busy)), None) is t
 
     def wait_estimate(self, t: Ticket) -> float:
         with self._cond:
@@ -114,17 +130,18 @@ class TrainingSlot:
                 total += a.est_seconds
             else:
                 total += a.eta if a.eta is not None else max(0.0, a.est_seconds - (now - a.started))
-        return total
+        return total / self.capacity  # several places drain the line that much faster
 
     def turn(self, t: Ticket, timeout: float = 1.0) -> bool:
         """Wait up to `timeout` for this ticket to reach the front; True when it may run."""
         with self._cond:
-            if self._queue and self._queue[0] is t:
-                t.started = t.started or time.perf_counter()
+            if t.started is not None:
                 return True
-            self._cond.wait(timeout)
-            if self._queue and self._queue[0] is t:
+            if not self._may_run(t):
+                self._cond.wait(timeout)
+            if t in self._queue and self._may_run(t):
                 t.started = time.perf_counter()
+                self._cond.notify_all()  # the next one may be free to run too (another learner's, another place)
                 return True
             return False
 
@@ -141,7 +158,7 @@ class TrainingSlot:
 
 
 def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, keep=lambda result: True,
-            fresh: bool = False, replay_seconds: float = 6.0):
+            fresh: bool = False, replay_seconds: float = 6.0, owner: str | None = None):
     """One loop for every training: replay an identical recorded run (never holding the slot), or
     wait for the training slot (reporting the queue), run `compute()` and record it for replay.
     `key` names everything the run depends on (None: never replayed); `keep(result)` says whether
@@ -171,7 +188,7 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
                 yield Queued(1, est_seconds)
                 time.sleep(LEASE_POLL_S)
             rec = rec or recorded()  # the holder records before it lets go: its recording may be there now
-        ticket = None if rec else ctx.slot.join(est_seconds)
+        ticket = None if rec else ctx.slot.join(est_seconds, owner)
         while ticket is not None and not ctx.slot.turn(ticket, 1.0):
             if stop.is_set():
                 yield Left()

@@ -102,3 +102,39 @@ def place_of(folder) -> str | None:
             return None
         _HELD[path] = fd
     return f"{socket.gethostname()}:{path}"[:512]
+
+
+def mount_of(path, mountinfo: str | None = None) -> tuple[str, str]:
+    """(mount point, filesystem type) of the filesystem `path` is on, from /proc/self/mountinfo (or the text
+    given): the longest mount point that contains it. ("", "") where that cannot be read."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return "", ""
+    target = str(Path(path).resolve())
+    best = ("", "")
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 10 or "-" not in fields:
+            continue
+        point = fields[4].replace("\\040", " ")
+        fstype = fields[fields.index("-") + 1]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, fstype)
+    return best
+
+
+EPHEMERAL_FS = ("overlay", "tmpfs", "aufs", "ramfs")  # a container's own disk, or memory: gone at a restart
+
+
+def storage(data_dir, database: str | None, mountinfo: str | None = None) -> dict:
+    """Where the learners' work is kept, and whether a Space will lose it at its next restart: on a Space
+    (SPACE_ID set) whose store is SQLite (or none) in a data dir on the container's own disk or in memory.
+    A PostgreSQL database (HML_DATABASE_URL) keeps everything, adapters included, whatever the disk."""
+    point, fstype = mount_of(data_dir, mountinfo) if data_dir is not None else ("", "")
+    local = database is None or database.startswith("sqlite")
+    ephemeral = bool(os.environ.get("SPACE_ID")) and local and (data_dir is None or point == "/" or fstype in EPHEMERAL_FS)
+    return {"data_dir": None if data_dir is None else str(data_dir), "mount": point, "filesystem": fstype,
+            "database": "none" if database is None else database.split(":", 1)[0].split("+", 1)[0], "ephemeral": ephemeral}

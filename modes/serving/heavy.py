@@ -12,8 +12,11 @@ Two modes:
 
 A heavy function is a module-level function `fn(ctx, *args)` whose arguments and results pickle (plain
 values, dataclasses, bytes): in the worker, `ctx` is the forked copy of the app context (its locks made
-anew, its engine its own), found again by key. Its GPU duration comes from an estimate made from the
-settings, with a margin; a call whose estimate exceeds ZeroGPU's per-call limit is refused before it starts.
+anew, its engine its own), found again by key. A training's GPU duration is measured (modes/serving/
+gpu_budget.py: seconds per step of its kind on this GPU, timed inside the call); until then it is a guess
+from the settings, with a margin. A call that would ask for more than ZeroGPU's per-call limit is refused
+before it starts; one ZeroGPU refuses for the visitor's quota is told as such (QuotaRefused). In-call mode
+lets HML_GPU_CONCURRENT trainings of different learners run at once, each in its own call.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 import uuid
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,6 +39,38 @@ DEFAULT_LIMIT_S = 300
 MARGIN = 1.5  # the duration asked for is the estimate times this (estimates are not measured on ZeroGPU)
 WORKER_START_S = 20.0  # a worker's start: fork, the model's move to the GPU, CUDA's first kernels
 GPU_SPEEDUP = 5.0  # a conservative floor: the app's CPU estimates divided by this (a GPU is far faster)
+
+
+class QuotaRefused(Exception):
+    """ZeroGPU refused the call: the visitor's daily GPU quota has less left than the call asked for."""
+
+    key = "err_gpu_quota"
+
+    def __init__(self, seconds: float, said: str):
+        super().__init__(f"ZeroGPU refused {seconds:.0f} s for the visitor's quota: {said}")
+        self.fmt = {"secs": f"{seconds:.0f}"}
+
+
+def _quota_refusal(exc: BaseException) -> bool:
+    """ZeroGPU's own refusal for quota (spaces raises a gr.Error whose message speaks of the quota)."""
+    text = str(exc).lower()
+    return "quota" in text and not isinstance(exc, (TooLong, QuotaRefused))
+
+
+@dataclass
+class GpuName:
+    """The first item a GPU call streams: which GPU ran it (the budget is kept per GPU)."""
+
+    name: str
+
+
+def gpu_name() -> str:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    except Exception:
+        return "unknown"
 
 
 class TooLong(Exception):
@@ -98,8 +135,9 @@ def inside() -> bool:
 
 
 def _duration(key, fn, seconds, args, kwargs) -> int:
-    """spaces.GPU's duration callable: it gets the task's own arguments; `seconds` is the estimate."""
-    return int(seconds * MARGIN) + 1
+    """spaces.GPU's duration callable: it gets the task's own arguments; `seconds` is what to ask for (its
+    margin already in: Heavy.asked)."""
+    return int(seconds) + 1
 
 
 class Raised:
@@ -130,6 +168,7 @@ def _worker_threads() -> None:
 def _stream_task(key, fn, seconds, args, kwargs):
     _worker_threads()
     try:
+        yield GpuName(gpu_name())
         yield from fn(_CONTEXTS[key], *args, **kwargs)
     except Exception as exc:
         yield Raised(exc)
@@ -179,6 +218,13 @@ class Heavy:
         self.key = uuid.uuid4().hex
         self.calls = 0  # GPU calls made from this process (tests and the status read it)
         self._lock = threading.Lock()
+        from modes.serving.gpu_budget import GpuBudget
+
+        self.budget = GpuBudget()  # measured seconds per step, per kind and GPU (in-call mode)
+        self.gpu = "unknown"  # the GPU the last call ran on (its first streamed item says)
+        # Trainings of different learners running at once, each in its own GPU call (ZeroGPU gives each call
+        # its own GPU slice); threads mode trains one at a time on the machine's own cores.
+        self.concurrent = max(1, int(os.environ.get("HML_GPU_CONCURRENT", "3"))) if self.mode == IN_CALL else 1
 
     @property
     def in_call(self) -> bool:
@@ -194,45 +240,75 @@ class Heavy:
         _PARENT_PID = _PARENT_PID or os.getpid()
         _decorated()
 
-    def check(self, seconds: float) -> None:
-        """Refuse, before it starts, a call whose estimated GPU time (with the margin) exceeds the limit."""
-        if self.mode == IN_CALL and seconds * MARGIN > self.limit_s:
-            raise TooLong(seconds * MARGIN, self.limit_s)
+    def asked(self, seconds: float, kind: str | None = None, steps: int | None = None) -> float:
+        """The GPU seconds a call asks for: for a training `kind` of `steps` steps, what it measured on this GPU
+        (modes/serving/gpu_budget.py); else `seconds` (the CPU-derived guess) with its margin."""
+        if kind is None:
+            return seconds * MARGIN
+        return self.budget.ask(kind, steps or 0, seconds, self.gpu)[0]
 
-    def stream(self, fn, *args, seconds: float, stop=None, **kwargs) -> Iterator:
+    def check(self, seconds: float, kind: str | None = None, steps: int | None = None) -> float:
+        """Refuse, before it starts, a call that would ask for more than the per-call limit; returns what it asks."""
+        ask = self.asked(seconds, kind, steps)
+        if self.mode == IN_CALL and ask > self.limit_s:
+            raise TooLong(ask, self.limit_s)
+        return ask
+
+    def stream(self, fn, *args, seconds: float, stop=None, kind: str | None = None, steps: int | None = None, **kwargs) -> Iterator:
         """Yield what `fn(ctx, *args, **kwargs)` yields. `stop` (a StopFlag, or None) is passed on as
-        `stop=`; in a GPU call it becomes a FileStop the parent sets when the flag is set."""
+        `stop=`; in a GPU call it becomes a FileStop the parent sets when the flag is set. `kind`, `steps`: a
+        training's, whose call is timed and asks for what such calls measured (modes/serving/gpu_budget.py)."""
         if not self.in_call:
             yield from fn(self._ctx(), *args, **({"stop": stop} if stop is not None else {}), **kwargs)
             return
-        self.check(seconds)
+        from modes.serving.gpu_budget import StepClock
+
+        ask = self.check(seconds, kind, steps)
         with self._lock:
             self.calls += 1
         flag = None
         if stop is not None:
             flag = FileStop(os.path.join(tempfile.gettempdir(), f"hml-stop-{uuid.uuid4().hex}"))
             kwargs["stop"] = flag
-        gen = _decorated()["stream"](self.key, fn, seconds, args, kwargs)
+        clock, gpu = StepClock(time.monotonic()), self.gpu
+        gen = _decorated()["stream"](self.key, fn, ask, args, kwargs)
         try:
             for item in gen:
+                if isinstance(item, GpuName):
+                    self.gpu = gpu = item.name
+                    continue
                 if isinstance(item, Raised):
                     item.throw()
+                if hasattr(item, "elapsed") and hasattr(item, "step"):  # a training step, timed in the worker
+                    clock.step(time.monotonic(), item.elapsed, item.step)
                 if stop is not None and stop.is_set() and not flag.is_set():
                     flag.set()  # the worker's training sees it at its next step
                 yield item
+        except Exception as exc:
+            if _quota_refusal(exc):
+                raise QuotaRefused(ask, str(exc)) from None
+            raise
         finally:
             gen.close()  # a closed page: ZeroGPU tells the worker to stop
             if flag is not None and os.path.exists(flag.path):
                 os.remove(flag.path)
+        measured = clock.done(time.monotonic()) if kind and not (stop is not None and stop.is_set()) else None
+        if measured is not None:
+            self.budget.record(kind, gpu, *measured)
 
     def call(self, fn, *args, seconds: float, **kwargs):
         """`fn(ctx, *args, **kwargs)`, here or in one GPU call."""
         if not self.in_call:
             return fn(self._ctx(), *args, **kwargs)
-        self.check(seconds)
+        ask = self.check(seconds)
         with self._lock:
             self.calls += 1
-        out = _decorated()["call"](self.key, fn, seconds, args, kwargs)
+        try:
+            out = _decorated()["call"](self.key, fn, ask, args, kwargs)
+        except Exception as exc:
+            if _quota_refusal(exc):
+                raise QuotaRefused(ask, str(exc)) from None
+            raise
         if isinstance(out, Raised):
             out.throw()
         return out
@@ -254,4 +330,5 @@ class Heavy:
             return ("heavy work: threads (one engine batches every learner's rows; a training runs on in its own "
                     "thread and a reloaded page reattaches to it)")
         return (f"heavy work: in-call (ZeroGPU: each request's work runs in its own GPU call of at most "
-                f"{self.limit_s:.0f} s; batching across learners and reattaching to a training after a reload are given up)")
+                f"{self.limit_s:.0f} s, up to {self.concurrent} learners' trainings at once, each asking for the GPU seconds "
+                "its kind measured per step; batching across learners and reattaching to a training after a reload are given up)")
