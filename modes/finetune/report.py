@@ -57,3 +57,30 @@ def render_cost(off: dict, chrf_before, chrf_after, direction: str, lang: str) -
                                           for c in off["continuations"]]
     return "\n".join(rows) + "\n\n" + reading + " " + note + "\n\n" + "\n".join(conts) + "\n\n" + \
         m("ft_cost_seconds", secs=f"{off['off_task_seconds']:.0f}")
+
+
+def score_row(f: dict | None, lang: str) -> str:
+    """This tab's row of the three-ways scoreboard, from the learner's latest fine-tune."""
+    if not f:
+        return ui.msg("sb_empty_finetune", lang)
+    off = f.get("off_task")
+    if f.get("task", "translation") != "translation":  # another task's chrF: said, and priced in translation
+        from modes.finetune.offtask import translation_delta
+
+        other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
+            "sb_other_finetune_summary", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}",
+            delta=f"{translation_delta(off):+.1f}")
+        return ui.msg("sb_row_finetune_summary", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
+                      pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"],
+                      n=f["n_test"], label=f.get("label", ""), other=other)
+    other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
+        "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
+        rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
+    return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
+                  pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
+                  other=other, label=f.get("label") or "")
+
+
+def _best(s: dict) -> float:
+    # The three ways are compared on translation: a run of another task ranks below every translation run.
+    return s["chrf_after"] - (1000.0 if s.get("task", "translation") != "translation" else 0.0)

@@ -23,7 +23,8 @@ from modes.finetune import base_side
 from modes.finetune.base_side import shakespeare_val
 from modes.finetune.config import FinetuneConfig
 from modes.finetune.data_panel import resolve_data, task_and_upload, upload_columns, wire_preview
-from modes.finetune.report import result_text
+from modes.finetune.plan import estimate, gpu_kind, gpu_line
+from modes.finetune.report import _best, result_text, score_row
 from modes.runs import follow as records
 from modes.runs.jobs import fmt_eta
 from modes.runs.reuse import code_version, runtime, text_hash
@@ -99,25 +100,6 @@ def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_b
     yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before, base_outputs=base_outputs,
                         fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(),
                         generate=ctx.base_answers(bulk_generator(ctx.engine, "ft:" + str(id(stop)))))
-
-
-def estimate(task: str, steps: int) -> float:
-    """A run's seconds on 2 CPU cores: about 0.9 s a step plus scoring; dialogues are ~3x longer than sentence
-    pairs, and their scoring writes whole sentences."""
-    return steps * 0.9 + 40 if task == "translation" else steps * 2.5 + 90
-
-
-def gpu_kind(task: str) -> str:
-    return f"finetune:{task}"
-
-
-def gpu_line(ctx, task: str, steps, request: gr.Request = None) -> str:
-    """In-call mode (ZeroGPU): the GPU seconds a run with these settings will ask for, shown before it starts."""
-    try:
-        steps = int(steps)
-    except (TypeError, ValueError):
-        steps = D.steps
-    return records.gpu_line(ctx, gpu_kind(task or D.task), steps, estimate(task or D.task, steps), ui.lang_of(request))
 
 
 def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: bool):
@@ -240,28 +222,6 @@ def load_adapter(ctx, path, direction, request: gr.Request = None):
     return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
 
 
-def score_row(f: dict | None, lang: str) -> str:
-    """This tab's row of the three-ways scoreboard, from the learner's latest fine-tune."""
-    if not f:
-        return ui.msg("sb_empty_finetune", lang)
-    off = f.get("off_task")
-    if f.get("task", "translation") != "translation":  # another task's chrF: said, and priced in translation
-        from modes.finetune.offtask import translation_delta
-
-        other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
-            "sb_other_finetune_summary", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}",
-            delta=f"{translation_delta(off):+.1f}")
-        return ui.msg("sb_row_finetune_summary", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
-                      pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"],
-                      n=f["n_test"], label=f.get("label", ""), other=other)
-    other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
-        "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
-        rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
-    return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
-                  pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
-                  other=other, label=f.get("label") or "")
-
-
 def slider(name: str, label, **kw) -> gr.Slider:
     """A setting's slider, its bounds and default from FinetuneConfig."""
     return ui.setting(FinetuneConfig, name, label, **kw)
@@ -307,11 +267,7 @@ def build(page: Page) -> None:
         anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
         export_btn = gr.Button(ui.t("ft_export_btn"))
     fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
-    gpu_md = gr.Markdown(visible=ctx.heavy.in_call, elem_id="ft-gpu-ask")  # ZeroGPU: the seconds a run will ask for
-    for comp in (steps, ft_task):
-        comp.change(ui.endpoint(gpu_line, ctx), [ft_task, steps], gpu_md, api_name=False, queue=False, show_progress="hidden")
-    if ctx.heavy.in_call and page.attached is not None:
-        page.attached.then(ui.endpoint(gpu_line, ctx), [ft_task, steps], gpu_md, api_name=False, queue=False)
+    records.gpu_ask(page, ui.endpoint(gpu_line, ctx), [ft_task, steps], "ft-gpu-ask")
     progress_md = gr.Markdown()
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
                        color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "held-out eval": "#f97316",
@@ -350,11 +306,6 @@ def build(page: Page) -> None:
                      api_name="export_script")
     adapter_upload.upload(ui.endpoint(load_adapter, ctx), [adapter_upload, direction], [page.adapter, adapter_msg],
                           api_name="load_adapter")
-
-
-def _best(s: dict) -> float:
-    # The three ways are compared on translation: a run of another task ranks below every translation run.
-    return s["chrf_after"] - (1000.0 if s.get("task", "translation") != "translation" else 0.0)
 
 
 TAB = Tab(id="finetune", title="tab_finetune", build=build, score_row=score_row, best=_best,

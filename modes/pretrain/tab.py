@@ -15,6 +15,7 @@ import gradio as gr
 from modes import ui
 from modes.data import corpus as corpus_mod
 from modes.data.uploads import InputError
+from modes.pretrain.cards import _best, _headline, result_card, samples_view, score_row, two_ways
 from modes.pretrain.config import MAX_TEXT_CHARS, PretrainConfig
 from modes.runs import follow as records
 from modes.runs.jobs import fmt_eta
@@ -187,17 +188,6 @@ def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
                          keep=lambda r: not r.stopped, fresh=fresh)
 
 
-def samples_view(run) -> tuple[str, list | None]:
-    """(the samples box's text, the coloured fill-in of the newest sample or None). A masked run's samples
-    are fill-ins of one fixed val window: guesses in brackets, ✓ right, ✗ wrong."""
-    if run.settings.get("objective") != "masked":
-        return "\n\n".join(run.samples), None
-    from modes.pretrain.masked import parse_fill_in
-
-    spans = parse_fill_in(run.samples[0].split("\n", 1)[1]) if run.samples else None
-    colour = [(ch, None if ok is None else ("right" if ok else "wrong")) for ch, ok in spans] if spans else None
-    return "\n\n".join(run.samples), colour
-
 
 def follow(ctx, run, session, lang: str):
     """Stream a pre-training run to this page until it ends (a reloaded page follows it again)."""
@@ -231,56 +221,10 @@ def follow(ctx, run, session, lang: str):
               result=md, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
 
 
-def result_card(res, lang: str) -> str:
-    """The run's result card: against the pretrained 270M model (next-token), or its fill-in figures (masked)."""
-    fmt = dict(steps=res.steps, params=f"{res.params:,}", bpc=f"{res.val_bpc:.2f}", ref=_ref(res.pretrained_val_bpc),
-               secs=f"{res.seconds:.0f}", tps=f"{res.tokens_per_s:,.0f}", pct=f"{100 * res.params_updated_fraction:.0f}")
-    if getattr(res, "objective", "next-token") == "masked":
-        md = ui.msg("pt_result_masked", lang, **fmt, acc=f"{100 * res.fill_in_accuracy:.1f}", uni=f"{100 * res.unigram_accuracy:.1f}",
-                    written=(res.left_to_right or "").replace("\n", " ").replace("|", "\\|"))
-        return (ui.msg("pt_stopped_line", lang, steps=res.steps) + "\n\n" + md) if res.stopped else md
-    return ui.msg("pt_result_stopped" if res.stopped else "pt_result", lang, **fmt)
-
-
-def two_ways(ctx, session, lang: str) -> str:
-    """The learner's own latest finished run of each objective, side by side, and why they differ:
-    the masked loss is lower (it sees both sides of a gap), yet that model cannot write left to right."""
-    owner = session.owner if session else None
-    latest = {}
-    for r in ctx.history.runs(owner, TAB.id):
-        s = r.summary or {}
-        if r.status == "done" and "val_bpc" in s:
-            latest[s.get("objective", "next-token")] = s  # runs come oldest first: the last one wins
-    if len(latest) < 2:
-        return ""
-    nt, mk = latest["next-token"], latest["masked"]
-    key = "pt_two_ways_lower" if mk["val_bpc"] < nt["val_bpc"] else "pt_two_ways_not_lower"
-    return ui.msg(key, lang, nt=f"{nt['val_bpc']:.2f}", mk=f"{mk['val_bpc']:.2f}", nt_steps=nt["steps"], mk_steps=mk["steps"],
-                  acc=f"{100 * (mk.get('fill_in_accuracy') or 0):.0f}", uni=f"{100 * (mk.get('unigram_accuracy') or 0):.0f}",
-                  written=(mk.get("left_to_right") or "").replace("\n", " ")[:80].replace("|", "\\|"))
-
-
 def resume(ctx, session=None, request: gr.Request = None):
     """After a reload: follow the learner's pre-training that is still running, if there is one."""
     lang = ui.lang_of(request)
     yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, lang), OUT())
-
-
-def _ref(bpc: float | None) -> str:
-    return "—" if bpc is None else f"{bpc:.2f}"
-
-
-def score_row(p: dict | None, lang: str) -> str:
-    """This tab's row of the three-ways scoreboard, from the learner's latest pre-training."""
-    if not p:
-        return ui.msg("sb_empty_pretrain", lang)
-    if p.get("objective") == "masked":
-        return ui.msg("sb_row_pretrain_masked", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
-                      chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
-                      acc=f"{100 * p['fill_in_accuracy']:.0f}")
-    return ui.msg("sb_row_pretrain", lang, pct=f"{100 * p['params_updated_fraction']:.0f}", params=f"{p['params']:,}",
-                  chars=f"{p['n_chars']:,}", corpus=p["corpus"], secs=f"{p['seconds']:.0f}", bpc=f"{p['val_bpc']:.2f}",
-                  ref=_ref(p.get("pretrained_val_bpc")), other=ui.msg("sb_other_pretrain", lang, bpc=f"{p['val_bpc']:.2f}"))
 
 
 def build(page: Page) -> None:
@@ -323,11 +267,7 @@ def build(page: Page) -> None:
         stop_btn = gr.Button(ui.t("stop_btn"), variant="stop")
         anew_btn = gr.Button(ui.t("train_anew_btn"), visible=False)
     fresh_box = gr.Checkbox(value=False, label=ui.t("fresh_label"), info=ui.t("fresh_info"))
-    gpu_md = gr.Markdown(visible=ctx.heavy.in_call, elem_id="pt-gpu-ask")  # ZeroGPU: the seconds a run will ask for
-    for comp in (size, steps, objective):
-        comp.change(ui.endpoint(gpu_line, ctx), [size, steps, objective], gpu_md, api_name=False, queue=False, show_progress="hidden")
-    if ctx.heavy.in_call and page.attached is not None:
-        page.attached.then(ui.endpoint(gpu_line, ctx), [size, steps, objective], gpu_md, api_name=False, queue=False)
+    records.gpu_ask(page, ui.endpoint(gpu_line, ctx), [size, steps, objective], "pt-gpu-ask")
     progress_md = gr.Markdown()
     # No initial value: an empty DataFrame fixes the column types as numbers, and the lines then
     # never draw (tests/test_browser.py checks the drawn paths).
@@ -354,17 +294,6 @@ def build(page: Page) -> None:
     page.controls[TAB.id] = {"size": size, "steps": steps, "seed": seed, "objective": objective, "mask_rate": mask_rate}
     records.wire_training(ctx, TAB.id, ui.endpoint(pretrain, ctx), ui.endpoint(resume, ctx), inputs, outputs,
                           train_btn, anew_btn, stop_btn, fresh_box, page, api_name="pretrain")
-
-
-def _best(s: dict) -> float:
-    # A masked run's bits/char are on hidden characters only, a different task: any next-token run ranks above it.
-    return -s["val_bpc"] - (1000.0 if s.get("objective") == "masked" else 0.0)
-
-
-def _headline(s: dict) -> str:
-    if s.get("objective") == "masked":
-        return f"masked: val {s['val_bpc']:.3f} bits/masked char, fill-in {100 * s['fill_in_accuracy']:.0f}%"
-    return f"val {s['val_bpc']:.3f} bits/char"
 
 
 TAB = Tab(id="pretrain", title="tab_pretrain", build=build, score_row=score_row, best=_best, headline=_headline,

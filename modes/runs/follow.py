@@ -135,6 +135,20 @@ def gpu_line(ctx, kind: str, steps: int, guess_s: float, lang: str) -> str:
     return ui.msg(key, lang, secs=f"{secs:.0f}", limit=f"{ctx.heavy.limit_s:.0f}")
 
 
+def gpu_ask(page, line, inputs: list, elem_id: str) -> None:
+    """Under a training button in in-call mode: the GPU seconds a run with the settings shown will ask for (`line`,
+    an endpoint of `inputs`), drawn when the page opens and again when any of them changes."""
+    import gradio as gr
+
+    md = gr.Markdown(visible=page.ctx.heavy.in_call, elem_id=elem_id)
+    if not page.ctx.heavy.in_call:
+        return
+    for comp in inputs:
+        comp.change(line, inputs, md, api_name=False, queue=False, show_progress="hidden")
+    if page.attached is not None:
+        page.attached.then(line, inputs, md, api_name=False, queue=False)
+
+
 # ---- curves ---------------------------------------------------------------------------------------
 def ema(values: list[float], weight: float) -> list[float]:
     """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to 0."""

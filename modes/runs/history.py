@@ -5,10 +5,7 @@ A learner is an *owner*: a 128-bit random id the server issues and the browser k
 settings, its whole curve and its summary; a fine-tune's adapter sits on disk beside it.
 
 A training runs in its own thread, not in the request that started it: the request only *follows*
-the run. A reloaded page follows it again (the curve keeps growing, Stop still works). When no page
-has followed a run for `grace_s` seconds (every tab closed), a watchdog stops it. The watchdog
-looks at when a follower last ran, not at a count of followers: a page that vanished before its
-first update leaves a suspended generator behind that nobody ever closes.
+the run (modes/runs/drive.py: driving, following, the watchdog). A reloaded page follows it again.
 
 Bounds: at most MAX_RUNS runs and MAX_ADAPTER_BYTES of adapters per owner (the oldest finished
 runs go first, and the learner is told), and runs expire after TTL_S (HML_KEEP_DAYS, default 7) with their files.
@@ -16,9 +13,7 @@ runs go first, and the learner is told), and runs expire after TTL_S (HML_KEEP_D
 
 from __future__ import annotations
 
-import collections
 import itertools
-import logging
 import os
 import re
 import secrets
@@ -28,9 +23,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from modes.runs import drive, durable, mirror
+from modes.runs import durable, mirror
+from modes.runs.drive import FOLLOW_EVERY, Driving  # noqa: F401 - FOLLOW_EVERY: the follow pace, named here too
 from modes.runs.jobs import StopFlag
 from modes.runs.schema import ACTIVE
 
@@ -39,7 +35,6 @@ MAX_ADAPTER_BYTES = 50 * 2**20  # per owner, on disk: about a dozen default adap
 # A run (and an owner with no runs) is forgotten this long after its last use, its files and rows too.
 TTL_S = float(os.environ.get("HML_KEEP_DAYS", "7")) * 86400
 GRACE_S = 60.0  # a training nobody follows (every tab closed) is stopped after this long
-FOLLOW_EVERY = 0.5  # seconds between a follower's redraws (it also checks in this often)
 OWNER_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -97,7 +92,7 @@ class Run:
                                                              if self.status == "interrupted" else {})}
 
 
-class History:
+class History(Driving):
     def __init__(self, folder: Path | str | None = None, grace_s: float = GRACE_S, ttl_s: float = TTL_S,
                  max_runs: int = MAX_RUNS, max_adapter_bytes: int = MAX_ADAPTER_BYTES,
                  clock: Callable[[], float] = time.monotonic, store=None):
@@ -301,125 +296,3 @@ class History:
                     durable.forget_owner(self, owner)
                     self._seen.pop(owner, None)
                     shutil.rmtree(self.folder / owner, ignore_errors=True)
-
-    # ---- running and following -------------------------------------------------------------------
-    def update(self, run: Run, **changes) -> None:
-        """Change a run and wake whoever follows it."""
-        with self._cond:
-            for k, v in changes.items():
-                setattr(run, k, v)
-            run.version += 1
-            run.last_used = self.clock()
-            self._cond.notify_all()
-        durable.save_run(self, run)
-
-    def start(self, run: Run, events: Iterator, fold: Callable[[Run, Any], dict | None], inline: bool = False) -> None:
-        """Drive `events` (a run_job generator) in a thread of its own; `fold(run, job_event)` turns
-        each event into changes of the run. The run ends (done, stopped, left or failed) only when
-        the job has finished, so a finished run never still holds the training slot.
-        `inline`: no thread; the first page to follow the run drives it from its own request (in-call
-        mode: the GPU call must be made by the request, modes/serving/heavy.py)."""
-        driver = self._drive(run, events, fold)
-        if inline:
-            run.driver = driver
-            return
-        threading.Thread(target=lambda: collections.deque(driver, 0), name=f"run-{run.id}", daemon=True).start()
-
-    def _drive(self, run: Run, events: Iterator, fold) -> Iterator[None]:
-        """Fold every event into the run (yielding after each); end it with its outcome, or as failed."""
-        try:
-            for ev in events:
-                changes = fold(run, ev)
-                if changes is not None:
-                    self.update(run, **changes)
-                yield
-            # No outcome: a stopped replay, or a learner who left the queue, gave no result.
-            self.update(run, status=run.outcome or ("left" if run.status in ("starting", "queued") else "stopped"))
-        except GeneratorExit:  # the request driving it closed (in-call mode): the run ends here, stopped
-            events.close()
-            self.update(run, status=run.outcome or "stopped")
-            raise
-        except Exception as exc:  # reported to every follower, the app keeps serving
-
-            logging.getLogger(__name__).exception("run %s failed", run.id)
-            self.update(run, status="failed", error=exc)
-
-    def follow(self, run: Run, every: float = FOLLOW_EVERY) -> Iterator[Run]:
-        """Yield the run whenever it changed (at most every `every` s) until it ends, then once more.
-        Each pass marks the run as followed; the watchdog stops a run nobody has followed lately.
-        A run started `inline` is driven by its first follower, from that follower's request."""
-        self._watch()
-        with self._cond:
-            driver = run.__dict__.pop("driver", None)
-        if driver is not None:
-            yield from drive.follow_driving(self, run, driver, every)
-            return
-        seen = -1
-        while True:
-            run.followed_at = self.clock()
-            if not run.here:  # another process drives it: its changes arrive through the database
-                mirror.sync(self)
-                mirror.followed_elsewhere(self, run)
-            with self._cond:
-                self._cond.wait_for(lambda: run.version != seen or not run.active, timeout=every)
-                changed, done, seen = run.version != seen, not run.active, run.version
-            run.followed_at = self.clock()
-            if changed or done:
-                yield run
-            if done:
-                return
-            time.sleep(every)  # a redraw at most every `every` s, whatever the step rate
-
-    def _watch(self) -> None:
-        """Start the watchdog once: every active run followed by nobody for grace_s is stopped."""
-        with self._cond:
-            if getattr(self, "_watchdog", None) is not None:
-                return
-            self._watchdog = threading.Thread(target=self._watch_loop, name="runs-watchdog", daemon=True)
-        self._watchdog.start()
-
-    def _watch_loop(self) -> None:
-        while True:
-            time.sleep(min(1.0, max(0.05, self.grace_s / 4)))
-            self.stop_orphans()
-
-    def stop(self, run: Run) -> None:
-        """Stop a run (or take it out of the queue), wherever it is driven: here at once, on another process
-        through the database (that process checks every second)."""
-        if run.here:
-            run.stop.set()
-        elif run.active and self.store is not None:
-            try:
-                self.store.request_stop(run.id)
-            except Exception:
-                logging.getLogger(__name__).exception("could not ask for run %s to stop", run.id)
-
-    def _tick(self) -> None:
-        """Every second, from the liveness thread: stops asked for on other processes, and runs cut by them."""
-        asked = set(self.store.stop_requests(self.live.id))
-        with self._cond:
-            mine = [r for runs in self._owners.values() for r in runs.values() if r.id in asked and r.here]
-        for run in mine:
-            run.stop.set()
-        mirror.sync(self)
-
-    def stop_orphans(self) -> list[Run]:
-        """Stop every active run that no page has followed for the grace period; returns them."""
-        stale = self.clock() - self.grace_s - 2 * FOLLOW_EVERY  # a live follower checks in every 2 x FOLLOW_EVERY
-        with self._cond:
-            orphans = [r for runs in self._owners.values() for r in runs.values() if r.active and r.here and r.followed_at < stale]
-        if orphans and mirror.shared(self):  # a page on another process may follow it (mirror.followed_elsewhere)
-            try:
-                wall = self.store.followed([r.id for r in orphans])
-            except Exception:
-                wall = {}
-            now = time.time()
-            for r in [r for r in orphans if (wall.get(r.id) or 0) > now - self.grace_s]:
-                r.followed_at = self.clock() - (now - wall[r.id])
-                orphans.remove(r)
-        for run in orphans:
-            run.stop.set()
-            driving = run.__dict__.pop("driving", None)
-            if driving is not None:  # an in-call run whose request went quiet: drive it to its stopped end here
-                threading.Thread(target=drive.drain, args=(driving, run), name=f"run-{run.id}-orphan", daemon=True).start()
-        return orphans
