@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import os
 
@@ -23,8 +24,8 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
 
     import gradio as gr
 
+    from modes import statusline, ui
     from modes import tabs as registry
-    from modes import ui
     from modes.context import AppContext
     from modes.model import adapters
     from modes.runs import follow as runs
@@ -39,19 +40,16 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         gr.Markdown(ui.t("app_intro"))
         storage = ctx.storage()  # a Space on its container's own disk says, in the learner's language, what it will lose
 
-        def status_line(lang: str = "en") -> str:
-            warn = storage["warning"][lang] + "\n\n" if storage["warning"] else ""
-            return warn + loader.status_markdown() + "\n\n" + ctx.heavy.describe()
-
-        status = gr.Markdown(status_line(), elem_id="model-status")
+        head = functools.partial(statusline.head, loader, ctx.heavy, storage)  # (lang) -> one short line
+        status = gr.Markdown(head(), elem_id="model-status")
+        with gr.Accordion(ui.t("status_details"), open=False, elem_id="model-status-details"):
+            status_details = gr.Markdown(statusline.details(loader, ctx.heavy))
         timer = gr.Timer(1.0)
 
-        def poll(request: gr.Request = None):
-            # Keep polling while loading; stop the timer once the model is ready or failed.
-            done = loader.status.state in ("ready", "error")
-            return status_line(ui.lang_of(request)), gr.Timer(active=not done)
-
-        timer.tick(poll, None, [status, timer], show_progress="hidden", queue=False)
+        # Polled while the model loads (the timer stops once it is ready or failed), and once when a page opens.
+        poll = ui.endpoint(statusline.poll, loader, ctx.heavy, storage)  # (ui.endpoint: Gradio then sees `request`)
+        timer.tick(poll, None, [status, status_details, timer], show_progress="hidden", queue=False)
+        demo.load(poll, None, [status, status_details, timer], show_progress="hidden", queue=False, api_name=False)
 
         @ui.guard
         def model_status() -> dict:
