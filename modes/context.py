@@ -65,7 +65,7 @@ class AppContext:
             self.classes = Classes(ttl_s=self.history.ttl_s)
         # Several processes on one database (modes/runs/liveness.py): this one beats, marks the runs of one that
         # stopped beating interrupted, and takes the stops asked for its runs elsewhere.
-        if self.history.live is not None:
+        if self.history.live is not None and self.history.store.shared:  # (one SQLite process has nobody to tell)
             self.history.live.start()
         store = self.history.store if self.history.store is not None and self.history.store.shared else None
         # Shared results and recordings in the database when other processes read it too, with leases on work
