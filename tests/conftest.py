@@ -165,6 +165,18 @@ def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None 
             emulator.uninstall()
 
 
+@pytest.fixture()
+def zerogpu():
+    """The ZeroGPU emulator (tests/zerogpu.py) installed for one test: apps built meanwhile run in-call."""
+    from tests.zerogpu import Emulator
+
+    emu = Emulator().install()
+    try:
+        yield emu
+    finally:
+        emu.uninstall()
+
+
 @pytest.fixture(scope="module")
 def served(tiny_tokenizer):
     """One app on a tiny random model, shared by a test module."""

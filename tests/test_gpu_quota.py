@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from modes.serving import gpu_budget
 from modes.serving.heavy import IN_CALL, gpu_seconds
 from tests.conftest import served_app
-from tests.zerogpu import Emulator
-
-
-@pytest.fixture()
-def emulator():
-    emu = Emulator().install()
-    try:
-        yield emu
-    finally:
-        emu.uninstall()
 
 
 def _error_of(job) -> str:
@@ -33,37 +21,37 @@ def _error_of(job) -> str:
     return ""
 
 
-def test_a_run_over_the_quota_is_refused_before_it_starts_in_the_learners_language(emulator, tiny_tokenizer):
-    emulator.quota_s = 5  # an anonymous visitor near the end of their day
+def test_a_run_over_the_quota_is_refused_before_it_starts_in_the_learners_language(zerogpu, tiny_tokenizer):
+    zerogpu.quota_s = 5  # an anonymous visitor near the end of their day
     with served_app(tokenizer=tiny_tokenizer, heavy=IN_CALL) as s:
         for lang, words in (("en", ("quota", "fewer steps", "sign in")), ("ko", ("할당량", "스텝 수", "로그인"))):
             c = s.client(headers={"Accept-Language": lang})
             said = _error_of(c.submit(corpus="shakespeare", size="tiny", steps=20, seed=1, api_name="/pretrain"))
             asked = round(gpu_seconds(20 * 0.05 + 10) * gpu_budget.GUESS_MARGIN)  # the guess, before any measurement
             assert all(w in said for w in words) and f"{asked}" in said, said
-        assert emulator.refused == 2 and not emulator.walls  # refused before any GPU call started
+        assert zerogpu.refused == 2 and not zerogpu.walls  # refused before any GPU call started
 
 
-def test_after_one_measured_run_the_next_asks_for_what_it_measured(emulator, tiny_tokenizer):
+def test_after_one_measured_run_the_next_asks_for_what_it_measured(zerogpu, tiny_tokenizer):
     with served_app(tokenizer=tiny_tokenizer, heavy=IN_CALL) as s:
         c = s.client()
         kind = "pretrain:tiny:next-token"
         c.predict(corpus="shakespeare", size="tiny", steps=40, seed=1, api_name="/pretrain")
-        first_ask, first_wall = emulator.durations[-1], emulator.walls[-1]
+        first_ask, first_wall = zerogpu.durations[-1], zerogpu.walls[-1]
         assert first_ask == int(gpu_seconds(40 * 0.05 + 10) * gpu_budget.GUESS_MARGIN) + 1  # the CPU-derived guess
         measured = s.ctx.heavy.budget.as_dict()
         assert [k.split("@")[0] for k in measured] == [kind]
         m = gpu_budget.Measured(**{k: v for k, v in next(iter(measured.values())).items() if k in ("start_s", "step_s", "tail_s")})
         assert 0 < m.seconds(40) <= first_wall + 0.5  # what was measured is the call's own time (the worker's steps)
         c.predict(corpus="shakespeare", size="tiny", steps=40, seed=2, fresh=True, api_name="/pretrain")
-        second_ask = emulator.durations[-1]
+        second_ask = zerogpu.durations[-1]
         assert m.seconds(40) <= second_ask <= m.seconds(40) * gpu_budget.MARGIN + gpu_budget.SLACK_S + 1
         assert second_ask < first_ask  # a tiny model's run asks for far less than the guess once measured
         status = c.predict(api_name="/model_status")["gpu"]
         assert status["concurrent_trainings"] == 3 and kind + "@cpu" in status["measured"]
 
 
-def test_the_learner_sees_the_seconds_before_the_run(emulator, tiny_tokenizer):
+def test_the_learner_sees_the_seconds_before_the_run(zerogpu, tiny_tokenizer):
     from modes.pretrain import tab as pretrain_tab
 
     with served_app(tokenizer=tiny_tokenizer, heavy=IN_CALL) as s:
@@ -83,7 +71,7 @@ def _korean():
     return types.SimpleNamespace(headers={"accept-language": "ko"})
 
 
-def test_two_learners_trainings_run_at_once_in_call_mode(emulator, tiny_tokenizer):
+def test_two_learners_trainings_run_at_once_in_call_mode(zerogpu, tiny_tokenizer):
     with served_app(tokenizer=tiny_tokenizer, heavy=IN_CALL) as s:
         started = threading.Barrier(2)
 
@@ -99,7 +87,7 @@ def test_two_learners_trainings_run_at_once_in_call_mode(emulator, tiny_tokenize
         for t in threads:
             t.join(300)
         assert {o["steps"] for o in out.values()} == {150} and all(o["replay"] is None for o in out.values())
-        assert emulator.peak == 2  # both GPU calls were running at the same moment
+        assert zerogpu.peak == 2  # both GPU calls were running at the same moment
         assert s.ctx.slot.capacity == 3
 
 
@@ -114,10 +102,10 @@ def test_one_learner_still_has_one_training_at_a_time():
     assert slot.turn(a2, 0)
 
 
-def test_the_queue_keeps_its_size_and_concurrency_under_zerogpu(emulator, tiny_tokenizer):
+def test_the_queue_keeps_its_size_and_concurrency_under_zerogpu(zerogpu, tiny_tokenizer):
     """On ZeroGPU Gradio would force the queue's max_size to 1 unless the app passes one: it does (64), and the
     trainings are not limited by Gradio (they queue in the app's own slot, with places for several learners)."""
-    with served_app(tokenizer=tiny_tokenizer) as s:  # the process's own choice: in-call, the emulator says ZeroGPU
+    with served_app(tokenizer=tiny_tokenizer) as s:  # the process's own choice: in-call, the zerogpu says ZeroGPU
         demo = s.demo
         assert s.ctx.heavy.mode == IN_CALL
         assert demo._queue.max_size == 64 and demo._queue.default_concurrency_limit == 4

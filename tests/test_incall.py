@@ -10,16 +10,6 @@ import time
 import pytest
 
 from tests.conftest import served_app, wait_until
-from tests.zerogpu import Emulator
-
-
-@pytest.fixture()
-def zerogpu():
-    emu = Emulator().install()
-    try:
-        yield emu
-    finally:
-        emu.uninstall()
 
 
 def _heavy_calls(emu, fn):
