@@ -37,13 +37,17 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
         # Queue settings before any event: Gradio rebuilds its route table on each queue() call.
         demo.queue(default_concurrency_limit=4, max_size=64)
         gr.Markdown(ui.t("app_title"))
-        gr.Markdown(ui.t("app_intro"))
+        # On a phone the first screen is the title, one status line and the tabs: the intro is folded there
+        # (assets/style.css shows one of the two by screen width).
+        gr.Markdown(ui.t("app_intro"), elem_id="app-intro")
         storage = ctx.storage()  # a Space on its container's own disk says, in the learner's language, what it will lose
 
         head = functools.partial(statusline.head, loader, ctx.heavy, storage)  # (lang) -> one short line
         status = gr.Markdown(head(), elem_id="model-status")
         with gr.Accordion(ui.t("status_details"), open=False, elem_id="model-status-details"):
             status_details = gr.Markdown(statusline.details(loader, ctx.heavy))
+        with gr.Accordion(ui.t("app_intro_fold"), open=False, elem_id="app-intro-fold"):
+            gr.Markdown(ui.t("app_intro"))
         timer = gr.Timer(1.0)
 
         # Polled while the model loads (the timer stops once it is ready or failed), and once when a page opens.

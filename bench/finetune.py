@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modes.data import translation as task
 from modes.finetune import core as fc
-from modes.metrics import chrf
+from modes.metrics import chrf, chrf_lead
 from modes.model.adapters import serving_model
 from modes.model.loader import ModelLoader
 from modes.runs.events import Eval, Step
@@ -223,17 +223,18 @@ def dev_table(recipes: list[dict], directions=("en-ko", "ko-en")) -> None:
     engine = Engine()
     print(f"{cpu_line()}; served {loader.dtype_name} ({loader.dtype_reason}); fine-tune base {loader.train_dtype} "
           f"({loader.train_dtype_reason}); threads {torch.get_num_threads()}")
-    sv, base_side, rows, icl = shakespeare_val(), {}, [], {}
+    sv, base_side, rows, icl, k4_hyps = shakespeare_val(), {}, [], {}, {}
     for direction in directions:
         pool = task.pairs_for(direction, "train")  # the fine-tune's pairs and the in-context pool
         sets = {"held-out": task.pairs_for(direction, "test"), "held-out 219": task.heldout_pairs(direction),
-                "dev": task.dev_pairs(direction)}
+                "dev": task.dev_pairs(direction), "dev2": task.dev2_pairs(direction)}
         for name, test in sets.items():
             refs = [p.target for p in test]
             for k in (0, 4):
                 prefix, _ = task.split_prompt(T, direction, task.select_examples(pool, k, "random", seed=0), test[0].source)
                 hyps = ic.generate_batch(base, tok, prefix, [task.render_prompt(T, direction, p.source) for p in test], engine=engine)
                 icl[direction, name, k] = chrf(hyps, refs)
+                k4_hyps[direction, name] = hyps
         print(f"{direction}: {len(pool)} training pairs; k=0/k=4 " + ", ".join(
             f"{n} {icl[direction, n, 0]:.1f}/{icl[direction, n, 4]:.1f}" for n in sets), flush=True)
     for recipe in recipes:
@@ -244,25 +245,32 @@ def dev_table(recipes: list[dict], directions=("en-ko", "ko-en")) -> None:
             t = time.perf_counter()
             res = list(fc.finetune(loader, d, task.pairs_for(direction, "train"), task.pairs_for(direction, "test"),
                                    chrf_before=cached.get("chrf"), off_task_base=cached.get("off_task"), shakespeare_val=sv,
-                                   generate=bulk_generator(engine, "bench")))[-1]
+                                   k_side=cached.get("k_side"), generate=bulk_generator(engine, "bench")))[-1]
             wall = time.perf_counter() - t
-            base_side.setdefault(direction, {"chrf": res.chrf_before, "off_task": res.off_task_base})
+            base_side.setdefault(direction, {"chrf": res.chrf_before, "off_task": res.off_task_base, "k_side": res.k_side})
             tuned = serving_model(base, res.adapter)
             row = {"recipe": ", ".join(f"{k}={v}" for k, v in recipe.items()) or "defaults", "direction": direction,
                    "held-out": res.chrf_after, "train_s": res.seconds, "wall_s": wall, "base side": "reused" if cached else "computed"}
-            for name, test in (("held-out 219", task.heldout_pairs(direction)), ("dev", task.dev_pairs(direction))):
+            if res.lead:
+                row["lead held-out"] = res.lead  # the app's own measure, on its 69 held-out pairs
+            for name, test in (("held-out 219", task.heldout_pairs(direction)), ("dev", task.dev_pairs(direction)),
+                               ("dev2", task.dev2_pairs(direction))):
                 hyps = ic.generate_batch(tuned, tok, "", [task.render_prompt(T, direction, p.source) for p in test], engine=engine)
                 row[name] = chrf(hyps, [p.target for p in test])
+                # the lead over k=4 on these sentences, with its 95% paired-bootstrap interval
+                row["lead " + name] = chrf_lead(hyps, k4_hyps[direction, name], [p.target for p in test])
             del tuned
             rows.append(row)
             print(row, flush=True)
-    names = ("held-out", "held-out 219", "dev")
-    print("\nchrF as k=0 / k=4 / LoRA; held-out is the app's 69 test pairs, held-out 219 adds the 150 extra ones")
+    names = ("held-out", "held-out 219", "dev", "dev2")
+    print("\nchrF as k=0 / k=4 / LoRA, then the LoRA's lead over k=4 [95% bootstrap interval]; held-out is the app's 69 test")
+    print("pairs, held-out 219 adds the 150 extra ones; dev: other topics, longer sentences; dev2: plain written and casual Korean")
     print("| recipe | direction | " + " | ".join(names) + " | training s | end to end s |")
     print("|---|---|" + "---|" * len(names) + "---|---|")
+    lead = lambda r, n: "" if "lead " + n not in r else " {lead:+.1f} [{low:+.1f}, {high:+.1f}]".format(**r["lead " + n])
     for r in rows:
         dr = r["direction"]
-        cells = " | ".join(f"{icl[dr, n, 0]:.1f} / {icl[dr, n, 4]:.1f} / **{r[n]:.1f}**" for n in names)
+        cells = " | ".join(f"{icl[dr, n, 0]:.1f} / {icl[dr, n, 4]:.1f} / **{r[n]:.1f}**{lead(r, n)}" for n in names)
         print(f"| {r['recipe']} | {dr} | {cells} | {r['train_s']:.0f} | "
               f"{r['wall_s']:.0f}{' (base side computed)' if r['base side'] == 'computed' else ''} |")
 

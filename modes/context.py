@@ -17,7 +17,8 @@ from typing import Hashable
 from modes.runs.classes import Classes
 from modes.runs.history import History
 from modes.runs.jobs import TrainingSlot
-from modes.runs.reuse import Once, ReplayStore, ResultStore, code_version, runtime, text_hash
+from modes.runs.keys import code_version, runtime, text_hash
+from modes.runs.reuse import Once, ReplayStore, ResultStore
 from modes.runs.warmup import Warmup
 
 
@@ -38,7 +39,8 @@ def _durable(data_dir) -> dict:
 
 class AppContext:
     def __init__(self, loader, store_dir=None, reuse: bool = True, engine: bool = True, data_dir=None, heavy=None):
-        from modes.serving.heavy import Heavy, fork_safe
+        from modes.serving.gpu_worker import fork_safe
+        from modes.serving.heavy import Heavy
 
         self.loader = loader
         self.data_dir = data_dir

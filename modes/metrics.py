@@ -18,6 +18,26 @@ def chrf(hyps: list[str], refs: list[str]) -> float:
     return round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
 
 
+def chrf_lead(hyps: list[str], base_hyps: list[str], refs: list[str], resamples: int = 1000, seed: int = 0) -> dict:
+    """How far `hyps` lead `base_hyps` in corpus chrF on the same sentences, and how sure that is: a paired
+    bootstrap (sacrebleu's method: resample the sentences with replacement, score both sides on each resample)
+    gives the 95% interval of the lead. {"lead", "low", "high", "ahead": share of resamples where hyps lead}.
+    With a few dozen sentences one sentence moves chrF by about a point, so a lead of 1 is often noise."""
+    import numpy as np
+    from sacrebleu.metrics import CHRF
+
+    m = CHRF()
+    a = np.array(m._extract_corpus_statistics(hyps, [refs]), dtype=np.int64)  # [n, stats]: chrF sums its stats
+    b = np.array(m._extract_corpus_statistics(base_hyps, [refs]), dtype=np.int64)
+    score = lambda st: m._compute_score_from_stats(list(st)).score
+    lead = score(a.sum(0)) - score(b.sum(0))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(refs), size=(resamples, len(refs)))
+    diffs = np.array([score(a[i].sum(0)) - score(b[i].sum(0)) for i in idx])
+    return {"lead": round(float(lead), 2), "low": round(float(np.percentile(diffs, 2.5)), 2),
+            "high": round(float(np.percentile(diffs, 97.5)), 2), "ahead": round(float((diffs > 0).mean()), 3)}
+
+
 def bits_per_char(total_nats: float, n_chars: int) -> float:
     """Total next-token loss (nats) over a text, in bits per character of that text."""
     if n_chars <= 0:

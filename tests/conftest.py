@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+# The suite runs as two xdist workers on two cores (pytest.ini). With torch's default of one intra-op thread per core
+# in each worker, two busy workers put four spinning OpenMP threads on two cores, and a step then took several times
+# longer. One thread per worker keeps both cores busy without that. Apps a test starts as processes choose their own;
+# HML_TEST_TORCH_THREADS=auto keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("HML_TEST_TORCH_THREADS", "1") != "auto":
+    torch.set_num_threads(int(os.environ.get("HML_TEST_TORCH_THREADS", "1")))
+
 # Loaders made in tests keep float32 unless a test asks otherwise: tiny and stubbed models must not
 # be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
 os.environ.setdefault("HML_DTYPE", "float32")
@@ -80,11 +87,50 @@ def real_loader():
     return loader
 
 
-def wait_until(cond, timeout: float, why: str) -> None:
-    """Poll a state until it holds: generous on a busy machine, and it fails with the reason."""
+# A fixed piece of CPU work (Python and a small matmul) took 0.03 s on the 2-core Intel Xeon the waits were set on,
+# idle. Grace periods a test gives the app (a reload before a page counts as gone) are scaled by how much longer it
+# takes now, so a slower CPU, or both cores busy, gets longer ones instead of a failure.
+REFERENCE_WORK_S = 0.03
+_slowness: dict = {}
+
+
+def slowness() -> float:
+    """How many times slower than the reference machine this one is now (at least 1; HML_TEST_SLOWNESS overrides).
+    The median of three runs of the fixed work, measured again at most every 30 s (load comes and goes)."""
+    import statistics
     import time
 
-    end = time.monotonic() + timeout
+    if os.environ.get("HML_TEST_SLOWNESS"):
+        return max(1.0, float(os.environ["HML_TEST_SLOWNESS"]))
+    if time.monotonic() - _slowness.get("at", -1e9) > 30:
+        def work() -> float:
+            t = time.perf_counter()
+            sum(i * i for i in range(200_000))
+            a = torch.randn(256, 256)
+            for _ in range(40):
+                a @ a
+            return time.perf_counter() - t
+
+        _slowness.update(at=time.monotonic(), factor=max(1.0, statistics.median(work() for _ in range(3)) / REFERENCE_WORK_S))
+    return _slowness["factor"]
+
+
+def scaled(seconds: float) -> float:
+    """A grace period or deadline set on the reference machine, stretched by this machine's slowness now."""
+    return seconds * slowness()
+
+
+def scaled_ms(seconds: float) -> int:
+    """scaled(), in the milliseconds Playwright's waits take."""
+    return int(scaled(seconds) * 1000)
+
+
+def wait_until(cond, timeout: float, why: str) -> None:
+    """Poll a state until it holds: generous on a busy machine (the cap is scaled by its slowness), and it fails with
+    the reason."""
+    import time
+
+    end = time.monotonic() + scaled(timeout)
     while not cond():
         assert time.monotonic() < end, why
         time.sleep(0.05)

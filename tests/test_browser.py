@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import served_app
+from tests.conftest import scaled, scaled_ms, served_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
@@ -31,6 +31,7 @@ def open_page(p, url: str, locale: str = "en-US", height: int = 1600, timeout_ms
 
     browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
     page = browser.new_context(locale=locale, viewport={"width": 1280, "height": height}).new_page()
+    timeout_ms = scaled_ms(timeout_ms / 1000)  # set on the reference machine, stretched by this one's slowness now
     page.set_default_timeout(timeout_ms)
     expect.set_options(timeout=timeout_ms)
     page.goto(url)
@@ -53,12 +54,12 @@ def drawn_lines(page, elem_id: str) -> int:
 
 def eventually(page, check, timeout_ms: int = 30_000):
     """Retry `check()` (which asserts) until it passes: plots redraw a moment after the text updates."""
-    waited = 0
+    waited, cap = 0, scaled_ms(timeout_ms / 1000)
     while True:
         try:
             return check()
         except AssertionError:
-            if waited >= timeout_ms:
+            if waited >= cap:
                 raise
             page.wait_for_timeout(500)
             waited += 500
@@ -103,7 +104,7 @@ def test_korean_walkthrough_all_tabs(real_loader):
             expect(page.get_by_role("spinbutton", name="number input for 스텝 수", exact=True)).to_be_visible()
             set_number(page, "스텝 수", 6)  # held-out loss every 2 steps: the eval line has 4 points
             page.get_by_role("button", name="LoRA로 파인튜닝").click()
-            expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=480_000)
+            expect(page.get_by_text(re.compile(r"갱신된 가중치: [0-9.]+% \(어댑터만\)")).first).to_be_visible(timeout=scaled_ms(480))
             page.wait_for_timeout(1000)
             def ft_plot():
                 # The train and the held-out curves are both drawn (and the mark where the held-out
@@ -181,8 +182,9 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
     from playwright.sync_api import expect, sync_playwright
 
     stack = contextlib.ExitStack()
-    # The grace period shortened, but long enough for a reload on a slow 2-core CPU (2 s was not, on AVX2 only).
-    s = stack.enter_context(served_app(tiny_loader, grace_s=10.0))
+    # The grace period shortened, but long enough for a reload: 10 s on the reference machine (2 s was not, on an
+    # AVX2-only CPU), stretched by this machine's measured slowness (tests/conftest.py: scaled).
+    s = stack.enter_context(served_app(tiny_loader, grace_s=scaled(10.0)))
     url, demo, history = s.url, s.demo, s.ctx.history
     SHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -218,7 +220,7 @@ def test_runs_survive_a_reload_compare_and_a_closed_tab_frees_the_slot(tiny_load
             page.get_by_text(re.compile(r"Step \*?\*?\d+/400")).first.wait_for()  # followed again after the reload
             assert running.active and not running.stop.is_set()
             # 400 tiny steps took over 120 s in a fresh clone's full run on a loaded 2-core machine: a longer wait.
-            expect(page.get_by_text(re.compile(r"Done: 400 steps")).first).to_be_visible(timeout=400_000)
+            expect(page.get_by_text(re.compile(r"Done: 400 steps")).first).to_be_visible(timeout=scaled_ms(400))
             assert [r["x"] for r in running.curve if r["series"] == "train"] == list(range(1, 401))
 
             def pt_plot():

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import served_app
+from tests.conftest import scaled_ms, served_app
 from tests.test_browser import ARGS, CHROMIUM, SHOTS, eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
@@ -30,8 +30,8 @@ def test_a_teacher_and_three_learners(tiny_loader):
 
         def page_in(url: str):
             page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 2400}).new_page()
-            page.set_default_timeout(120_000)
-            expect.set_options(timeout=120_000)
+            page.set_default_timeout(scaled_ms(120))
+            expect.set_options(timeout=scaled_ms(120))
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(url)
             return page

@@ -13,7 +13,7 @@ from modes import codec
 from modes.finetune.core import FtResult
 from modes.model.adapters import Adapter
 from modes.pretrain.core import PretrainResult
-from modes.runs import reuse
+from modes.runs import keys, reuse
 from modes.runs.events import Eval, Sample, Step
 
 
@@ -78,13 +78,13 @@ def test_a_comment_in_any_file_of_a_named_package_changes_the_key(tmp_path, monk
     from modes.incontext import core as ic
 
     copy = tmp_path / "modes"
-    shutil.copytree(reuse.MODES_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(reuse, "MODES_DIR", copy)
-    monkeypatch.setattr(reuse, "_code_hashes", {})
+    shutil.copytree(keys.MODES_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(keys, "MODES_DIR", copy)
+    monkeypatch.setattr(keys, "_code_hashes", {})
     ctx = SimpleNamespace(proof=lambda: SimpleNamespace(reference="w"), loader=SimpleNamespace(dtype_name="float32"))
     before = ic.sweep_point_key(ctx, "en-ko", 2, 10, 0)
     assert ic.sweep_point_key(ctx, "en-ko", 2, 10, 0) == before  # the same code: the same key
     with open(copy / "serving" / "rows.py", "a", encoding="utf-8") as f:
         f.write("# a comment\n")
-    reuse._code_hashes.clear()  # a new process: hashes are computed once per process
-    assert reuse.key_of(ic.sweep_point_key(ctx, "en-ko", 2, 10, 0)) != reuse.key_of(before)
+    keys._code_hashes.clear()  # a new process: hashes are computed once per process
+    assert keys.key_of(ic.sweep_point_key(ctx, "en-ko", 2, 10, 0)) != keys.key_of(before)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from modes.data import translation as task
-from modes.incontext import tab as incontext
+from modes.incontext import inputs
 from tests.conftest import served_app
 
 TEXT = {"en-ko": "Where is the nearest bus stop?", "ko-en": "가장 가까운 버스 정류장이 어디예요?"}
@@ -50,7 +50,7 @@ def test_fewshot_prompt_follows_the_direction(served, direction, k, door):
     demo, client = served
     text = TEXT[direction]
     if door == "ui":  # the handler as the button calls it, with the table exactly as the page shows it
-        args = [text, direction, k, "random", 0, False, task.DEFAULT_TEMPLATE, 0.0, 1.0, 4, incontext.default_pool(), None]
+        args = [text, direction, k, "random", 0, False, task.DEFAULT_TEMPLATE, 0.0, 1.0, 4, inputs.default_pool(), None]
         out = list(ui_handler(demo)(*args))[-1][-1]
     elif door == "api-defaults":
         out = client.predict(text=text, direction=direction, k=k, max_new_tokens=4, api_name="/translate")[-1]
@@ -74,9 +74,9 @@ def test_api_schema_carries_no_pool_rows(served):
 
 
 def test_switching_direction_keeps_the_pool_and_its_edits():
-    edited = incontext.default_pool()
+    edited = inputs.default_pool()
     edited.iloc[0] = ["My cat sleeps all day.", "우리 고양이는 하루 종일 자요."]
-    rows, _ = incontext.pool_from_table(edited, "en")
+    rows, _ = inputs.pool_from_table(edited, "en")
     for direction in task.DIRECTIONS:
         prefix, _, examples = task.fewshot_prompt(direction, TEXT[direction], 1, rows, "first")
         want = "My cat sleeps all day." if direction == "en-ko" else "우리 고양이는 하루 종일 자요."
@@ -98,13 +98,17 @@ def test_a_pool_in_other_columns_is_refused_clearly(served):
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
-def test_the_dev_set_shares_no_near_duplicate_with_the_built_in_pairs(lang):
-    """The recipe is chosen on sentences unlike the built-in ones: char 3-gram Jaccard < 0.7 against every built-in pair."""
+@pytest.mark.parametrize("which", ["dev_pairs", "dev2_pairs"])
+def test_the_dev_set_shares_no_near_duplicate_with_the_built_in_pairs(lang, which):
+    """The recipe is chosen on sentences unlike the built-in ones: char 3-gram Jaccard < 0.7 against every built-in pair
+    (training and held-out), and the two dev sets share none either."""
     from modes.data import translation as tr
 
-    dev = tr.dev_pairs("en-ko" if lang == "en" else "ko-en")
-    assert len(dev) >= 100 and len({p.source for p in dev}) == len(dev)
-    built = [tr.ngrams(r[lang]) for r in tr.load_pairs()]
+    direction = "en-ko" if lang == "en" else "ko-en"
+    dev = getattr(tr, which)(direction)
+    assert len(dev) >= (100 if which == "dev_pairs" else 64) and len({p.source for p in dev}) == len(dev)
+    other = tr.dev2_pairs(direction) if which == "dev_pairs" else tr.dev_pairs(direction)
+    built = [tr.ngrams(r[lang]) for r in tr.load_pairs()] + [tr.ngrams(p.source) for p in tr.heldout_pairs(direction) + other]
     for p in dev:
         q = tr.ngrams(p.source)
         worst = max(len(q & b) / len(q | b) for b in built)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modes.serving.engine import Engine, EngineError, Request
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, scaled
 
 PREFIXES = ["Translate English to Korean.\n", "English: hello\nKorean: 안녕\n", "A: one two three four five six\nB: seven\n", ""]
 QUERIES = ["English: where is it\nKorean:", "hi", "English: a much longer sentence with many words in it\nKorean:", "x y"]
@@ -108,7 +108,7 @@ def test_cancelled_row_leaves_at_next_step(tiny_tokenizer):
     stream.close()  # the caller went away (a closed tab): its row must stop costing decode steps
     kind, val = other.events.get(timeout=30)
     assert kind == "done" and val == reference(model, tiny_tokenizer, PREFIXES[1], QUERIES[1], 30)
-    deadline = time.time() + 5
+    deadline = time.time() + scaled(5)
     while engine.active_rows() and time.time() < deadline:
         time.sleep(0.01)
     assert engine.active_rows() == 0
@@ -179,7 +179,7 @@ def _eight(model, tok, engine, bad: dict | None):
 def test_a_failing_row_fails_alone_and_the_others_get_the_same_tokens(tiny_tokenizer, monkeypatch, how):
     """One bad row in a batch of 8: it gets its own error; the 7 others get exactly what they get without
     it (greedy rows equal unbatched greedy; sampled rows, their seeded draws)."""
-    from modes.serving import engine as engine_mod
+    from modes.serving import rows as rows_mod
 
     tok = tiny_tokenizer
     model = make_tiny_model(len(tok), seed=11)
@@ -190,14 +190,14 @@ def test_a_failing_row_fails_alone_and_the_others_get_the_same_tokens(tiny_token
 
     engine, bad = Engine(max_rows=8), {}
     if how == "token choice":  # fails on its third token, mid-generation, from inside the batch
-        real = engine_mod._pick
+        real = rows_mod._pick
 
         def pick(logits, rows):
             if any(r.req.query == BAD and len(r.ids) >= 2 for r in rows):
                 raise RuntimeError("injected row fault")
             return real(logits, rows)
 
-        monkeypatch.setattr(engine_mod, "_pick", pick)
+        monkeypatch.setattr(rows_mod, "_pick", pick)
     elif how == "nan temperature":  # what a raw HTTP call could send if the server let it through
         bad = {"temperature": float("nan")}
     else:

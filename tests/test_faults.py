@@ -33,8 +33,8 @@ FAULTS = [
     ("/pretrain", "modes.pretrain.core.train_scratch", lambda d, t: {"size": "tiny", "steps": 2}),
     ("/finetune", "modes.finetune.core.finetune", lambda d, t: {"steps": 1}),
     # Inside the generation engine's thread: the engine reports it to the affected caller only.
-    ("/translate", "modes.serving.engine._pick", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
-    ("/icl_sweep", "modes.serving.engine._pick", lambda d, t: {"ks": "0", "n": 1}),
+    ("/translate", "modes.serving.rows._pick", lambda d, t: {"text": "Hello", "k": 1, "max_new_tokens": 2}),
+    ("/icl_sweep", "modes.serving.rows._pick", lambda d, t: {"ks": "0", "n": 1}),
     ("/load_adapter", "modes.model.adapters.adapter_from_upload", lambda d, t: {"path": _handle(_adapter_zip(d, t))}),
     ("/export_script", "modes.finetune.export.render_script", lambda d, t: {}),
     ("/model_status", "modes.model.loader.ModelStatus.as_dict", lambda d, t: {}),

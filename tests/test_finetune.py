@@ -12,6 +12,7 @@ import zipfile
 import pytest
 import torch
 
+from modes.data import pair_files
 from modes.data import translation as task
 from modes.data.translation import Pair
 from modes.data.uploads import InputError
@@ -152,17 +153,17 @@ def test_bad_pair_uploads_are_rejected(tmp_path, name, content, key):
     f = tmp_path / name
     f.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     with pytest.raises(InputError) as e:
-        task.from_upload(f)
+        pair_files.from_upload(f)
     assert e.value.key == key
 
 
 def test_good_uploads_load(tmp_path):
     f = tmp_path / "p.csv"
     f.write_text("source,target\nHello,안녕하세요\n\"Yes, really\",네\n", encoding="utf-8")
-    assert task.from_upload(f) == [Pair("Hello", "안녕하세요"), Pair("Yes, really", "네")]
+    assert pair_files.from_upload(f) == [Pair("Hello", "안녕하세요"), Pair("Yes, really", "네")]
     g = tmp_path / "p.jsonl"
     g.write_text('{"source": "Hi", "target": "안녕"}\n\n', encoding="utf-8")
-    assert task.from_upload(g) == [Pair("Hi", "안녕")]
+    assert pair_files.from_upload(g) == [Pair("Hi", "안녕")]
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from modes.runs import curves
 from modes.runs import follow as records
 from modes.runs.history import FOLLOW_EVERY, History, Session
 from tests.conftest import served_app, wait_until
@@ -108,22 +107,22 @@ def test_a_run_nobody_follows_stops_after_the_grace_period():
 
 # ---- curves ---------------------------------------------------------------------------------------
 def test_ema_matches_tensorboard_and_zero_is_raw():
-    assert records.ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
-    s = records.ema([1.0, 2.0], 0.5)  # debiased: the first value is itself, then (0.25 + 0.5)/(1 - 0.25)
+    assert curves.ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    s = curves.ema([1.0, 2.0], 0.5)  # debiased: the first value is itself, then (0.25 + 0.5)/(1 - 0.25)
     assert s[0] == pytest.approx(1.0) and s[1] == pytest.approx(5 / 3)
 
 
 def test_frame_keeps_raw_faint_under_smoothed_and_marks_the_lowest_held_out_loss():
     rows = [{"x": i, "y": 5 - i if i < 3 else i - 1, "series": "held-out eval"} for i in range(6)]
     rows += [{"x": i, "y": float(10 - i), "series": "train"} for i in range(6)]
-    df = records.frame(rows, smoothing=0.6, mark="held-out eval")
-    assert set(df["series"]) == {"train", "train" + records.RAW, "held-out eval", records.BEST}
-    assert list(df[df["series"] == "train" + records.RAW]["y"]) == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0]
-    assert set(df[df["series"] == records.BEST]["x"]) == {3}  # lowest at step 3, then it rose
-    logged = records.frame(rows, log=True)
+    df = curves.frame(rows, smoothing=0.6, mark="held-out eval")
+    assert set(df["series"]) == {"train", "train" + curves.RAW, "held-out eval", curves.BEST}
+    assert list(df[df["series"] == "train" + curves.RAW]["y"]) == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0]
+    assert set(df[df["series"] == curves.BEST]["x"]) == {3}  # lowest at step 3, then it rose
+    logged = curves.frame(rows, log=True)
     assert logged[logged["series"] == "train"]["y"].iloc[0] == pytest.approx(1.0)  # log10(10)
     falling = [{"x": i, "y": 5.0 - i, "series": "held-out eval"} for i in range(4)]
-    assert records.lowest_point(falling, "held-out eval") is None  # still falling: nothing to mark
+    assert curves.lowest_point(falling, "held-out eval") is None  # still falling: nothing to mark
 
 
 def test_settings_diff_names_only_what_differs():
@@ -131,7 +130,7 @@ def test_settings_diff_names_only_what_differs():
     o = h.issue()
     a = h.new_run(o, "pretrain", {"size": "tiny", "steps": 30, "seed": 1})
     b = h.new_run(o, "pretrain", {"size": "tiny", "steps": 30, "seed": 2})
-    assert records.settings_diff([a, b]) == {"seed": [1, 2]}
+    assert curves.settings_diff([a, b]) == {"seed": [1, 2]}
 
 
 # ---- through the app ------------------------------------------------------------------------------
@@ -171,7 +170,7 @@ def test_a_training_reattaches_after_a_reload_and_finishes_with_its_whole_curve(
                            for o in list(ctx.history._owners) for r in ctx.history.runs(o)), 60, "the run never started")
     owner = next(o for o in list(ctx.history._owners) for r in ctx.history.runs(o) if r.settings.get("seed") == 5)
     job.cancel()  # the page goes away mid-run
-    time.sleep(0.3)
+    wait_until(job.done, 60, "the page's request was never cancelled")
     run = ctx.history.active(owner, "pretrain")
     assert run is not None and not run.stop.is_set(), "the run did not survive its page closing"
     reloaded = Session()

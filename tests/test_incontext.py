@@ -10,6 +10,7 @@ import torch
 from modes.data import translation as task
 from modes.data.translation import DataError, Pair
 from modes.incontext import core as ic
+from modes.incontext import inputs
 from modes.incontext import tab as incontext
 from modes.serving.engine import stop_ids
 
@@ -38,7 +39,7 @@ def test_template_without_slots_is_rejected(template, key):
 
 
 def test_pool_never_contains_a_heldout_pair():
-    pool = incontext.default_pool()
+    pool = inputs.default_pool()
     assert list(pool.columns) == ["English", "Korean"] and len(pool) >= 400
     for d in task.DIRECTIONS:
         test = {p.source for p in task.pairs_for(d, "test")}
@@ -117,10 +118,10 @@ def test_bad_translate_inputs_are_rejected(kw, key, field):
 
     args = dict(text="Hello", direction="en-ko", k=1, template=T, max_new_tokens=32, pool=POOL)
     args.update(kw)
-    pool, _ = incontext.pool_from_table(args.pop("pool"), "en")
+    pool, _ = inputs.pool_from_table(args.pop("pool"), "en")
     text = args.pop("text")
     with pytest.raises(gr.Error) as e:
-        incontext.check_inputs(text, incontext.translate_config("en", **args), pool, "en")
+        inputs.check_inputs(text, inputs.translate_config("en", **args), pool, "en")
     # The whole message is the key's string, its {slots} filled: a message from another key cannot pass.
     want = re.escape(incontext.ui.strings("en")[key])
     assert re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", want), e.value.message, re.S), e.value.message
@@ -131,35 +132,35 @@ def test_bad_translate_inputs_are_rejected(kw, key, field):
 def test_pool_row_with_empty_side_is_rejected():
     bad = pd.DataFrame([["Hi.", "안녕."], ["Bye.", ""]], columns=["English", "Korean"])
     with pytest.raises(gr.Error, match="row 2"):
-        incontext.pool_from_table(bad, "en")
+        inputs.pool_from_table(bad, "en")
     with pytest.raises(gr.Error, match="2번째 행"):
-        incontext.pool_from_table(bad, "ko")
+        inputs.pool_from_table(bad, "ko")
     blank_rows_ok = pd.DataFrame([["Hi.", "안녕."], ["", ""]], columns=["English", "Korean"])
-    assert incontext.pool_from_table(blank_rows_ok, "en") == ([("Hi.", "안녕.")], [])
+    assert inputs.pool_from_table(blank_rows_ok, "en") == ([("Hi.", "안녕.")], [])
     # No rows at all (the API's default, a Gradio table cannot be None) means the built-in pool.
-    assert incontext.pool_from_table(pd.DataFrame(columns=["English", "Korean"]), "en") == (None, [])
-    assert incontext.pool_from_table(None, "en") == (None, [])
+    assert inputs.pool_from_table(pd.DataFrame(columns=["English", "Korean"]), "en") == (None, [])
+    assert inputs.pool_from_table(None, "en") == (None, [])
 
 
 @pytest.mark.parametrize("lang, pattern", [("en", r"needs the columns English and Korean.*Missing: English, Korean.*Found: source, target"),
                                            ("ko", r"English와 Korean 열.*없는 열: English, Korean")])
 def test_pool_with_a_missing_column_is_refused_in_the_learners_language(lang, pattern):
     with pytest.raises(gr.Error, match=pattern):
-        incontext.pool_from_table(pd.DataFrame([["Hi.", "안녕."]], columns=["source", "target"]), lang)
+        inputs.pool_from_table(pd.DataFrame([["Hi.", "안녕."]], columns=["source", "target"]), lang)
 
 
 def test_pool_rows_in_the_wrong_language_are_flagged_and_a_swapped_pool_is_refused():
     mixed = pd.DataFrame([["Hi.", "안녕."], ["Bye.", "Bye."], ["고마워요.", "고마워요."], ["Tea.", "차."]], columns=["English", "Korean"])
-    rows, flagged = incontext.pool_from_table(mixed, "en")
+    rows, flagged = inputs.pool_from_table(mixed, "en")
     assert len(rows) == 4 and flagged == [2, 3]
-    assert "row 2, 3" in incontext.pool_warning(flagged, "en") and "2, 3행" in incontext.pool_warning(flagged, "ko")
+    assert "row 2, 3" in inputs.pool_warning(flagged, "en") and "2, 3행" in inputs.pool_warning(flagged, "ko")
     swapped = pd.DataFrame([["안녕.", "Hi."], ["잘 가요.", "Bye."], ["차.", "Tea."]], columns=["English", "Korean"])
     with pytest.raises(gr.Error, match="3 of the 3 pool rows look swapped"):
-        incontext.pool_from_table(swapped, "en")
+        inputs.pool_from_table(swapped, "en")
 
 
 def test_parse_ks():
-    assert incontext.parse_ks("8, 0,2,2", "en") == [0, 2, 8]
+    assert inputs.parse_ks("8, 0,2,2", "en") == [0, 2, 8]
     for bad in ("", "a,b", "0,99", "-1"):
         with pytest.raises(gr.Error, match="k values must be whole numbers"):
-            incontext.parse_ks(bad, "en")
+            inputs.parse_ks(bad, "en")

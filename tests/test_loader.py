@@ -7,6 +7,7 @@ import torch
 
 from modes.model import loader as loader_mod
 from modes.model.loader import ModelLoader, ModelLoadError
+from tests.conftest import wait_until
 
 
 def test_bad_hub_id_falls_back_with_clear_message(tmp_path, monkeypatch, tiny_loader):
@@ -163,15 +164,14 @@ def test_fast_cached_tokenizer_matches_gemma_tokenizer(real_loader):
 def test_heavy_libraries_are_imported_once_by_one_owner(monkeypatch, tmp_path):
     """Many request threads asking at once: one import, the others wait for it, none races it."""
     import threading
-    import time
 
     from modes.model import loader as loader_mod
 
-    calls, inside = [], []
+    calls, inside, release = [], [], threading.Event()
 
     def slow_import():
         inside.append(threading.current_thread().name)
-        time.sleep(0.3)
+        release.wait(60)  # held until the test has seen the others wait: no guess at how long a thread takes to start
         calls.append(1)
 
     monkeypatch.setattr(loader_mod, "import_heavy_libraries", slow_import)
@@ -180,10 +180,11 @@ def test_heavy_libraries_are_imported_once_by_one_owner(monkeypatch, tmp_path):
     threads = [threading.Thread(target=lambda: (ld.libraries(), done.append(ld.libraries_ready))) for _ in range(6)]
     for th in threads:
         th.start()
-    time.sleep(0.1)
+    wait_until(lambda: inside, 30, "no thread began the import")
     assert ld.status.state == "loading" and "model libraries" in ld.status.message  # visible while waiting
+    release.set()
     for th in threads:
-        th.join(5)
+        th.join(60)
     assert len(calls) == 1 and len(inside) == 1 and done == [True] * 6
 
 

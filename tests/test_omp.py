@@ -12,8 +12,17 @@ import torch
 
 from modes.serving import omp
 
-pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task") or omp._pause() is None or torch.get_num_threads() < 2,
-                                reason="needs Linux, torch on libgomp with omp_pause_resource_all, and 2+ threads")
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task") or omp._pause() is None or (os.cpu_count() or 1) < 2,
+                                reason="needs Linux, torch on libgomp with omp_pause_resource_all, and 2+ cores")
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """torch on 2 threads, as the app runs (a test worker runs on one: tests/conftest.py), so a team exists to count."""
+    was = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(was)
 
 
 def _os_threads() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
-from tests.conftest import new_postgres_db
+from tests.conftest import new_postgres_db, wait_until
 
 pytestmark = pytest.mark.restart
 
@@ -41,6 +41,23 @@ def app_on(request, tmp_path, monkeypatch):
         p.wait(30)
 
 
+def _db_step(tmp_path, seed: int) -> int:
+    """The step the database holds for the run with this seed (0 when none): read directly, as a restart reads it."""
+    import json
+
+    import sqlalchemy as sa
+
+    from modes.runs.store import database_url
+
+    engine = sa.create_engine(database_url(tmp_path / "data"))
+    try:
+        with engine.connect() as c:
+            rows = c.execute(sa.text("SELECT step, doc FROM runs")).all()
+    finally:
+        engine.dispose()
+    return max((int(step) for step, doc in rows if json.loads(doc).get("settings", {}).get("seed") == seed), default=0)
+
+
 def _runs(url, token):
     from gradio_client import Client
 
@@ -61,7 +78,9 @@ def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
     while not any(r["settings"].get("seed") == 3 and r["status"] == "running" for r in _runs(url, token)):
         assert time.monotonic() < end, "the long run never started"
         time.sleep(0.2)
-    time.sleep(3)  # a few curve writes (at most one a second) land
+    # The cut comes once the database holds a step of the run (curve writes land at most once a second): the event
+    # itself, read from the database, not a fixed wait a slow machine outlives.
+    wait_until(lambda: _db_step(tmp_path, seed=3) > 0, 120, "no step of the long run reached the database")
     proc.kill()  # SIGKILL: no shutdown code runs
     proc.wait(30)
 

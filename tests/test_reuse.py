@@ -12,7 +12,7 @@ import torch
 
 from modes.data import corpus as corpus_mod
 from modes.serving.proof import WeightsProof
-from tests.conftest import make_tiny_model, served_app
+from tests.conftest import make_tiny_model, scaled, served_app
 
 
 def test_one_hash_answers_every_request_that_finished_before_it(tiny_tokenizer):
@@ -159,7 +159,7 @@ def test_waiting_learner_can_leave_the_queue(served):
         time.sleep(0.05)
     assert demo.ctx.slot.waiting() == 1
     j2.cancel()  # the learner leaves (closes the tab or the request is cancelled)
-    deadline = time.time() + 10
+    deadline = time.time() + scaled(10)
     while demo.ctx.slot.waiting() and time.time() < deadline:
         time.sleep(0.1)
     assert demo.ctx.slot.waiting() == 0

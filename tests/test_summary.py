@@ -9,7 +9,7 @@ import contextlib
 import gradio as gr
 import pytest
 
-from modes.data import dialogues, tasks
+from modes.data import dialogues, pair_files, tasks
 from modes.data import translation as tr
 from modes.data.translation import Pair
 from modes.finetune import core as fc
@@ -85,21 +85,21 @@ def test_a_tiny_summary_fine_tune_scores_summaries_and_prices_translation_both_w
     (["foo", "bar"], "en-ko", ("source", "target"), (None, None)),
 ])
 def test_column_guesses(columns, direction, roles, want):
-    assert tr.guess_columns(columns, direction, roles) == want
+    assert pair_files.guess_columns(columns, direction, roles) == want
 
 
 def test_an_upload_with_other_column_names_loads_guessed_or_picked(tmp_path):
     f = tmp_path / "pairs.csv"
     f.write_text("id,english,korean\n1,Hello,안녕하세요\n2,Thanks,고마워요\n", encoding="utf-8")
-    assert tr.upload_columns(f, "en-ko") == (["id", "english", "korean"], "english", "korean")
-    assert tr.from_upload(f, direction="en-ko")[0] == Pair("Hello", "안녕하세요")
-    assert tr.from_upload(f, direction="ko-en")[0] == Pair("안녕하세요", "Hello")
-    assert tr.from_upload(f, "korean", "english")[1] == Pair("고마워요", "Thanks")  # picked
+    assert pair_files.upload_columns(f, "en-ko") == (["id", "english", "korean"], "english", "korean")
+    assert pair_files.from_upload(f, direction="en-ko")[0] == Pair("Hello", "안녕하세요")
+    assert pair_files.from_upload(f, direction="ko-en")[0] == Pair("안녕하세요", "Hello")
+    assert pair_files.from_upload(f, "korean", "english")[1] == Pair("고마워요", "Thanks")  # picked
     with pytest.raises(tr.DataError) as e:
-        tr.from_upload(f, "id", "id")
+        pair_files.from_upload(f, "id", "id")
     assert e.value.key == "err_data_same_column"
     with pytest.raises(tr.DataError) as e:
-        tr.from_upload(f, "english", "japanese")
+        pair_files.from_upload(f, "english", "japanese")
     assert e.value.key == "err_data_no_such_column" and e.value.fmt["missing"] == "japanese"
 
 

@@ -16,7 +16,8 @@ def _stored(ctx, direction: str) -> dict | None:
     from modes.finetune import base_side
     from modes.finetune.config import FinetuneConfig
 
-    return ctx.results.get(base_side.base_key(ctx, FinetuneConfig(direction=direction), tr.pairs_for(direction, "test")))
+    return ctx.results.get(base_side.base_key(ctx, FinetuneConfig(direction=direction), tr.pairs_for(direction, "test"),
+                                              tr.pairs_for(direction, "train")))
 
 
 def _ctx(tokenizer):
@@ -40,18 +41,20 @@ def test_the_warmed_base_side_is_what_a_first_run_computes(tiny_tokenizer, direc
     warmed = _ctx(tiny_tokenizer)
     drain(base_side.warm(warmed))
     cfg = FinetuneConfig(direction=direction, steps=2, r=2, batch_size=4)
-    test = tr.pairs_for(direction, "test")
-    stored = warmed.results.get(base_side.base_key(warmed, cfg, test))
+    test, train = tr.pairs_for(direction, "test"), tr.pairs_for(direction, "train")
+    stored = warmed.results.get(base_side.base_key(warmed, cfg, test, train))
     assert stored is not None, "the warm-up stored nothing for " + direction
 
     first = _ctx(tiny_tokenizer)  # the same tiny model, nothing known: the run computes the base side itself
-    assert first.results.get(base_side.base_key(first, cfg, test)) is None
-    res = [e for e in train_in_call(first, cfg, tr.pairs_for(direction, "train")[:16], test, None, None, None, stop=StopFlag())
-           if isinstance(e, FtResult)][0]
+    assert first.results.get(base_side.base_key(first, cfg, test, train)) is None
+    res = [e for e in train_in_call(first, cfg, train, test, None, None, None, stop=StopFlag()) if isinstance(e, FtResult)][0]
     assert res.chrf_before == stored["chrf"]
     assert res.off_task_base == stored["off_task"]
     assert res.base_outputs == stored["outputs"] and len(stored["outputs"]) == len(test)
     assert set(stored["off_task"]) >= {"bpc", "reverse_chrf", "reverse_chrf_k4", "continuations"}
+    # the base model at k=4 on the same held-out pairs, which the card compares the adapter with
+    assert res.k_side == stored["k_side"] and len(stored["k_side"]["outputs"]) == len(test) and stored["k_side"]["k"] == 4
+    assert res.lead["chrf_k"] == stored["k_side"]["chrf"] and res.lead["low"] <= res.lead["lead"] <= res.lead["high"]
 
 
 def test_the_warmup_never_goes_ahead_of_a_learner():

@@ -17,54 +17,16 @@ import torch.nn.functional as F
 
 from modes.codec import recordable
 from modes.data import translation as task
-from modes.data.tasks import Prompting, prompting
+from modes.data.tasks import prompting
 from modes.data.translation import Pair
+from modes.finetune.batches import collate, encode_example, encode_pair, length_grouped_batches  # noqa: F401 (encode_pair: bench, tests)
 from modes.finetune.config import FinetuneConfig
-from modes.finetune.scoring import price, score
+from modes.finetune.scoring import price, score, versus_k_shots
 from modes.metrics import weights_hash
 from modes.model.adapters import Adapter, adapter_zip, serving_model, validate_adapter_zip
 from modes.model.head_loss import head_cross_entropy
 from modes.runs.events import Done, Eval, Step
 from modes.serving.engine import bulk_generator
-
-
-# ---- tokenisation with a loss mask ---------------------------------------------------------------
-def encode_pair(tok, template: str, direction: str, pair: Pair, max_length: int) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for one translation pair: the prompt part is labelled -100, only the target is learned."""
-    return encode_example(tok, Prompting("translation", direction, template), pair, max_length)
-
-
-def encode_example(tok, pr: Prompting, pair: Pair, max_length: int) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for one pair of any task: the prompt part is labelled -100, only the target is learned."""
-    prompt = tok(pr.prompt(pair.source), add_special_tokens=True)["input_ids"]
-    target = tok(pr.target(pair.source, pair.target), add_special_tokens=False)["input_ids"]
-    ids = (prompt + target)[:max_length]
-    labels = ([-100] * len(prompt) + target)[:max_length]
-    return ids, labels
-
-
-def collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
-    """Right-pad to the longest item of this batch only: [B, T] ids, mask and labels."""
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return ids, mask, labels
-
-
-def length_grouped_batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
-    """Shuffle, then sort within windows of 8 batches by length: little padding, still random order."""
-    order = examples[:]
-    rng.shuffle(order)
-    window = batch_size * 8
-    batches = []
-    for s in range(0, len(order), window):
-        chunk = sorted(order[s : s + window], key=lambda e: len(e[0]))
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def masked_lm_loss(model, ids, mask, labels) -> torch.Tensor:
@@ -139,11 +101,16 @@ class FtResult(Done):
     off_task: dict | None = None  # what the adapter costs elsewhere (modes/finetune/offtask.py)
     off_task_base: dict | None = None  # the adapter-off side of it: the same for every learner, reusable
     base_outputs: list[str] | None = None  # the base model's held-out answers, when this run decoded them all (reusable)
+    # translation: the adapter against the base model with 4 examples in the prompt on the same held-out pairs
+    # {"k", "chrf_k", "lead", "low", "high", "ahead"} (modes/finetune/scoring.py: lead_over)
+    lead: dict | None = None
+    k_side: dict | None = None  # the k-shot base answers {"k", "chrf", "outputs"}, when this run decoded them (reusable)
 
     def summary(self) -> dict:
         d = asdict(self)
         d.pop("off_task_base")
         d.pop("base_outputs")
+        d.pop("k_side")
         if self.off_task is not None:
             d["off_task_seconds"] = self.off_task["off_task_seconds"]
         for k in ("curve", "adapter", "examples"):
@@ -248,12 +215,14 @@ def finetune(
     off_task_base: dict | None = None,
     shakespeare_val: str | None = None,
     generate: Callable | None = None,
+    k_side: dict | None = None,
 ) -> Iterator[Step | Eval | FtResult]:
     """Train a LoRA adapter on a private copy of the base model; yield progress, then the result.
 
     `chrf_before` skips re-scoring the base model when the caller already knows it (and `base_outputs`, its
     answers to the held-out pairs, skips decoding the few shown beside the adapter's); `off_task_base`
     likewise skips the adapter-off side of the off-task measurement (`off_task=False` skips it all).
+    `k_side`: the base model's held-out answers at k=4 when known (else decoded: the lead over them is reported).
     `fail_at_step` is a test hook: raise inside that training step. `generate` is the generation
     engine's bulk generator (modes.serving.engine.bulk_generator); None makes a private one.
     A non-finite loss or gradient stops the run at once; the adapter kept is the last one whose
@@ -294,8 +263,9 @@ def finetune(
     adapter = Adapter(zip_bytes, pr.label, template, trainable, total, "trained")
     tuned = serving_model(base, adapter)  # what /translate serves for it: the served base (not a bf16 training copy) + adapter
     known = chrf_before is not None
-    chrf_before, score_after, examples, empty, base_outs = score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples,
-                                                                  generate, base_outputs)
+    chrf_before, score_after, examples, empty, base_outs, after = score(tuned, base, tok, pr, test_pairs, chrf_before, n_examples,
+                                                                         generate, base_outputs)
+    lead, new_k_side = versus_k_shots(base, tok, pr, train_pairs, test_pairs, after, k_side, generate)
     cost, cost_base = price(model, tok, cfg, template, shakespeare_val, off_task_base, generate, tuned, base, train_dtype) \
         if off_task else (None, None)
     del model, private, tuned  # the training copy lives only while the run does
@@ -308,7 +278,7 @@ def finetune(
         samples_per_s=round(run.seen / max(seconds, 1e-9), 3), stopped=run.stopped, diverged_at=run.diverged_at,
         kept_step=run.kept_step,
         empty_outputs=empty, off_task=cost, off_task_base=cost_base, dtype=train_dtype, base_outputs=None if known else base_outs,
-        examples=examples, curve=curve, adapter=adapter,
+        examples=examples, curve=curve, adapter=adapter, lead=lead, k_side=new_k_side,
     )
 
 

@@ -11,7 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from modes import ui
-from modes.data import dialogues, tasks
+from modes.data import dialogues, pair_files, tasks
 from modes.data import translation as tr
 from modes.data.uploads import InputError
 from modes.finetune.config import FinetuneConfig
@@ -44,10 +44,10 @@ def resolve_data(source: str, upload, hub_id: str, hub_src: str, hub_tgt: str, d
         if source == "upload":
             if upload is None:
                 raise InputError("err_upload_missing")
-            return tr.from_upload(upload, upload_src, upload_tgt, direction if ft_task == "translation" else None,
+            return pair_files.from_upload(upload, upload_src, upload_tgt, direction if ft_task == "translation" else None,
                                     ROLES[ft_task], max_chars=long), test
         if source == "hub":
-            return tr.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target", max_chars=long), test
+            return pair_files.from_hub((hub_id or "").strip(), hub_src or "source", hub_tgt or "target", max_chars=long), test
         raise InputError("err_data_source", name=source)
     except InputError as exc:
         raise ui.error(exc.key, lang, **exc.fmt) from None
@@ -61,7 +61,7 @@ def upload_columns(upload, direction: str = "en-ko", ft_task: str = "translation
     if not upload:
         return gr.update(choices=[], value=""), gr.update(choices=[], value=""), ""
     try:
-        cols, src, tgt = tr.upload_columns(upload, direction if ft_task == "translation" else None, ROLES.get(ft_task, ROLES["translation"]))
+        cols, src, tgt = pair_files.upload_columns(upload, direction if ft_task == "translation" else None, ROLES.get(ft_task, ROLES["translation"]))
     except InputError as exc:
         return gr.update(choices=[], value=""), gr.update(choices=[], value=""), "⚠️ " + ui.msg(exc.key, lang, **exc.fmt)
     note = ui.msg("ft_upload_columns_found", lang, n=len(cols), cols=", ".join(cols))

@@ -15,6 +15,9 @@ def result_text(res, n_test: int, direction: str, lang: str, task: str = "transl
                 h1=res.base_hash_before[:16], h2=res.base_hash_after[:16],
                 same="✅" if res.base_weights_unchanged else "❌", changed=f"{res.adapter_params_changed:,}",
                 steps=res.steps, secs=f"{res.seconds:.0f}")
+    lead = getattr(res, "lead", None)  # recordings made before the lead was measured have none
+    if lead:
+        md += "\n\n" + lead_text(lead, res.chrf_after, n_test, lang)
     if res.stopped:
         md = ui.msg("ft_stopped", lang, step=res.steps) + "\n\n" + md
     if res.diverged_at is not None:
@@ -24,6 +27,15 @@ def result_text(res, n_test: int, direction: str, lang: str, task: str = "transl
     if res.off_task is not None:
         md += "\n\n" + render_cost(res.off_task, res.chrf_before, res.chrf_after, direction, lang)
     return md
+
+
+def lead_text(lead: dict, after, n: int, lang: str) -> str:
+    """The adapter against k examples in the prompt on the same sentences, and whether the lead is more than noise:
+    clear when the whole 95% bootstrap interval is above 0, behind when it is below, inside the noise otherwise."""
+    f = lambda x: f"{x:+.1f}"
+    verdict = "ft_lead_clear" if lead["low"] > 0 else "ft_lead_behind" if lead["high"] < 0 else "ft_lead_noise"
+    return ui.msg("ft_lead", lang, k=lead["k"], n=n, k4=lead["chrf_k"], after=after, lead=f(lead["lead"])) + " " + \
+        ui.msg(verdict, lang, k=lead["k"], n=n, low=f(lead["low"]), high=f(lead["high"]))
 
 
 def _cell(text: str) -> str:
@@ -76,9 +88,11 @@ def score_row(f: dict | None, lang: str) -> str:
     other = ui.msg("sb_other_finetune_none", lang) if not off else ui.msg(
         "sb_other_finetune", lang, bpc=f"{off['general_bpc_after'] - off['general_bpc_before']:+.3f}", rev=off["reverse_direction"],
         rev_delta=f"{off['reverse_chrf_after'] - off['reverse_chrf_before']:+.1f}")
+    lead = f.get("lead")  # the same held-out pairs with 4 examples in the prompt (runs from before it was measured: none)
+    k4 = ui.msg("sb_k4", lang, k=lead["k"], chrf=lead["chrf_k"]) if lead else ""
     return ui.msg("sb_row_finetune", lang, pct=f"{100 * f['trainable_fraction']:.2f}", params=f"{f['trainable_params']:,}",
                   pairs=f["n_pairs"], secs=f"{f['seconds']:.0f}", after=f["chrf_after"], before=f["chrf_before"], n=f["n_test"],
-                  other=other, label=f.get("label") or "")
+                  other=other, label=f.get("label") or "", k4=k4)
 
 
 def _best(s: dict) -> float:

@@ -23,11 +23,13 @@ from modes.finetune import base_side
 from modes.finetune.base_side import shakespeare_val
 from modes.finetune.config import FinetuneConfig
 from modes.finetune.data_panel import resolve_data, task_and_upload, upload_columns, wire_preview
+from modes.finetune.files import export, load_adapter
 from modes.finetune.plan import estimate, gpu_kind, gpu_line
 from modes.finetune.report import _best, result_text, score_row
+from modes.runs import curves
 from modes.runs import follow as records
 from modes.runs.jobs import fmt_eta
-from modes.runs.reuse import code_version, runtime, text_hash
+from modes.runs.keys import code_version, runtime, text_hash
 from modes.tabs import Page, Tab
 
 MARK = "held-out eval"  # the series whose lowest point the plot marks when it rose after it
@@ -43,8 +45,9 @@ def run_key(ctx, cfg, train, test) -> dict:
     return {"kind": "finetune", "cfg": dataclasses.asdict(cfg), "data": text_hash([(p.source, p.target) for p in train],
             [(p.source, p.target) for p in test], tr.DEFAULT_TEMPLATE, repr(tasks.prompting(
                 cfg.task, cfg.direction, cfg.summary_lang))), "model": ctx.proof().reference,
-            "dtype": ctx.loader.dtype_name, "train_dtype": ctx.loader.train_dtype, "code": code_version("finetune/core", "finetune/config", "finetune/offtask",
-                                                                 "model", "serving", "metrics", "data"),
+            "dtype": ctx.loader.dtype_name, "train_dtype": ctx.loader.train_dtype,
+            "code": code_version("finetune/core", "finetune/batches", "finetune/config", "finetune/offtask", "finetune/scoring", "model",
+                                 "serving", "metrics", "data"),
             **runtime()}
 
 
@@ -91,14 +94,15 @@ def rerun(ctx, session, settings: dict, lang: str):
     return start_run(ctx, session, cfg, train, test, data, fresh=True)
 
 
-def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_base, fail_at_step, stop, base_outputs=None):
+def train_in_call(ctx, cfg: FinetuneConfig, train, test, chrf_before, off_task_base, fail_at_step, stop, base_outputs=None,
+                  k_side=None):
     """Heavy (modes/serving/heavy.py): the fine-tune's events, where the seam runs it. Its scoring goes
     through that place's engine, in a private lane."""
     from modes.finetune.core import finetune as run_lora
     from modes.serving.engine import bulk_generator
 
     yield from run_lora(ctx.loader, cfg, train, test, should_stop=stop.is_set, chrf_before=chrf_before, base_outputs=base_outputs,
-                        fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(),
+                        fail_at_step=fail_at_step, off_task_base=off_task_base, shakespeare_val=shakespeare_val(), k_side=k_side,
                         generate=ctx.base_answers(bulk_generator(ctx.engine, "ft:" + str(id(stop)))))
 
 
@@ -110,7 +114,7 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
 
     # The base model's side of the scores is the same for every learner (modes/finetune/base_side.py):
     # looked up when the run starts, so one computed while it queued (by a run ahead, or in idle time) counts.
-    base_key = base_side.base_key(ctx, cfg, test)
+    base_key = base_side.base_key(ctx, cfg, test, train)
     base: dict = {}
 
     settings = {**dataclasses.asdict(cfg), "data": data}
@@ -124,11 +128,12 @@ def start_run(ctx, session, cfg: FinetuneConfig, train, test, data: str, fresh: 
         base.update(ctx.results.get(base_key) or {})
         return ctx.heavy.stream(train_in_call, cfg, train, test, base.get("chrf"), base.get("off_task"),
                                 ctx.hooks.get("fail_at_step"), stop=stop, seconds=gpu_seconds(est), kind=kind, steps=cfg.steps,
-                                base_outputs=base.get("outputs"))
+                                base_outputs=base.get("outputs"), k_side=base.get("k_side"))
 
     def on_done(run, res: FtResult) -> dict:
         if not run.replayed and not base:
-            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base, "outputs": res.base_outputs})
+            ctx.results.put(base_key, {"chrf": res.chrf_before, "off_task": res.off_task_base, "outputs": res.base_outputs,
+                                       "k_side": res.k_side})
         meta = {f.name: getattr(res.adapter, f.name) for f in dataclasses.fields(res.adapter) if f.name not in ("zip_bytes", "path")}
         ctx.history.save_adapter(run, res.adapter.zip_bytes, meta)
         summary = {**res.summary(), "replay": records.replay_info(run.replayed), "n_pairs": len(train), "n_test": len(test),
@@ -159,7 +164,7 @@ def follow(ctx, run, session, adapter, lang: str):
         elif ev.step:
             md = ui.msg("ft_progress", lang, step=ev.step, steps=ev.steps, eta=fmt_eta(ev.eta),
                         loss=f"{ev.loss:.3f}", sps=f"{ev.rate:.1f}")
-            yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view), run_id=run.id)
+            yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=curves.plot_update(run, view), run_id=run.id)
     res = run.result
     if res is None:
         return  # left the queue, or a replay the learner stopped: no result (they can train anew)
@@ -174,7 +179,7 @@ def follow(ctx, run, session, adapter, lang: str):
     ft_task = run.settings.get("task", "translation")
     label = tasks.prompting(ft_task, run.settings["direction"], run.settings.get("summary_lang", "en")).label
     md = result_text(res, run.summary["n_test"], label, lang, ft_task)
-    overfit = records.overfit_line(run, lang)
+    overfit = curves.overfit_line(run, lang)
     md = overfit + "\n\n" + md if overfit else md
     if run.replayed:
         md = records.replay_line(run.replayed, lang) + "\n\n" + md
@@ -183,7 +188,7 @@ def follow(ctx, run, session, adapter, lang: str):
     if overfit:
         yield OUT(plot=records.CLEAR)  # the mark is a new series: the plot takes new series only when cleared first
     yield OUT(progress=ui.msg("ft_done", lang, steps=res.steps, secs=f"{res.seconds:.0f}"),
-              plot=records.plot_update(run, view, mark=MARK), result=md, table=df, adapter_file=str(path),
+              plot=curves.plot_update(run, view, mark=MARK), result=md, table=df, adapter_file=str(path),
               adapter=new_adapter, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
 
 
@@ -191,35 +196,6 @@ def resume(ctx, session=None, adapter=None, request: gr.Request = None):
     """After a reload: follow the learner's fine-tune that is still running, if there is one."""
     lang = ui.lang_of(request)
     yield from records.reattach(ctx, TAB.id, session, lambda run: follow(ctx, run, session, adapter, lang), OUT())
-
-
-def export(steps, r, learning_rate, seed, alpha, dropout, target, batch_size, max_length, direction, task="translation",
-           summary_lang="en", request: gr.Request = None):
-    """A standalone training script with these settings (transformers + PEFT), to run anywhere."""
-    from modes.finetune.export import render_script
-
-    lang = ui.lang_of(request)
-    cfg = make_config(lang, steps=steps, r=r, alpha=alpha, dropout=dropout, target=target, learning_rate=learning_rate,
-                      batch_size=batch_size, max_length=max_length, seed=seed, direction=direction, task=task,
-                      summary_lang=summary_lang)
-    path = Path(tempfile.mkdtemp(prefix="hml-script-")) / "train_lora.py"
-    path.write_text(render_script(cfg, tr.DEFAULT_TEMPLATE), encoding="utf-8")
-    return str(path)
-
-
-def load_adapter(ctx, path, direction, request: gr.Request = None):
-    """Use an uploaded LoRA adapter zip (checked before it is used) as this session's adapter."""
-    lang = ui.lang_of(request)
-    if not path:
-        return gr.skip(), gr.skip()
-    base = ctx.loader.get()[0]  # the libraries first: adapters import safetensors and peft
-    from modes.model.adapters import adapter_from_upload
-
-    try:
-        a = adapter_from_upload(path, base, direction, tr.DEFAULT_TEMPLATE)
-    except InputError as exc:
-        raise ui.error(exc.key, lang, **exc.fmt) from None
-    return a, ui.msg("ft_adapter_loaded", lang, n=f"{a.trainable_params:,}")
 
 
 def slider(name: str, label, **kw) -> gr.Slider:
@@ -270,8 +246,7 @@ def build(page: Page) -> None:
     records.gpu_ask(page, ui.endpoint(gpu_line, ctx), [ft_task, steps], "ft-gpu-ask")
     progress_md = gr.Markdown()
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("ft_plot_label"), height=260, elem_id="ft-plot",  # no initial value: see pretrain.py
-                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "held-out eval": "#f97316",
-                                  records.BEST: "#10b981"}, color_title="")
+                       color_map=curves.colors("train", "held-out eval", curves.BEST), color_title="")
     run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
     records.curve_controls(ctx, TAB.id, run_id, page.session, plot, mark=MARK)
     result_md = gr.Markdown()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from modes.data import translation as task
-from modes.runs.reuse import code_version, runtime
+from modes.runs.keys import code_version, runtime
 from modes.serving.engine import Engine, StreamEvent, bulk_generator
 
 

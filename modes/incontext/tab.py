@@ -1,14 +1,13 @@
 """The in-context tab: a few-shot translation playground and a "how many examples?" sweep.
 
-Generation goes through the app's one engine (modes/serving/engine.py). Here: the checks and the handlers
-(module level, the app context bound in by `ui.endpoint`), then `build(page)`, which lays out the
+Generation goes through the app's one engine (modes/serving/engine.py). The pool table and the request's checks are
+inputs.py. Here: the handlers (module level, the app context bound in by `ui.endpoint`), then `build(page)`, which lays out the
 tab and wires its events, then the tab's registry entry. The weights never change here, and the
 panel proves it with a hash before and after.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import gradio as gr
@@ -18,104 +17,14 @@ from modes import ui
 from modes.data import translation as task
 from modes.data.translation import SELECTIONS
 from modes.fields import whole
-from modes.incontext.config import MAX_K, MAX_TEXT_CHARS, SweepConfig, TranslateConfig
+from modes.incontext.config import SweepConfig, TranslateConfig
+from modes.incontext.inputs import default_pool, parse_ks, pool_warning, prepare, translate_config
 from modes.runs.jobs import Throttle
 from modes.tabs import Page, Tab
 
 T, S = TranslateConfig(), SweepConfig()
 SWEEP_ICL, SWEEP_LORA = "in-context (base model)", "LoRA fine-tuned (k=0)"
 EXAMPLE_TEXT = {"en-ko": "Where can I buy a ticket for the museum?", "ko-en": "박물관 표는 어디에서 살 수 있어요?"}
-
-
-def _cell(v) -> str:
-    return ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).strip()
-
-
-def pool_from_table(table, lang: str) -> tuple[list[tuple[str, str]] | None, list[int]]:
-    """The editable pool -> ((English, Korean) rows, numbers of rows that look misplaced).
-
-    None or an empty table (the API's default) means the built-in train split: a Gradio table
-    cannot be None, so "no rows" is how a caller says "the built-in pool". The columns are English and Korean
-    whatever the direction; a missing column, an empty side or a pool whose columns look swapped
-    is refused in the learner's language. A few rows in the wrong language are only flagged.
-    """
-    if table is None:
-        return None, []
-    if isinstance(table, dict):
-        table = pd.DataFrame(table.get("data") or [], columns=table.get("headers") or None)
-    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
-    cols = {str(c).strip().lower(): c for c in df.columns}
-    missing = [name for name in task.POOL_COLUMNS if name.lower() not in cols]
-    if missing and len(df):
-        raise ui.error("err_pool_columns", lang, missing=", ".join(missing), found=", ".join(map(str, df.columns)) or "—")
-    rows = []
-    for i, (en, ko) in enumerate(zip(*(df[cols[n.lower()]] for n in task.POOL_COLUMNS)) if not missing else [], start=1):
-        en, ko = _cell(en), _cell(ko)
-        if not en and not ko:
-            continue  # a fully blank row is just an unused line of the table
-        if not en or not ko:
-            raise ui.error("err_pool_empty_side", lang, row=i)
-        rows.append((en, ko))
-    if not rows:
-        return None, []
-    flagged = task.misplaced_rows(rows)
-    if len(flagged) > len(rows) / 2:
-        raise ui.error("err_pool_swapped", lang, n=len(flagged), total=len(rows))
-    return rows, flagged
-
-
-def pool_warning(flagged: list[int], lang: str) -> str:
-    """A visible note on pool rows that look like they are in the wrong language ('' when none)."""
-    if not flagged:
-        return ""
-    rows = ", ".join(map(str, flagged[:8])) + (" …" if len(flagged) > 8 else "")
-    return "\n\n⚠️ " + ui.msg("warn_pool_rows", lang, rows=rows, n=len(flagged))
-
-
-def default_pool() -> pd.DataFrame:
-    """The built-in train split as the editable (English, Korean) table."""
-    return pd.DataFrame(task.builtin_pool("train"), columns=list(task.POOL_COLUMNS))
-
-
-def check_inputs(text, cfg: TranslateConfig, pool, lang) -> str:
-    """Validate what the config does not hold: the text, the template, k against the pool (None: built-in)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ui.error("err_text_empty", lang)
-    if len(text) > MAX_TEXT_CHARS:
-        raise ui.error("err_text_too_long", lang, n=len(text), cap=MAX_TEXT_CHARS)
-    try:
-        task.check_template(cfg.template)
-    except task.DataError as exc:
-        raise ui.error(exc.key, lang, **exc.fmt) from None
-    n_pool = len(task.builtin_pool("train")) if pool is None else len(pool)
-    if cfg.k > n_pool:
-        raise ui.error("err_k_pool", lang, k=cfg.k, n=n_pool)
-    return text.strip().replace("\n", " ")
-
-
-def translate_config(lang: str, **values) -> TranslateConfig:
-    """The translation's settings, checked on the server for every call (an empty seed box means 0)."""
-    if values.get("seed") is None:
-        values["seed"] = 0
-    return ui.settings(TranslateConfig, lang, **values)
-
-
-def parse_ks(ks: str, lang: str) -> list[int]:
-    try:
-        out = sorted({int(x) for x in str(ks).replace(" ", "").split(",") if x != ""})
-    except ValueError:
-        raise ui.error("err_ks", lang, max=MAX_K) from None
-    if not out or any(not 0 <= k <= MAX_K for k in out):
-        raise ui.error("err_ks", lang, max=MAX_K)
-    return out
-
-
-def prepare(text, cfg: TranslateConfig, pool_df, lang):
-    """(prefix, query, flagged rows): the request checked, the prompt built by task.fewshot_prompt."""
-    rows, flagged = pool_from_table(pool_df, lang)
-    text = check_inputs(text, cfg, rows, lang)
-    prefix, query, _ = task.fewshot_prompt(cfg.direction, text, cfg.k, rows, cfg.selection, cfg.seed, cfg.template)
-    return prefix, query, flagged
 
 
 def preview(ctx, text, direction, k, selection, seed, template, max_new_tokens, pool_df, request: gr.Request = None):

@@ -7,30 +7,26 @@ be trained and saved, and falls back to the embedded model when a chosen model c
 
 from __future__ import annotations
 
-import copy
-import importlib
 import logging
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from modes.data.uploads import hub_offline
 from modes.model.choice import PrecisionChoice
 
-# torch, transformers and peft are imported inside functions: the loader thread pays for them, so
-# the page can appear before they finish importing. `ModelLoader.libraries()` is their one owner:
-# two threads importing transformers at once can hand one of them a half-initialised module.
+# torch, transformers and peft are imported inside functions, by `libraries()` first (modes/model/libraries.py).
 from modes.model.embedded import convert_embedded, embedded_cache_path, load_cached_tokenizer
+from modes.model.libraries import LIBRARIES_MESSAGE, import_heavy_libraries
+from modes.model.status import ModelStatus, status_markdown
 from modes.serving.precision import choice_key, pick_device, probe_decode_seconds, remember_choice, requested_dtype
 
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "Gemma 3 270M (base, embedded)"
-LIBRARIES_MESSAGE = "Loading the model libraries (torch, transformers, peft) ..."
 
 
 def default_cache_dir() -> Path:
@@ -42,53 +38,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "how-models-learn"
 
 
-@dataclass
-class ModelStatus:
-    """What the UI shows about the model, while loading and after."""
-
-    state: str = "idle"  # idle | loading | ready | error
-    name: str = ""
-    source: str = ""
-    device: str = ""
-    dtype: str = ""
-    dtype_reason: str = ""  # why the served model runs in that dtype (asked for, native bf16 measured faster, ...)
-    train_dtype: str = ""  # what a fine-tune's private copy trains in (modes/model/training.py)
-    train_dtype_reason: str = ""
-    params: int = 0
-    load_seconds: float = 0.0
-    message: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 class ModelLoadError(RuntimeError):
     """A model source could not be loaded; the message names the source."""
-
-
-# The symbols every compute path takes from the heavy libraries. Resolving them here, in one thread,
-# runs transformers' and peft's lazy submodule imports once; later imports are plain dict look-ups.
-HEAVY_SYMBOLS = {
-    "transformers": ("AutoModelForCausalLM", "AutoTokenizer", "AutoModel", "TokenizersBackend", "Gemma3ForCausalLM",
-                     "Gemma3TextConfig", "DynamicCache", "TextIteratorStreamer", "StoppingCriteria",
-                     "StoppingCriteriaList", "PreTrainedTokenizerFast"),
-    "peft": ("PeftModel", "LoraConfig", "get_peft_model"),
-    "safetensors.torch": ("load", "save"),
-    "sacrebleu": ("corpus_chrf",),
-    "xxhash": ("xxh3_128",),
-}
-
-
-def import_heavy_libraries() -> None:
-    """Import torch, transformers, peft and friends fully, resolving every symbol the app uses."""
-
-    import torch  # noqa: F401 - first, as transformers and peft import it anyway
-
-    for module, names in HEAVY_SYMBOLS.items():
-        mod = importlib.import_module(module)
-        for name in names:
-            getattr(mod, name)
 
 
 class ModelLoader(PrecisionChoice):
@@ -120,7 +71,7 @@ class ModelLoader(PrecisionChoice):
         self._model = None
         self._tokenizer = None
         self.status = ModelStatus()
-        from modes.serving.heavy import fork_safe
+        from modes.serving.gpu_worker import fork_safe
 
         fork_safe(self)  # a forked GPU worker (in-call mode) calls get(): its locks must not be held there
 
@@ -332,29 +283,12 @@ class ModelLoader(PrecisionChoice):
                                                     local_files_only=offline or Path(src).expanduser().is_dir())
 
     def training_copy(self):
-        """A private copy of the served model to train on, on a CPU in `train_dtype` whatever the served dtype.
+        """A private copy of the served model to train on (modes/model/training.py: training_copy)."""
+        from modes.model.training import training_copy
 
-        A bf16 base trains 2x faster on some CPUs and 4.5x slower on others (modes/model/training.py);
-        upcasting a bf16 copy would train on rounded weights, so a float32 copy of a bf16-served model is
-        loaded from the float32 source on disk. It exists only while a training runs (the caller drops it).
-        """
+        return training_copy(self)
 
-        import torch
-
-        model, _ = self.get()
-        served = next(model.parameters()).dtype
-        want = getattr(torch, self.train_dtype)
-        if not self.device.startswith("cpu") or served == want:
-            return copy.deepcopy(model)
-        if want == torch.bfloat16:
-            from modes.model.training import bf16_copy
-
-            return bf16_copy(model, torch)
-        if self._source is None:  # nothing to load float32 weights from: the served ones, as they are
-            return copy.deepcopy(model)
-        return self._load_float32().to(self.device).eval()
-
-    # ---- building scratch models ------------------------------------------------------------
+    # ---- the device, and the status line --------------------------------------------------------
     def resolved_device(self) -> str:
         """The device models run on (picked on first use)."""
         if self.device == "?":
@@ -362,18 +296,4 @@ class ModelLoader(PrecisionChoice):
         return self.device
 
     def status_markdown(self) -> str:
-        s = self.status
-        icon = {"ready": "🟢", "loading": "🟡", "error": "🔴"}.get(s.state, "⚪")
-        parts = [f"{icon} **{s.name or 'model'}**"]
-        if s.state == "ready":
-            parts.append(f"{s.params / 1e6:.0f}M parameters · {s.source} · {s.device} ({s.dtype}) · loaded in {s.load_seconds:.1f}s")
-            if s.dtype_reason:
-                parts[-1] += f" · precision: {s.dtype_reason}"
-            if s.train_dtype_reason and self.device.startswith("cpu"):
-                parts[-1] += f" · fine-tuning: {s.train_dtype_reason}"
-        else:
-            parts.append(s.message or s.state)
-        text = " — ".join(parts)
-        for w in s.warnings:
-            text += f"\n\n⚠️ {w}"
-        return text
+        return status_markdown(self.status, self.device.startswith("cpu"))

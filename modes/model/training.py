@@ -11,6 +11,7 @@ in each precision (two interleaved rounds, about 5 s on 2 cores), once per CPU, 
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import time
@@ -100,8 +101,27 @@ def decide(model, cache_dir, model_id: str, asked: str = "auto", probe=probe_ste
 
 def bf16_copy(model, torch):
     """A bf16 copy of `model` without a float32 copy in between (parameters cast one by one)."""
-    import copy
-
     state = {id(p): p for p in model.parameters()}
     memo = {pid: torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=p.requires_grad) for pid, p in state.items()}
     return copy.deepcopy(model, memo).eval()
+
+
+def training_copy(loader):
+    """A private copy of the served model to train on, on a CPU in `train_dtype` whatever the served dtype.
+
+    A bf16 base trains 2x faster on some CPUs and 4.5x slower on others (above);
+    upcasting a bf16 copy would train on rounded weights, so a float32 copy of a bf16-served model is
+    loaded from the float32 source on disk. It exists only while a training runs (the caller drops it).
+    """
+    import torch
+
+    model, _ = loader.get()
+    served = next(model.parameters()).dtype
+    want = getattr(torch, loader.train_dtype)
+    if not loader.device.startswith("cpu") or served == want:
+        return copy.deepcopy(model)
+    if want == torch.bfloat16:
+        return bf16_copy(model, torch)
+    if loader._source is None:  # nothing to load float32 weights from: the served ones, as they are
+        return copy.deepcopy(model)
+    return loader._load_float32().to(loader.device).eval()

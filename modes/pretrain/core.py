@@ -1,6 +1,7 @@
-"""Pre-training compute: what the objective is (per-token next-token loss) and a tiny model learning it,
-by next-token prediction (GPT: causal attention, every character predicted from the ones before it) or
-by masked prediction (BERT: bidirectional attention, a few hidden characters predicted from both sides).
+"""Pre-training compute: a tiny model learning the objective, by next-token prediction (GPT: causal attention,
+every character predicted from the ones before it) or by masked prediction (BERT: bidirectional attention, a few
+hidden characters predicted from both sides). The objective read off the pretrained model is objective.py; the
+scratch model and its character tools scratch.py; the optimizers and their schedule optim.py.
 
 Pure functions on plain values and tensors; no Gradio. Training is a generator of progress events,
 so the UI (or a benchmark, or a test) decides what to show and when to stop.
@@ -8,7 +9,6 @@ so the UI (or a benchmark, or a test) decides what to show and when to stop.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from modes.codec import recordable
-from modes.metrics import bits_per_char
 from modes.pretrain.config import EVAL_BATCH, PretrainConfig
 from modes.pretrain.masked import (  # noqa: F401
     MASK,
@@ -31,70 +30,10 @@ from modes.pretrain.masked import (  # noqa: F401
     unigram_accuracy,
     write_left_to_right,
 )
+from modes.pretrain.objective import TokenLossResult, token_losses  # noqa: F401  (the tab and tests read them here)
+from modes.pretrain.optim import lr_at, lr_scale, make_optimizers  # noqa: F401
+from modes.pretrain.scratch import LN2, VAL_SNIPPET_CHARS, CharVocab, sample_text, scratch_bpc, scratch_model
 from modes.runs.events import Done, Eval, Sample, Step
-
-LN2 = math.log(2.0)
-TOP_K = 5
-
-
-# ---- Part 1: what does pre-training optimise? ---------------------------------------------------
-@dataclass
-class TokenLossResult:
-    tokens: list[dict]  # {token, loss, top: [[token, prob], ...]} for every token after <bos>
-    mean_loss: float  # nats per token
-    perplexity: float
-    bits_per_char: float
-    n_chars: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@torch.no_grad()
-def token_losses(model, tokenizer, text: str, top_k: int = TOP_K) -> TokenLossResult:
-    """Next-token loss of every token of `text` under `model`, with the model's top-k guesses."""
-    enc = tokenizer(text, return_tensors="pt", add_special_tokens=True)
-    ids = enc["input_ids"].to(model.device)  # [1, n]; ids[0, 0] is <bos> for Gemma
-    if ids.shape[1] < 2:
-        raise ValueError("text has no tokens after the start token")
-    logits = model(input_ids=ids).logits[0, :-1].float()  # [n-1, vocab]: position i predicts token i+1
-    logp = torch.log_softmax(logits, dim=-1)
-    target = ids[0, 1:]
-    losses = -logp.gather(1, target[:, None])[:, 0]  # [n-1]
-    top_p, top_i = logp.exp().topk(top_k, dim=-1)
-    rows = []
-    for j in range(target.shape[0]):
-        rows.append(
-            {
-                "token": tokenizer.decode([int(target[j])]),
-                "loss": round(float(losses[j]), 4),
-                "top": [[tokenizer.decode([int(i)]), round(float(p), 4)] for p, i in zip(top_p[j], top_i[j])],
-            }
-        )
-    total = float(losses.sum())
-    mean = total / len(rows)
-    return TokenLossResult(rows, round(mean, 4), round(math.exp(mean), 3), round(bits_per_char(total, len(text)), 4), len(text))
-
-
-# ---- Part 2: a tiny model from scratch ----------------------------------------------------------
-class CharVocab:
-    """Character-level vocabulary: one id per distinct character of the corpus (and the mask symbol,
-    last, when `mask` is set: the character ids of the two objectives' runs then agree)."""
-
-    def __init__(self, text: str, mask: bool = False):
-        self.chars = sorted(set(text) - {MASK}) + ([MASK] if mask else [])
-        self.stoi = {c: i for i, c in enumerate(self.chars)}
-        self.mask_id = self.stoi.get(MASK)
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> torch.Tensor:
-        unk = self.stoi.get(" ", 0)
-        return torch.tensor([self.stoi.get(c, unk) for c in text], dtype=torch.long)
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
 
 
 @recordable
@@ -139,75 +78,12 @@ def _update(model, opts, x: torch.Tensor, y: torch.Tensor, scale: float) -> floa
     return loss.item()
 
 
-def lr_scale(step: int, cfg: PretrainConfig) -> float:
-    """The learning rate as a fraction of its peak: linear warmup, then warmup-stable-decay (muon:
-    flat, then a linear decay over the last decay_frac of the steps) or cosine decay (adamw)."""
-    warmup = min(cfg.warmup, cfg.steps // 10)  # short runs (a 30-step demo) warm up for a tenth
-    if step < warmup:
-        return (step + 1) / warmup
-    lo = cfg.min_lr_ratio
-    if cfg.optimizer == "adamw":
-        frac = (step - warmup) / max(1, cfg.steps - warmup)
-        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-    decay_start = max(warmup, int(cfg.steps * (1 - cfg.decay_frac)))
-    if step < decay_start:
-        return 1.0
-    return lo + (1 - lo) * max(0.0, 1 - (step - decay_start) / max(1, cfg.steps - decay_start))
-
-
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """AdamW's learning rate at `step` (the baseline GPT in bench/pretrain.py uses it too)."""
-    return cfg.preset.lr * lr_scale(step, cfg)
-
-
-def make_optimizers(model, cfg: PretrainConfig) -> list:
-    p = cfg.preset
-    if cfg.optimizer == "muon":
-        from modes.pretrain.optim import pretrain_optimizers
-
-        return pretrain_optimizers(model, p.muon_lr, p.embed_lr, cfg.weight_decay, _fast_adam_kwargs(model))
-    decay = [q for q in model.parameters() if q.dim() >= 2]
-    no_decay = [q for q in model.parameters() if q.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=p.lr, betas=(0.9, 0.99), **_fast_adam_kwargs(model))
-    for g in opt.param_groups:
-        g["peak_lr"] = g["lr"]
-    return [opt]
-
-
 def _loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # [B, T] -> hidden [B, T, C] -> logits [B, T, V]; the char vocabulary is tiny, so all positions count
     # (masked: y is -100 except at the masked positions, which are the only ones scored).
     h = model.model(input_ids=x).last_hidden_state
     logits = model.lm_head(h)
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100)
-
-
-@torch.no_grad()
-def sample_text(model, vocab: CharVocab, n_chars: int, block: int, gen: torch.Generator, prompt: str = "\n", temperature: float = 0.8) -> str:
-    """Sample characters from the scratch model with a KV cache: one position per character instead of
-    re-reading the whole context (0.29 s -> about 0.1 s for 160 characters at `baby`). Positions never
-    pass the block the model was trained on: at the block's end the last half-block is read afresh."""
-    from transformers import DynamicCache
-
-    ids = vocab.encode(prompt).to(model.device)[None]  # [1, T]
-    out: list[int] = []
-    cache, fed = None, 0  # fed: positions in the cache
-    nxt = None
-    for _ in range(n_chars):
-        if cache is None or fed >= block:
-            ctx = torch.cat([ids, torch.tensor([out], dtype=torch.long, device=ids.device)], 1) if out else ids
-            ctx = ctx[:, -(block // 2 if cache is not None else block):]
-            cache = DynamicCache(config=model.config)
-            h = model.model(input_ids=ctx, cache=cache, use_cache=True).last_hidden_state[:, -1]
-            fed = ctx.shape[1]
-        else:
-            h = model.model(input_ids=nxt, cache=cache, use_cache=True).last_hidden_state[:, -1]
-            fed += 1
-        probs = torch.softmax(model.lm_head(h).float() / temperature, dim=-1)
-        nxt = torch.multinomial(probs.cpu(), 1, generator=gen).to(ids.device)  # [1, 1]
-        out.append(int(nxt))
-    return vocab.decode(out)
 
 
 @torch.no_grad()
@@ -232,40 +108,6 @@ def val_windows(n_val: int, block: int, cfg: PretrainConfig) -> torch.Tensor:
     """The fixed val windows (start offsets) every estimate uses: seeded, the same for any batch size."""
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     return torch.randint(n_val - block - 1, (cfg.eval_batches * EVAL_BATCH,), generator=gen)
-
-
-VAL_SNIPPET_CHARS = 4_000  # the val text both models are scored on (the 270M model reads it in ~2 s)
-
-
-def scratch_model(loader, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0,
-                  bidirectional: bool = False):
-    """A freshly initialised small Gemma 3 (same family as the pretrained model), on the loader's device.
-    `bidirectional`: every position attends to the whole window (BERT's encoder), not only to the left."""
-    loader.libraries()
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    cfg = Gemma3TextConfig(
-        vocab_size=vocab_size,
-        hidden_size=n_embd,
-        intermediate_size=((8 * n_embd // 3 + 7) // 8) * 8,  # gated MLP at nanoGPT's 4x parameter budget
-        num_hidden_layers=n_layer,
-        num_attention_heads=n_head,
-        num_key_value_heads=1,  # one shared K/V head, as Gemma 3 270M has (and ~10% faster steps on CPU)
-        head_dim=n_embd // n_head,
-        query_pre_attn_scalar=n_embd // n_head,
-        max_position_embeddings=block_size,
-        sliding_window=block_size,  # the window covers the whole block, so every layer sees it all
-        layer_types=["full_attention"] * n_layer,
-        pad_token_id=0,
-        bos_token_id=None,
-        eos_token_id=None,
-        tie_word_embeddings=True,
-        attn_implementation="sdpa",
-        use_cache=False,
-        use_bidirectional_attention=bidirectional,
-    )
-    torch.manual_seed(seed)
-    return Gemma3ForCausalLM(cfg).to(loader.resolved_device())
 
 
 def train_scratch(
@@ -377,34 +219,3 @@ def _final_figures(model, vocab, corpus, cfg: PretrainConfig, train, masks, val_
     return scratch_bpc(model, vocab, snippet, cfg.preset.block_size), ref, extra
 
 
-def _fast_adam_kwargs(model) -> dict:
-    """The fused AdamW kernel where this torch has it (CPU and CUDA in torch >= 2.4), else foreach."""
-    try:
-        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, device=model.device))], fused=True)
-        return {"fused": True}
-    except (RuntimeError, TypeError):
-        return {"foreach": True}
-
-
-@torch.no_grad()
-def scratch_bpc(model, vocab: CharVocab, text: str, block: int) -> float:
-    """The scratch model's bits/char on `text`: windows of `block` chars with half-block overlap,
-    each character scored once, with at least half a block of context after the first window."""
-    ids = vocab.encode(text).to(model.device)
-    model.eval()
-    total, counted, half = 0.0, 0, block // 2
-    start = 0
-    while True:
-        chunk = ids[start : start + block + 1]
-        if len(chunk) < 2:
-            break
-        logits = model.lm_head(model.model(input_ids=chunk[None, :-1]).last_hidden_state)[0].float()
-        losses = F.cross_entropy(logits, chunk[1:], reduction="none")
-        skip = 0 if start == 0 else half  # the first half was already scored by the previous window
-        total += float(losses[skip:].sum())
-        counted += len(losses) - skip
-        if start + block + 1 >= len(ids):
-            break
-        start += half
-    # The first character has no context: it is not predicted by either model, so both skip it.
-    return total / LN2 / max(counted, 1)

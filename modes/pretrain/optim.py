@@ -1,4 +1,5 @@
-"""The pre-training optimizer: Muon for the hidden matrices, AdamW for embeddings and norms.
+"""The pre-training optimizer: Muon for the hidden matrices, AdamW for embeddings and norms; and the learning-rate
+schedule a run follows (warmup, then warmup-stable-decay for Muon or cosine for AdamW).
 
 Muon (momentum, then a Newton-Schulz orthogonalised update; the modded-nanoGPT speedrun's biggest
 sample-efficiency gain) is what lets the `baby` model reach 1.60 nats/char in about a minute on 2
@@ -14,8 +15,11 @@ kernels: avx512bw/vl/dq or avx_ne_convert). On an AVX2-only CPU a bf16 baddbmm o
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
+
+from modes.pretrain.config import PretrainConfig
 
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's (Keller Jordan's) quintic iteration
 
@@ -79,3 +83,47 @@ def pretrain_optimizers(model, muon_lr: float, adam_lr: float, weight_decay: flo
         for g in o.param_groups:
             g["peak_lr"] = g["lr"]
     return opts
+
+
+# ---- the schedule, and the optimizers of a run ----------------------------------------------------
+def lr_scale(step: int, cfg: PretrainConfig) -> float:
+    """The learning rate as a fraction of its peak: linear warmup, then warmup-stable-decay (muon:
+    flat, then a linear decay over the last decay_frac of the steps) or cosine decay (adamw)."""
+    warmup = min(cfg.warmup, cfg.steps // 10)  # short runs (a 30-step demo) warm up for a tenth
+    if step < warmup:
+        return (step + 1) / warmup
+    lo = cfg.min_lr_ratio
+    if cfg.optimizer == "adamw":
+        frac = (step - warmup) / max(1, cfg.steps - warmup)
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+    decay_start = max(warmup, int(cfg.steps * (1 - cfg.decay_frac)))
+    if step < decay_start:
+        return 1.0
+    return lo + (1 - lo) * max(0.0, 1 - (step - decay_start) / max(1, cfg.steps - decay_start))
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """AdamW's learning rate at `step` (the baseline GPT in bench/pretrain.py uses it too)."""
+    return cfg.preset.lr * lr_scale(step, cfg)
+
+
+def make_optimizers(model, cfg: PretrainConfig) -> list:
+    p = cfg.preset
+    if cfg.optimizer == "muon":
+        return pretrain_optimizers(model, p.muon_lr, p.embed_lr, cfg.weight_decay, _fast_adam_kwargs(model))
+    decay = [q for q in model.parameters() if q.dim() >= 2]
+    no_decay = [q for q in model.parameters() if q.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=p.lr, betas=(0.9, 0.99), **_fast_adam_kwargs(model))
+    for g in opt.param_groups:
+        g["peak_lr"] = g["lr"]
+    return [opt]
+
+
+def _fast_adam_kwargs(model) -> dict:
+    """The fused AdamW kernel where this torch has it (CPU and CUDA in torch >= 2.4), else foreach."""
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, device=model.device))], fused=True)
+        return {"fused": True}
+    except (RuntimeError, TypeError):
+        return {"foreach": True}

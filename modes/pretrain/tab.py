@@ -17,9 +17,11 @@ from modes.data import corpus as corpus_mod
 from modes.data.uploads import InputError
 from modes.pretrain.cards import _best, _headline, result_card, samples_view, score_row, two_ways
 from modes.pretrain.config import MAX_TEXT_CHARS, PretrainConfig
+from modes.pretrain.plan import estimate, gpu_kind, gpu_line
+from modes.runs import curves
 from modes.runs import follow as records
 from modes.runs.jobs import fmt_eta
-from modes.runs.reuse import code_version, runtime, text_hash
+from modes.runs.keys import code_version, runtime, text_hash
 from modes.tabs import Page, Tab
 
 # Loss buckets for the colour legend (nats): low = the model saw it coming.
@@ -73,7 +75,8 @@ def parse_config(size, steps, seed, lang: str, objective: str = PretrainConfig.o
 def run_key(ctx, cfg, data) -> dict:
     """Everything a pre-training run's figures depend on: an identical key replays the recorded run."""
     return {"kind": "pretrain", "cfg": asdict(cfg), "corpus": [data.name, text_hash(data.train, data.val)],
-            "code": code_version("pretrain/core", "pretrain/config", "pretrain/optim", "model", "metrics"),
+            "code": code_version("pretrain/core", "pretrain/config", "pretrain/optim", "pretrain/scratch", "pretrain/masked",
+                                 "model", "metrics"),
             "reference_model": [ctx.loader.model_id, ctx.loader.dtype_request], **runtime()}
 
 
@@ -144,24 +147,6 @@ def rerun(ctx, session, settings: dict, lang: str):
     return start_run(ctx, session, cfg, resolve_corpus(settings.get("corpus") or "shakespeare", None, lang), fresh=True)
 
 
-def estimate(steps: int) -> float:
-    """A run's seconds on 2 CPU cores: about 50 ms a step at `baby`, plus evals and samples."""
-    return steps * 0.05 + 10
-
-
-def gpu_kind(size: str, objective: str) -> str:
-    return f"pretrain:{size}:{objective}"
-
-
-def gpu_line(ctx, size: str, steps, objective: str, request: gr.Request = None) -> str:
-    """In-call mode (ZeroGPU): the GPU seconds a run with these settings will ask for, shown before it starts."""
-    try:
-        steps = int(steps)
-    except (TypeError, ValueError):
-        steps = PretrainConfig.steps
-    return records.gpu_line(ctx, gpu_kind(size, objective), steps, estimate(steps), ui.lang_of(request))
-
-
 def start_run(ctx, session, cfg: PretrainConfig, data, fresh: bool):
     """Start the run (queued, or replayed when identical to a recorded one) in its own thread; returns it."""
     ctx.loader.libraries()  # the one owner of torch/transformers imports: never race it
@@ -204,7 +189,7 @@ def follow(ctx, run, session, lang: str):
             shown = len(run.samples)
             text, colour = samples_view(run)
             samples = {"samples": text, "fill_in": gr.update(value=colour, visible=colour is not None)}
-        yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=records.plot_update(run, view),
+        yield OUT(progress=records.progress_line(md, run.replayed, lang), plot=curves.plot_update(run, view),
                   anew=gr.update(visible=bool(run.replayed)), run_id=run.id, **samples)
     res = run.result
     if res is None:
@@ -217,7 +202,7 @@ def follow(ctx, run, session, lang: str):
         md = records.replay_line(run.replayed, lang) + "\n\n" + md
     text, colour = samples_view(run)
     yield OUT(progress=ui.msg("pt_progress_done", lang, step=res.steps, secs=f"{res.seconds:.0f}"),
-              plot=records.plot_update(run, view), samples=text, fill_in=gr.update(value=colour, visible=colour is not None),
+              plot=curves.plot_update(run, view), samples=text, fill_in=gr.update(value=colour, visible=colour is not None),
               result=md, summary=run.summary, anew=gr.update(visible=bool(run.replayed)), run_id=run.id)
 
 
@@ -273,7 +258,7 @@ def build(page: Page) -> None:
     # never draw (tests/test_browser.py checks the drawn paths).
     # A fixed colour map gives the legend its entries before the first point arrives.
     plot = gr.LinePlot(x="step", y="loss", color="split", label=ui.t("pt_plot_label"), height=280, elem_id="pt-plot",
-                       color_map={"train": "#6366f1", "train" + records.RAW: "#c7d2fe", "val": "#f97316"}, color_title="")
+                       color_map=curves.colors("train", "val"), color_title="")
     run_id = gr.State(None)  # the run the plot shows (the smoothing and log controls redraw it)
     records.curve_controls(page.ctx, TAB.id, run_id, page.session, plot)
     samples_box = gr.Textbox(label=ui.t("pt_samples_label"), lines=8, interactive=False)

@@ -45,8 +45,8 @@ from modes.runs.rooms import (
     ClassError,
     Experiment,
     Member,
-    ReadBack,
     Room,
+    StoreSide,
     _hash,
     clean_name,
     normal_code,
@@ -56,7 +56,7 @@ from modes.runs.store import Conflict
 log = logging.getLogger(__name__)
 
 
-class Classes(ReadBack):
+class Classes(StoreSide):
     def __init__(self, store=None, ttl_s: float = 7 * 86400, clock: Callable[[], float] = time.time):
         self.store = store  # the durable store (or None: memory only)
         self.ttl_s = ttl_s
@@ -288,27 +288,3 @@ class Classes(ReadBack):
         while f"{name[:MAX_NAME - 3]} {n}" in taken:
             n += 1
         return f"{name[:MAX_NAME - 3]} {n}"
-
-    def _save(self, room: Room) -> None:
-        """Write the room at the revision it was read at; Conflict (from the store) when another process wrote it."""
-        room.version += 1
-        if not self.store:
-            return
-        try:
-            room.rev = self.store.put_class(room.code, room.key_hash, room.created, room.doc(), room.rev)
-        except Conflict:
-            raise
-        except Exception:  # a failed write: the class goes on from memory (as History does)
-            log.exception("the store could not save a class; serving it from memory")
-
-    def _save_member(self, room: Room, member: Member) -> None:
-        room.version += 1
-        self._write(self.store and self.store.put_member, room.code, member.owner, member.joined, member.doc())
-
-    def _write(self, fn, *args) -> None:
-        if not fn:
-            return
-        try:
-            fn(*args)
-        except Exception:  # a failed write: the class goes on from memory (as History does)
-            log.exception("the store could not save a class; serving it from memory")

@@ -6,7 +6,8 @@ import threading
 import time
 
 from modes.runs.events import Done, Left, Queued, Replaying, Step
-from modes.runs.reuse import LEASE_POLL_S, Recording, key_of, replay
+from modes.runs.keys import key_of
+from modes.runs.reuse import LEASE_POLL_S, Recording, replay
 
 
 class StopFlag:

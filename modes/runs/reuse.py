@@ -15,7 +15,6 @@ registered with `recordable`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -24,49 +23,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from modes.codec import blobs_from_bytes, blobs_from_file, blobs_to_bytes, blobs_to_file, decode, encode
+from modes.runs.keys import key_of
 
 LEASE_POLL_S = 1.0  # seconds between looks for the result of work another process holds the lease on
-
-MODES_DIR = Path(__file__).resolve().parents[1]
-_code_hashes: dict = {}
-
-
-def code_version(*parts: str) -> str:
-    """A hash of the named parts of modes/: a package folder ("serving": every .py in it) or a module
-    ("metrics"). Naming packages, not files, keeps a result's key right when a package gains a file.
-    A code change makes old results unusable."""
-    key = tuple(sorted(parts))
-    if key not in _code_hashes:
-        h = hashlib.sha256()
-        for name in key:
-            path = MODES_DIR / name
-            files = sorted(path.rglob("*.py")) if path.is_dir() else [MODES_DIR / f"{name}.py"]
-            if not files or not files[0].exists():
-                raise FileNotFoundError(f"code_version: no modes/{name} (package or module)")
-            for f in files:
-                h.update(str(f.relative_to(MODES_DIR)).encode())
-                h.update(f.read_bytes())
-        _code_hashes[key] = h.hexdigest()[:16]
-    return _code_hashes[key]
-
-
-def runtime() -> dict:
-    """What else can change a float: torch version, device and thread count."""
-    import torch
-
-    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
-
-
-def key_of(parts: dict) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def text_hash(*texts) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(json.dumps(t, ensure_ascii=False, default=str).encode())
-    return h.hexdigest()[:16]
-
 
 class _Shared:
     """The database behind a store, when other processes share it (None: memory and the folder only)."""

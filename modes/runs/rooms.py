@@ -1,5 +1,5 @@
 """A class's parts as data: the join code's alphabet, a learner (Member), an experiment, the class (Room), and how
-a class is read back from the database (ReadBack, which Classes inherits): every class at most once a second
+a class is read back from the database (StoreSide, which Classes inherits; it writes a class through too): every class at most once a second
 when other processes share the database, one class at once before a join or after a write conflict.
 Names and codes are cleaned here: a display name is plain text, a typed code ignores case, spaces and dashes."""
 
@@ -12,6 +12,8 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from modes.runs.store import Conflict
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 1.0  # seconds: the longest a read may lag another process's change of a class
@@ -111,8 +113,9 @@ def _hash(key) -> str:
 
 
 
-class ReadBack:
-    """Classes' half that reads the database back (self.rooms, self.of_owner, self.store and self._lock are Classes')."""
+class StoreSide:
+    """Classes' half that keeps them in the database: reading every class back, writing one through at the revision
+    it was read at (self.rooms, self.of_owner, self.store and self._lock are Classes')."""
 
     # ---- reading back ----------------------------------------------------------------------------
     def sync(self, force: bool = False) -> None:
@@ -171,3 +174,28 @@ class ReadBack:
                 self.of_owner[o] = room.code
         self._synced_at = time.monotonic()
         self.expire()
+
+    # ---- writing through -------------------------------------------------------------------------
+    def _save(self, room: Room) -> None:
+        """Write the room at the revision it was read at; Conflict (from the store) when another process wrote it."""
+        room.version += 1
+        if not self.store:
+            return
+        try:
+            room.rev = self.store.put_class(room.code, room.key_hash, room.created, room.doc(), room.rev)
+        except Conflict:
+            raise
+        except Exception:  # a failed write: the class goes on from memory (as History does)
+            log.exception("the store could not save a class; serving it from memory")
+
+    def _save_member(self, room: Room, member: Member) -> None:
+        room.version += 1
+        self._write(self.store and self.store.put_member, room.code, member.owner, member.joined, member.doc())
+
+    def _write(self, fn, *args) -> None:
+        if not fn:
+            return
+        try:
+            fn(*args)
+        except Exception:  # a failed write: the class goes on from memory (as History does)
+            log.exception("the store could not save a class; serving it from memory")

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from modes import ui
+from modes.runs import curves
 from modes.runs import follow as records
 from modes.tabs import Page, Tab
 
@@ -127,9 +128,9 @@ def compare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, sessio
         raise ui.error("sb_compare_need_two", lang)
     if len({r.kind for r in runs}) > 1:
         raise ui.error("sb_compare_one_kind", lang)
-    diff = records.settings_diff(runs)
+    diff = curves.settings_diff(runs)
     x, y = runs[0].axes
-    df = records.compare_frame(runs, float(smoothing or 0), bool(log)).rename(columns={"x": x, "y": y, "series": "run"})
+    df = curves.compare_frame(runs, float(smoothing or 0), bool(log)).rename(columns={"x": x, "y": y, "series": "run"})
     plot = gr.LinePlot(value=df, x=x, y=y, color="run", y_title=f"log₁₀ {y}" if log else y)
     lines = [f"- **{k}**: " + " · ".join(f"#{r.id} = {v}" for r, v in zip(runs, vals)) for k, vals in diff.items()]
     md = ui.msg("sb_compare_diff_title", lang) + "\n" + ("\n".join(lines) if lines else ui.msg("sb_compare_same", lang))
@@ -137,7 +138,7 @@ def compare(ctx, tabs, picked, smoothing: float = 0.0, log: bool = False, sessio
         md = ui.msg("sb_compare_objectives", lang) + "\n\n" + md
     results = pd.DataFrame([{"run": f"#{r.id}", "status": r.status, "result": headline(r, tabs),
                              "seconds": (r.summary or {}).get("seconds")} for r in runs])
-    out = {"runs": [r.public() for r in runs], "diff": diff, "axes": list(runs[0].axes), "curves": records.aligned(runs)}
+    out = {"runs": [r.public() for r in runs], "diff": diff, "axes": list(runs[0].axes), "curves": curves.aligned(runs)}
     yield records.CLEAR, gr.skip(), gr.skip(), gr.skip()  # other runs, other series: the plot takes them once cleared
     yield plot, md, results, out
 

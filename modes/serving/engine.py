@@ -17,17 +17,15 @@ modes/serving/rowwise.py), so a row decodes the same tokens alone and in any bat
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 import time
 from typing import Callable, Hashable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from modes.serving import omp
-from modes.serving.kv import PrefixCache, concat, grow, left_align, prefill, select_rows
+from modes.serving.kv import PrefixCache, merge_rows, prefill, prefill_rows, select_rows
 
 # The request/row types and token choice; re-exported, callers and tests import them from here.
 from modes.serving.rows import (  # noqa: F401
@@ -38,8 +36,8 @@ from modes.serving.rows import (  # noqa: F401
     Request,
     StreamEvent,
     _Lane,
-    _pick,
     _Row,
+    _tokens,
     stop_ids,
 )
 
@@ -182,7 +180,7 @@ class Engine:
             try:
                 if self.fault:
                     self.fault("prefill", key, [reqs[i] for i in chunk])
-                cache, row_mask, rows, logits = self._prefill_chunk(model, tok, p_cache, P, [reqs[i] for i in chunk],
+                cache, row_mask, rows, logits = prefill_rows(model, tok, p_cache, P, [reqs[i] for i in chunk],
                                                                     [enc[i] for i in chunk])
             except Exception as exc:  # retried alone, or reported to this row's caller only
                 if len(chunk) > 1:
@@ -194,47 +192,8 @@ class Engine:
             lane = self._lanes.get(key)
             if lane is None:
                 lane = self._lanes[key] = _Lane(model, tok)
-            self._merge(lane, cache, row_mask, rows)
+            merge_rows(lane, cache, row_mask, rows)
             self._drop(lane, self._emit(lane, rows, logits))
-
-    def _prefill_chunk(self, model, tok, p_cache, P: int, reqs: list[Request], enc: list[list[int]]):
-        """One forward over `reqs` after the prefix: (cache [n rows, left-aligned], mask [n, L], rows, logits [n, V])."""
-        lens = [len(e) for e in enc]
-        n, Lq = len(reqs), max(lens)
-        ids = torch.full((n, Lq), tok.pad_token_id, dtype=torch.long)
-        qmask = torch.zeros((n, Lq), dtype=torch.long)
-        for j, e in enumerate(enc):
-            ids[j, : lens[j]], qmask[j, : lens[j]] = torch.tensor(e), 1
-        cache = copy.deepcopy(p_cache)
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-        mask = torch.cat([torch.ones((n, P), dtype=torch.long), qmask], 1)
-        pos = (P + torch.arange(Lq))[None].expand(n, Lq)
-        dev = model.device
-        last = torch.tensor(lens) - 1  # each row's last real token
-        keep = torch.unique(last)  # logits only where some row ends: [n, len(keep), V], not [n, Lq, V]
-        out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), cache=cache,
-                    use_cache=True, logits_to_keep=keep.to(dev))
-        logits = out.logits[torch.arange(n), torch.searchsorted(keep, last)]  # [n, V]
-        L = P + Lq
-        if n > 1:
-            left_align(cache, [P + m for m in lens], L)
-        row_mask = torch.stack([F.pad(torch.ones(P + m, dtype=torch.long), (L - P - m, 0)) for m in lens])
-        rows = [_Row(r, pos=P + m, last=-1, gen=torch.Generator().manual_seed(int(r.seed)) if r.temperature > 0 else None)
-                for r, m in zip(reqs, lens)]
-        return cache, row_mask.to(dev), rows, logits
-
-    def _merge(self, lane: _Lane, cache, mask: torch.Tensor, rows: list[_Row]) -> None:
-        if not lane.rows:
-            lane.cache, lane.mask, lane.rows = cache, mask, list(rows)
-            return
-        La, Lb = lane.mask.shape[1], mask.shape[1]
-        L = max(La, Lb)
-        grow(lane.cache, La, L)
-        grow(cache, Lb, L)
-        concat(lane.cache, cache)
-        lane.mask = torch.cat([F.pad(lane.mask, (L - La, 0)), F.pad(mask, (L - Lb, 0))], 0)
-        lane.rows += rows
 
     def _step(self, key, lane: _Lane) -> None:
         """One decode step for every row of the lane."""
@@ -303,21 +262,6 @@ class Engine:
             lane.mask = select_rows(lane.cache, lane.mask, keep)
         else:
             lane.cache = lane.mask = None
-
-
-def _tokens(logits: torch.Tensor, rows: list[_Row]) -> list:
-    """Each row's next token, or the exception its choice raised: all rows at once, and row by row only
-    when that fails, so one bad row costs the others nothing but a second pass."""
-    try:
-        return _pick(logits, rows)
-    except Exception:  # find the row(s) that fail
-        out = []
-        for i, row in enumerate(rows):
-            try:
-                out.append(_pick(logits[i : i + 1], [row])[0])
-            except Exception as exc:  # returned, and reported to that row's caller
-                out.append(exc)
-        return out
 
 
 def bulk_generator(engine: Engine | None, session: str = "bulk") -> Callable:

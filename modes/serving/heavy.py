@@ -22,15 +22,15 @@ lets HML_GPU_CONCURRENT trainings of different learners run at once, each in its
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
+
+from modes.serving.gpu_worker import GpuName, Raised, inside, register, tasks
 
 THREADS, IN_CALL = "threads", "in-call"
 # ZeroGPU refuses a call that asks for more; "5 minutes is the maximum time that can be requested at once"
@@ -55,22 +55,6 @@ def _quota_refusal(exc: BaseException) -> bool:
     """ZeroGPU's own refusal for quota (spaces raises a gr.Error whose message speaks of the quota)."""
     text = str(exc).lower()
     return "quota" in text and not isinstance(exc, (TooLong, QuotaRefused))
-
-
-@dataclass
-class GpuName:
-    """The first item a GPU call streams: which GPU ran it (the budget is kept per GPU)."""
-
-    name: str
-
-
-def gpu_name() -> str:
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    except Exception:
-        return "unknown"
 
 
 class TooLong(Exception):
@@ -100,97 +84,6 @@ def detect() -> str:
 def gpu_seconds(cpu_seconds: float) -> float:
     """A GPU call's estimated seconds from the app's CPU estimate of the same work."""
     return WORKER_START_S + cpu_seconds / GPU_SPEEDUP
-
-
-# ---- after a fork: locks made anew -------------------------------------------------------------
-# A forked worker has only the thread that forked; a lock another thread held at that moment stays held
-# in the child for ever. Objects that hold locks the worker uses register here and remake them.
-_FORK_SAFE: "weakref.WeakSet" = weakref.WeakSet()
-_hooked = False
-
-
-def fork_safe(obj) -> None:
-    """Call `obj._after_fork()` in every forked child (held weakly: a dropped object is forgotten)."""
-    global _hooked
-    _FORK_SAFE.add(obj)
-    if not _hooked and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork)
-        _hooked = True
-
-
-def _after_fork() -> None:
-    for obj in list(_FORK_SAFE):
-        obj._after_fork()
-
-
-# ---- the tasks ZeroGPU runs ---------------------------------------------------------------------
-_CONTEXTS: dict[str, object] = {}  # key -> app context, so the worker finds its (forked) copy by key
-_PARENT_PID: int | None = None
-_TASKS: dict[str, Callable] = {}  # "stream" | "call" -> the spaces.GPU-decorated task (decorated once per process)
-
-
-def inside() -> bool:
-    """True in a GPU worker: a process forked from the one that bound a context."""
-    return _PARENT_PID is not None and os.getpid() != _PARENT_PID
-
-
-def _duration(key, fn, seconds, args, kwargs) -> int:
-    """spaces.GPU's duration callable: it gets the task's own arguments; `seconds` is what to ask for (its
-    margin already in: Heavy.asked)."""
-    return int(seconds) + 1
-
-
-class Raised:
-    """An exception from the worker, carried back as a value: ZeroGPU would turn it into a bare
-    "ZeroGPU worker error" naming only its class; this keeps its type and message for the guard."""
-
-    def __init__(self, exc: BaseException):
-        try:
-            pickle.loads(pickle.dumps(exc))
-            self.exc = exc
-        except Exception:  # an exception that does not pickle: its class and message
-            self.exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-
-    def throw(self):
-        raise self.exc
-
-
-def _worker_threads() -> None:
-    """First thing in a forked worker: one CPU thread for torch. A parent that used torch's CPU thread pool
-    leaves a forked child that hangs in its first parallel region (measured here, torch 2.13: 5 of 5 children
-    hung with 2 threads, after set_num_threads(2) too; none with 1). On ZeroGPU the work is on the GPU."""
-    import torch
-
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
-def _stream_task(key, fn, seconds, args, kwargs):
-    _worker_threads()
-    try:
-        yield GpuName(gpu_name())
-        yield from fn(_CONTEXTS[key], *args, **kwargs)
-    except Exception as exc:
-        yield Raised(exc)
-
-
-def _call_task(key, fn, seconds, args, kwargs):
-    _worker_threads()
-    try:
-        return fn(_CONTEXTS[key], *args, **kwargs)
-    except Exception as exc:
-        return Raised(exc)
-
-
-def _decorated() -> dict[str, Callable]:
-    """The two tasks wrapped with spaces.GPU, once (ZeroGPU counts decorated functions at launch)."""
-    import spaces
-
-    if _TASKS.get("by") is not spaces.GPU:  # once per `spaces` (the tests' emulator installs its own)
-        _TASKS["by"] = spaces.GPU
-        _TASKS["stream"] = spaces.GPU(duration=_duration)(_stream_task)
-        _TASKS["call"] = spaces.GPU(duration=_duration)(_call_task)
-    return _TASKS
 
 
 class FileStop:
@@ -233,12 +126,8 @@ class Heavy:
 
     def bind(self, ctx) -> None:
         """Register the app context the worker will find (its forked copy), and decorate the tasks."""
-        global _PARENT_PID
-        if self.mode != IN_CALL:
-            return
-        _CONTEXTS[self.key] = ctx
-        _PARENT_PID = _PARENT_PID or os.getpid()
-        _decorated()
+        if self.mode == IN_CALL:
+            register(self.key, ctx)
 
     def asked(self, seconds: float, kind: str | None = None, steps: int | None = None) -> float:
         """The GPU seconds a call asks for: for a training `kind` of `steps` steps, what it measured on this GPU
@@ -271,7 +160,7 @@ class Heavy:
             flag = FileStop(os.path.join(tempfile.gettempdir(), f"hml-stop-{uuid.uuid4().hex}"))
             kwargs["stop"] = flag
         clock, gpu = StepClock(time.monotonic()), self.gpu
-        gen = _decorated()["stream"](self.key, fn, ask, args, kwargs)
+        gen = tasks()["stream"](self.key, fn, ask, args, kwargs)
         try:
             for item in gen:
                 if isinstance(item, GpuName):
@@ -304,7 +193,7 @@ class Heavy:
         with self._lock:
             self.calls += 1
         try:
-            out = _decorated()["call"](self.key, fn, ask, args, kwargs)
+            out = tasks()["call"](self.key, fn, ask, args, kwargs)
         except Exception as exc:
             if _quota_refusal(exc):
                 raise QuotaRefused(ask, str(exc)) from None

@@ -7,12 +7,15 @@ position ids; full-attention layers hold all L columns, sliding-window layers th
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from typing import Hashable
 
 import torch
 import torch.nn.functional as F
+
+from modes.serving.rows import Request, _Row
 
 
 def pad_left(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -104,3 +107,46 @@ def prefill(model, tok, prefix: str):
     # Only the KV is wanted: one position of logits instead of P x 262k (the LM head is a third of the model).
     cache = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).cache
     return ids, cache
+
+
+# ---- rows joining a lane --------------------------------------------------------------------------
+def prefill_rows(model, tok, p_cache, P: int, reqs: list[Request], enc: list[list[int]]):
+    """One forward over `reqs` after the prefix: (cache [n rows, left-aligned], mask [n, L], rows, logits [n, V])."""
+    lens = [len(e) for e in enc]
+    n, Lq = len(reqs), max(lens)
+    ids = torch.full((n, Lq), tok.pad_token_id, dtype=torch.long)
+    qmask = torch.zeros((n, Lq), dtype=torch.long)
+    for j, e in enumerate(enc):
+        ids[j, : lens[j]], qmask[j, : lens[j]] = torch.tensor(e), 1
+    cache = copy.deepcopy(p_cache)
+    if n > 1:
+        cache.batch_repeat_interleave(n)
+    mask = torch.cat([torch.ones((n, P), dtype=torch.long), qmask], 1)
+    pos = (P + torch.arange(Lq))[None].expand(n, Lq)
+    dev = model.device
+    last = torch.tensor(lens) - 1  # each row's last real token
+    keep = torch.unique(last)  # logits only where some row ends: [n, len(keep), V], not [n, Lq, V]
+    out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), cache=cache,
+                use_cache=True, logits_to_keep=keep.to(dev))
+    logits = out.logits[torch.arange(n), torch.searchsorted(keep, last)]  # [n, V]
+    L = P + Lq
+    if n > 1:
+        left_align(cache, [P + m for m in lens], L)
+    row_mask = torch.stack([F.pad(torch.ones(P + m, dtype=torch.long), (L - P - m, 0)) for m in lens])
+    rows = [_Row(r, pos=P + m, last=-1, gen=torch.Generator().manual_seed(int(r.seed)) if r.temperature > 0 else None)
+            for r, m in zip(reqs, lens)]
+    return cache, row_mask.to(dev), rows, logits
+
+
+def merge_rows(lane, cache, mask: torch.Tensor, rows: list) -> None:
+    """Add prefilled rows (their cache and mask [n, Lb]) to a lane, both grown to one layout length."""
+    if not lane.rows:
+        lane.cache, lane.mask, lane.rows = cache, mask, list(rows)
+        return
+    La, Lb = lane.mask.shape[1], mask.shape[1]
+    L = max(La, Lb)
+    grow(lane.cache, La, L)
+    grow(cache, Lb, L)
+    concat(lane.cache, cache)
+    lane.mask = torch.cat([F.pad(lane.mask, (L - La, 0)), F.pad(mask, (L - Lb, 0))], 0)
+    lane.rows += rows

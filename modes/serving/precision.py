@@ -79,7 +79,9 @@ def choice_key(model_id: str, cpuinfo: str | None = None) -> str:
         except OSError:
             cpuinfo = ""
     name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
-    return f"{name} | {','.join(cpu_bf16_flags(cpuinfo)) or 'no bf16'} | torch {torch.__version__} | {os.cpu_count()} cpus | {model_id}"
+    # Timings on fewer threads than cores (a test worker runs on one) are a different decision: named apart.
+    threads = "" if torch.get_num_threads() == os.cpu_count() else f" ({torch.get_num_threads()} threads)"
+    return f"{name} | {','.join(cpu_bf16_flags(cpuinfo)) or 'no bf16'} | torch {torch.__version__} | {os.cpu_count()} cpus{threads} | {model_id}"
 
 
 def cpu_line(cpuinfo: str | None = None) -> str:

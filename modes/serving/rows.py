@@ -97,3 +97,18 @@ def _sample(logits: torch.Tensor, row: _Row) -> int:
         keep = p.cumsum(0) - p < r.top_p  # the smallest set whose mass reaches top_p (always >= 1 token)
         probs = torch.zeros_like(probs).scatter_(0, i[keep], p[keep])
     return int(torch.multinomial(probs, 1, generator=row.gen))
+
+
+def _tokens(logits: torch.Tensor, rows: list[_Row]) -> list:
+    """Each row's next token, or the exception its choice raised: all rows at once, and row by row only
+    when that fails, so one bad row costs the others nothing but a second pass."""
+    try:
+        return _pick(logits, rows)
+    except Exception:  # find the row(s) that fail
+        out = []
+        for i, row in enumerate(rows):
+            try:
+                out.append(_pick(logits[i : i + 1], [row])[0])
+            except Exception as exc:  # returned, and reported to that row's caller
+                out.append(exc)
+        return out
