@@ -76,7 +76,7 @@ class AppContext:
         self.replays.attach(store, self.history.live)
         # Idle-time work (modes/runs/warmup.py), started by start_warmup once the model is ready.
         self.warmup = Warmup(self)
-        self.hooks: dict = {}  # test hooks, e.g. {"fail_at_step": 2}
+        self.hooks: dict = {}  # test hooks: {"fail_at_step": 2}, {"after_step": a callable given each Step}
         self._engine = None
         self._proof = None
         self._adapters: dict = {}  # adapter key -> PEFT model, a small LRU shared by every session

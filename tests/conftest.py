@@ -14,10 +14,13 @@ import torch
 
 # The suite runs as two xdist workers on two cores (pytest.ini). With torch's default of one intra-op thread per core
 # in each worker, two busy workers put four spinning OpenMP threads on two cores, and a step then took several times
-# longer. One thread per worker keeps both cores busy without that. Apps a test starts as processes choose their own;
-# HML_TEST_TORCH_THREADS=auto keeps torch's default.
+# longer. One thread per worker keeps both cores busy without that. The apps a test starts as processes (restart,
+# replicas, storm) get the same budget through OMP_NUM_THREADS, which torch reads when it starts: with torch's default
+# there, one such app's two spinning threads beside the other worker's one made the real-model walkthrough take 524 s
+# instead of 224 s. HML_TEST_TORCH_THREADS=auto keeps torch's default everywhere.
 if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("HML_TEST_TORCH_THREADS", "1") != "auto":
     torch.set_num_threads(int(os.environ.get("HML_TEST_TORCH_THREADS", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 # Loaders made in tests keep float32 unless a test asks otherwise: tiny and stubbed models must not
 # be probed and cast. The real embedded model decides for itself (dtype="auto"), as the app does.
@@ -75,6 +78,13 @@ def tiny_loader(tiny_tokenizer):
     from modes.model.loader import ModelLoader
 
     return ModelLoader.from_model(make_tiny_model(len(tiny_tokenizer)), tiny_tokenizer, name="tiny random gemma3")
+
+
+@pytest.fixture(scope="session")
+def real_results(tmp_path_factory):
+    """One shared-results folder for the apps the real-model tests serve (what app.py keeps beside its model cache):
+    a result the same for every learner is computed once in this test process, as it is once per app."""
+    return tmp_path_factory.mktemp("real-results")
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +181,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "threads_only: needs the threads mode (batching across learners, reattaching)")
 
 
+def pytest_itemcollected(item):
+    # The real-model tests run in one xdist group (pytest.ini: --dist loadgroup), so one worker loads the real model
+    # once, and their served apps share one results folder (`real_results`): the base model's held-out answers that
+    # the walkthrough's fine-tune decodes are the ones the quality test's /icl_sweep asks for, decoded once (as the
+    # app keeps them beside its model cache). The group is the largest scope, so xdist hands it out first.
+    # (Marked as each item is collected: xdist reads the marks into the node ids in its collection_modifyitems.)
+    if "real" in item.keywords:
+        item.add_marker(pytest.mark.xdist_group("real"))
+
+
 def pytest_collection_modifyitems(config, items):
     if IN_CALL_LANE:
         skip = pytest.mark.skip(reason="threads mode only: in-call mode gives this up by design (README, GPU Spaces)")
@@ -180,10 +200,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @contextlib.contextmanager
-def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None = None, heavy: str | None = None, **launch_kw):
+def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None = None, heavy: str | None = None,
+               results_dir=None, **launch_kw):
     """The one way a test serves the app: build the page around `loader` (a fresh tiny random Gemma 3 on
     `tokenizer` when None), launch it on a free port, yield a Served, close it after. `heavy`: where heavy
-    work runs (modes/serving/heavy.py); None: the process's own choice (in-call in the emulator's lane)."""
+    work runs (modes/serving/heavy.py); None: the process's own choice (in-call in the emulator's lane).
+    `results_dir`: the shared results and recordings on disk there (as app.py keeps them); None: memory only."""
     import app
     from modes import tabs as registry
     from modes.context import AppContext
@@ -196,7 +218,7 @@ def served_app(loader=None, *, tokenizer=None, tabs=None, grace_s: float | None 
         from tests.zerogpu import Emulator
 
         emulator = Emulator().install()  # the app below detects ZeroGPU: in-call mode
-    ctx = AppContext(loader, heavy=heavy)
+    ctx = AppContext(loader, store_dir=results_dir, heavy=heavy)
     demo = app.build_app(loader, ctx, tabs=registry.load(tabs) if tabs else None)
     if grace_s is not None:
         demo.ctx.history.grace_s = grace_s  # a closed page's training stops after the grace period

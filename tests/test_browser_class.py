@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 import pytest
 
@@ -78,7 +77,6 @@ def test_a_teacher_and_three_learners(tiny_loader):
         eventually(teacher, three_points, 60_000)
         expect(teacher.locator("#class-three-ways")).to_contain_text("3 runs, 3 learners")
         expect(teacher.locator("#class-exp-md")).to_contain_text("3 learners' results")
-        time.sleep(1)
         SHOTS.mkdir(parents=True, exist_ok=True)
         board = teacher.locator("#class-board")
         assert key not in board.inner_text()

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
+from tests.conftest import scaled
 from tests.test_browser import CHROMIUM, open_page, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.restart,
@@ -32,8 +33,8 @@ def test_the_browser_keeps_its_runs_across_a_server_restart(tmp_path, monkeypatc
         from gradio_client import Client
 
         procs.append(start_app(str(model), str(tmp_path / "cache"), port, str(tmp_path / f"app-{len(procs)}.log")))
-        wait_for_page(url, time.perf_counter())
-        end = time.monotonic() + 120
+        wait_for_page(url, time.perf_counter(), timeout=scaled(180))
+        end = time.monotonic() + scaled(120)
         while Client(url, verbose=False).predict(api_name="/model_status")["state"] != "ready":  # the page's jobs wait for it
             assert time.monotonic() < end, "the model never loaded"
             time.sleep(0.5)

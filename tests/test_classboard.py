@@ -16,7 +16,7 @@ from modes import tabs as registry
 from modes.classboard import board as boards
 from modes.runs.classes import ALPHABET, MAX_LEARNERS, ClassError, Classes, clean_name, normal_code
 from modes.runs.history import History
-from tests.conftest import served_app
+from tests.conftest import scaled, served_app
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -305,7 +305,7 @@ def test_a_class_experiment_through_the_api(tiny_tokenizer):
             learners.append((me, joined))
         jobs = [me.submit(steps=2, r=j["assigned"]["value"], seed=0, api_name="/finetune") for me, j in learners]
         for job in jobs:
-            job.result(timeout=600)
+            job.result(timeout=scaled(600))
 
         full = teacher.predict(code, key, api_name="/class_board")
         assert len(full["learners"]) == 6 and all(x["runs"] == 1 for x in full["learners"])

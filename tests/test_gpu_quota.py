@@ -8,14 +8,14 @@ import threading
 
 from modes.serving import gpu_budget
 from modes.serving.heavy import IN_CALL, gpu_seconds
-from tests.conftest import served_app
+from tests.conftest import scaled, served_app
 
 
 def _error_of(job) -> str:
     from gradio_client.exceptions import AppError
 
     try:
-        job.result(timeout=240)
+        job.result(timeout=scaled(240))
     except AppError as exc:
         return str(exc)
     return ""

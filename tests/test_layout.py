@@ -158,3 +158,11 @@ def test_no_function_in_the_app_is_over_80_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
                 long.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+@pytest.mark.real  # (needs no model: it checks where the real-model tests run)
+def test_the_real_model_tests_run_in_one_worker(request):
+    """Under xdist's loadgroup (pytest.ini) the real-model tests carry their group in their node ids, so one worker
+    runs them all and loads the real model once; a pytest that drops the group (pytest-dev/pytest-xdist#1386) fails here."""
+    if request.config.getoption("loadgroup", False):
+        assert request.node.nodeid.endswith("@real"), request.node.nodeid

@@ -157,13 +157,22 @@ def test_leases_make_two_processes_compute_once(tmp_path, db_url):
     ra, rb = ResultStore(None), ResultStore(None)
     ra.attach(a, la)
     rb.attach(b, lb)
-    calls, started = [], threading.Event()
+    calls, started, b_waits = [], threading.Event(), threading.Event()
+    take = lb.take
+
+    def b_take(k, holder):  # B's try for the lease: A's work goes on until B has found it held
+        got = take(k, holder)
+        if not got:
+            b_waits.set()
+        return got
+
+    lb.take = b_take
 
     def compute(who):
         def go():
             calls.append(who)
             started.set()
-            time.sleep(1.5)
+            assert who != "a" or b_waits.wait(60), "B never asked for the lease A holds"
             return {"chrf": 12.5}
         return go
 

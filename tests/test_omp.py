@@ -29,8 +29,9 @@ def _os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def _in_a_thread_that_stays(release: bool) -> int:
-    """OS threads while a thread that ran a parallel op (and released its team, or not) waits alive."""
+def _in_a_thread_that_stays(release: bool, before: int = 0) -> int:
+    """OS threads while a thread that ran a parallel op (and released its team, or not) waits alive. A released team's
+    workers exit on their own time: the count is read again until it is `before` + 1 (the thread alone), for up to 30 s."""
     ran, done = threading.Event(), threading.Event()
 
     def body():
@@ -40,13 +41,15 @@ def _in_a_thread_that_stays(release: bool) -> int:
         if release:
             assert omp.release()
         ran.set()
-        done.wait(10)
+        done.wait(60)
 
     t = threading.Thread(target=body)
     t.start()
-    ran.wait(10)
-    time.sleep(0.1)
-    n = _os_threads()
+    ran.wait(60)
+    n, end = _os_threads(), time.monotonic() + 30
+    while release and n > before + 1 and time.monotonic() < end:
+        time.sleep(0.05)
+        n = _os_threads()
     done.set()
     t.join()
     return n
@@ -63,11 +66,14 @@ def test_a_released_thread_keeps_no_workers_and_an_unreleased_one_does():
         "from tests import test_omp as t\n"
         "before = t._os_threads()\n"
         "kept = t._in_a_thread_that_stays(release=False)\n"
-        "released = t._in_a_thread_that_stays(release=True)\n"
+        "released = t._in_a_thread_that_stays(release=True, before=before)\n"
         "print(before, kept, released, torch.get_num_threads())\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300)
+    # torch's own thread count, not the test worker's one-thread budget (an OMP_NUM_THREADS of 1 would also be
+    # every new thread's team size, so no team would form to count)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     before, kept, released, threads = map(int, out.stdout.split()[-4:])
     assert kept >= before + 1 + (threads - 1), (before, kept, threads)  # the thread and its OpenMP workers

@@ -207,3 +207,19 @@ def test_muon_default_learns_faster_than_adamw_per_step(tiny_loader):
         return [e for e in train_scratch(tiny_loader, data, cfg) if isinstance(e, PretrainResult)][0].val_loss
 
     assert val("muon") < val("adamw") - 0.05
+
+
+def test_char_vocab_encodes_by_table_as_by_dict():
+    """The table lookup gives each character's id, and a character outside the vocabulary (Korean, an emoji, a code
+    point beyond the largest known one) reads as a space, as the per-character dict lookup it replaced did."""
+    from modes.pretrain.scratch import MASK, CharVocab
+
+    vocab = CharVocab("to be, or not to be:\nthat is the question", mask=True)
+    text = "to be 안녕 😀 or \x00not" + MASK
+
+    def by_dict(t):
+        return [vocab.stoi.get(c, vocab.stoi[" "]) for c in t]
+
+    assert vocab.encode(text).tolist() == by_dict(text) and str(vocab.encode(text).dtype) == "torch.int64"
+    assert vocab.decode(vocab.encode("that is the question")) == "that is the question"
+    assert vocab.encode("").tolist() == [] and CharVocab("ab").encode("zb").tolist() == [0, 1]  # no space: id 0

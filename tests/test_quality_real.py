@@ -1,7 +1,10 @@
 """Quality on the real embedded model: examples help in both directions through /icl_sweep, and the
 served bf16 model (where this CPU picks it) matches float32 within the parity bounds.
 
-One module, one served app and one float32 copy, so the slow real-model work is done once.
+One module, one served app and one float32 copy, so the slow real-model work is done once. The app keeps its
+shared results in the real-model tests' folder (tests/conftest.py: real_results), as app.py does beside its model
+cache: where the browser walkthrough's fine-tune already decoded the base model's held-out answers at k=0 and k=4,
+the sweep reads those (the same prompts, model and dtype: the same answers) rather than decoding them again.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ TEXT = ("The weather was lovely, so we walked along the river and talked about t
 
 
 @pytest.fixture(scope="module")
-def sweeps(real_loader):
+def sweeps(real_loader, real_results):
     """chrF at k=0 and k=4 per direction, measured through the /icl_sweep endpoint with its defaults."""
 
-    with served_app(real_loader) as s:
+    with served_app(real_loader, results_dir=real_results) as s:
         client = s.client()
         out = {d: client.predict(direction=d, ks="0,4", n=N, api_name="/icl_sweep")[-1] for d in task.DIRECTIONS}
     return out

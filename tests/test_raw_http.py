@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from modes.data import translation as task
+from tests.conftest import scaled
 
 NAN, INF = float("nan"), float("inf")
 EMPTY_POOL = {"headers": list(task.POOL_COLUMNS), "data": []}  # no rows: the built-in pool (the API's default)
@@ -103,7 +104,7 @@ def test_a_nan_request_beside_eight_learners_fails_alone(served):
         bad: dict = {}
         t = threading.Thread(target=lambda: bad.update(res=raw_call(url, "translate", translate_args(temperature=NAN))))
         t.start()
-        results = [j.result(timeout=120)[-1] for j in jobs]
+        results = [j.result(timeout=scaled(120))[-1] for j in jobs]
         t.join(120)
         assert bad["res"][0] == "error" and "temperature" in bad["res"][1], bad
         assert all(r["weights_unchanged"] and "translation" in r for r in results)

@@ -15,7 +15,8 @@ import pytest
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
 from tests.conftest import new_postgres_db, scaled
 
-pytestmark = [pytest.mark.restart, pytest.mark.postgres]
+# One xdist group (pytest.ini: --dist loadgroup): both tests run on one worker and share the three replicas.
+pytestmark = [pytest.mark.restart, pytest.mark.postgres, pytest.mark.xdist_group("replicas")]
 DEAD_AFTER_S = 6  # HML_DEAD_AFTER_S for these processes (the default is 20): the kill test waits less
 
 
@@ -46,7 +47,7 @@ def replicas(tmp_path_factory, postgres_server):
             port = free_port()
             procs[i] = (start_app(str(model), str(tmp / f"cache-{i}"), port, str(tmp / f"app-{i}.log")), f"http://127.0.0.1:{port}/")
         for _, url in procs.values():
-            wait_for_page(url, time.perf_counter(), timeout=300)
+            wait_for_page(url, time.perf_counter(), timeout=scaled(300))
         yield procs
     finally:
         for k, v in old.items():
@@ -98,7 +99,7 @@ def test_three_replicas_serve_one_class(replicas):
     # The same tiny run started at once on P2 and P3: computed once, the other replays it and says so.
     same = dict(corpus="shakespeare", size="tiny", steps=40, seed=7, api_name="/pretrain")
     jobs = [client(u2, t2).submit(**same), client(u3, t1).submit(**same)]
-    outs = [j.result(timeout=300)[-1] for j in jobs]
+    outs = [j.result(timeout=scaled(300))[-1] for j in jobs]
     assert sorted(o["replay"] is None for o in outs) == [False, True], [o["replay"] for o in outs]
     assert outs[0]["val_bpc"] == outs[1]["val_bpc"]
 

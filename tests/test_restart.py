@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
-from tests.conftest import new_postgres_db, wait_until
+from tests.conftest import new_postgres_db, scaled, wait_until
 
 pytestmark = pytest.mark.restart
 
@@ -32,7 +32,7 @@ def app_on(request, tmp_path, monkeypatch):
         proc = start_app(str(model), str(tmp_path / "cache"), port, str(tmp_path / f"app-{port}.log"))
         procs.append(proc)
         url = f"http://127.0.0.1:{port}/"
-        wait_for_page(url, time.perf_counter())
+        wait_for_page(url, time.perf_counter(), timeout=scaled(180))
         return proc, url
 
     yield start
@@ -74,7 +74,7 @@ def test_a_killed_app_comes_back_with_every_run(app_on, tmp_path):
     me.predict(corpus="shakespeare", size="tiny", steps=6, seed=2, api_name="/pretrain")
     me.predict(steps=2, r=2, seed=0, api_name="/finetune")
     me.submit(corpus="shakespeare", size="tiny", steps=5000, seed=3, fresh=True, api_name="/pretrain")
-    end = time.monotonic() + 120
+    end = time.monotonic() + scaled(120)
     while not any(r["settings"].get("seed") == 3 and r["status"] == "running" for r in _runs(url, token)):
         assert time.monotonic() < end, "the long run never started"
         time.sleep(0.2)
@@ -124,8 +124,8 @@ def test_the_idle_time_work_runs_once_and_is_kept_across_a_restart(tmp_path, mon
         proc = start_app(str(model), str(tmp_path / "cache"), port, str(tmp_path / f"app-{port}.log"))
         url = f"http://127.0.0.1:{port}/"
         try:
-            wait_for_page(url, time.perf_counter())
-            end = time.monotonic() + 180
+            wait_for_page(url, time.perf_counter(), timeout=scaled(180))
+            end = time.monotonic() + scaled(180)
             while (w := Client(url, verbose=False).predict(api_name="/model_status")["warmup"])["state"] != "done":
                 assert w["state"] in ("off", "waiting", "running") and time.monotonic() < end, w
                 time.sleep(0.3)

@@ -27,8 +27,16 @@ class CharVocab:
         return len(self.chars)
 
     def encode(self, text: str) -> torch.Tensor:
+        """The ids of `text`'s characters; a character outside the vocabulary reads as a space (or id 0). One table
+        lookup over the code points: a per-character dict lookup took ~1 s of every run on the 1 MB corpus."""
+        import numpy as np
+
         unk = self.stoi.get(" ", 0)
-        return torch.tensor([self.stoi.get(c, unk) for c in text], dtype=torch.long)
+        if "_table" not in self.__dict__:  # code point -> id, up to the largest code point in the vocabulary
+            self._table = np.full(max(map(ord, self.chars), default=0) + 2, unk, dtype=np.int64)
+            self._table[[ord(c) for c in self.chars]] = np.arange(len(self.chars))
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        return torch.from_numpy(self._table[np.minimum(cps, len(self._table) - 1)])
 
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)

@@ -215,6 +215,8 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
                     # Recorded before the result is handed on: the caller stops reading at the result.
                     ctx.replays.put(key, Recording(list(events), time.perf_counter() - t0))
                 yield ev
+                if isinstance(ev, Step) and "after_step" in ctx.hooks:
+                    ctx.hooks["after_step"](ev)  # a test hook: hold a run at a step while a page reloads
     finally:
         if ticket is not None:
             ctx.slot.leave(ticket)
