@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -179,6 +180,44 @@ IN_CALL_LANE = os.environ.get("HML_TEST_HEAVY", "") == "in-call"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "threads_only: needs the threads mode (batching across learners, reattaching)")
+
+
+def pytest_sessionstart(session):
+    """The README's run converts the real model before the workers start, once, for all of them.
+
+    A clean clone has no converted model: the worker that draws the real-model group would convert it (about 35 s of
+    CPU) inside its first real test. The controller starts the conversion in a process of its own while the workers
+    start and collect, into the cache they share (HOW_MODELS_LEARN_CACHE); a worker that needs it sooner waits on the
+    cache's conversion lock (modes/model/embedded.py) and then loads what it finds. Only for the whole suite (no paths
+    given) and when the real tests are not deselected: a run of one tiny-model file should not pay for it."""
+    import subprocess
+    import sys
+
+    config = session.config
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return
+    if re.search(r"not\s+real\b", config.getoption("markexpr", "") or ""):
+        return
+    from modes.model.embedded import embedded_cache_path
+    from modes.model.loader import default_cache_dir
+
+    cache = default_cache_dir()
+    if embedded_cache_path(cache) is not None:
+        return
+    code = "import sys, pathlib; from modes.model.embedded import convert_embedded; convert_embedded(pathlib.Path(sys.argv[1]))"
+    log = Path(tempfile.mkdtemp(prefix="hml-convert-")) / "log"
+    config._hml_convert = (subprocess.Popen([sys.executable, "-c", code, str(cache)], cwd=Path(__file__).parent.parent,
+                                            stdout=log.open("w"), stderr=subprocess.STDOUT), log)
+
+
+def pytest_sessionfinish(session):
+    # A short session may end before the conversion does: wait for it (a killed one leaves a half-written copy).
+    started = getattr(session.config, "_hml_convert", None)
+    if started is not None:
+        proc, log = started
+        if proc.wait() != 0:
+            print(f"\nconverting the real model before the workers failed (the workers converted it or said why):\n"
+                  f"{log.read_text()[-2000:]}")
 
 
 def pytest_itemcollected(item):
