@@ -20,7 +20,7 @@ from modes.runs.joinlimit import PER_ADDRESS
 from modes.runs.liveness import Liveness
 from modes.runs.reuse import ResultStore
 from modes.runs.store import Store
-from tests.conftest import new_postgres_db
+from tests.postgres import new_postgres_db
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
-from tests.conftest import new_postgres_db, scaled
+from tests.conftest import scaled
+from tests.postgres import new_postgres_db
 
 # One xdist group (pytest.ini: --dist loadgroup): both tests run on one worker and share the three replicas.
 pytestmark = [pytest.mark.restart, pytest.mark.postgres, pytest.mark.xdist_group("replicas")]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.storm import free_port, save_tiny_model, start_app, wait_for_page
-from tests.conftest import new_postgres_db, scaled, wait_until
+from tests.conftest import scaled, wait_until
+from tests.postgres import new_postgres_db
 
 pytestmark = pytest.mark.restart
 

@@ -11,7 +11,7 @@ from modes.pretrain.core import PretrainResult
 from modes.runs import durable
 from modes.runs.history import History
 from modes.runs.store import Store
-from tests.conftest import new_postgres_db
+from tests.postgres import new_postgres_db
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
