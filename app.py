@@ -80,6 +80,7 @@ def build_app(loader: ModelLoader, ctx=None, tabs=None) -> "gr.Blocks":  # noqa:
                     tab.build(dataclasses.replace(page, tab=gr_tab))
         with gr.Accordion(ui.t("licences_title"), open=False):
             gr.Markdown(ui.t("licences_body"))
+    ui.name_missing_values(demo)  # a raw call with too few values is told what the endpoint takes
     demo.ctx, demo.tabs = ctx, tabs
     return demo
 

@@ -93,6 +93,26 @@ def setting(cls, name: str, label, **kw) -> gr.Slider:
     return checked_by_config(gr.Slider(**bounds(cls, name), value=getattr(cls, name), label=label, **kw))
 
 
+def name_missing_values(demo) -> None:
+    """A raw HTTP call that sends too few values is told what the endpoint takes, in order.
+
+    Gradio's own check raises a ValueError whose message it hides from the caller (`{"error": null}`, unless
+    show_error, which would also show every other exception's text). Only this demo's check is replaced, as
+    `checked_by_config` does for a widget. The message is English: such a call has no page language."""
+    check = demo.validate_inputs
+
+    def validate(block_fn, inputs):
+        try:
+            check(block_fn, inputs)
+        except ValueError:
+            api = f"/{block_fn.api_name}"
+            params = demo.get_api_info(all_endpoints=True)["named_endpoints"].get(api, {}).get("parameters", [])
+            names = [p["parameter_name"] for p in params]
+            raise error("err_values", "en", api=api, n=len(names), names=", ".join(names), got=len(inputs)) from None
+
+    demo.validate_inputs = validate
+
+
 def css() -> str:
     return (ASSETS / "style.css").read_text(encoding="utf-8")
 

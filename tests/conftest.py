@@ -208,8 +208,9 @@ def pytest_sessionstart(session):
         return
     code = "import sys, pathlib; from modes.model.embedded import convert_embedded; convert_embedded(pathlib.Path(sys.argv[1]))"
     log = Path(tempfile.mkdtemp(prefix="hml-convert-")) / "log"
-    config._hml_convert = (subprocess.Popen([sys.executable, "-c", code, str(cache)], cwd=Path(__file__).parent.parent,
-                                            stdout=log.open("w"), stderr=subprocess.STDOUT), log)
+    with log.open("w") as out:  # the process keeps its own copy of the handle
+        config._hml_convert = (subprocess.Popen([sys.executable, "-c", code, str(cache)], cwd=Path(__file__).parent.parent,
+                                                stdout=out, stderr=subprocess.STDOUT), log)
 
 
 def pytest_sessionfinish(session):

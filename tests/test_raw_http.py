@@ -89,6 +89,23 @@ def test_a_raw_bad_setting_is_refused_by_field_name(served, api, data, field):
     assert f"Invalid setting: {field}: " in payload, payload
 
 
+SHORT = [("pretrain", ["shakespeare", "tiny", NAN], 8, "corpus, size, steps, seed"),
+         ("translate", [{"a": 1}], 11, "text, direction, k, selection, seed, use_adapter"),
+         ("finetune", [INF], 20, "steps, r, learning_rate, seed")]
+
+
+@pytest.mark.parametrize("api, data, n, names", SHORT, ids=[a for a, *_ in SHORT])
+def test_a_raw_call_with_too_few_values_is_told_what_the_endpoint_takes(served, api, data, n, names):
+    """Gradio's own check hides its message (`{"error": null}`): the caller is told the count and the order instead,
+    and the app still answers the next call."""
+    kind, payload = raw_call(served.url, api, data)
+    assert kind == "error", (kind, payload)
+    said = json.loads(payload)["error"]
+    assert said.startswith(f"/{api} takes {n} values, in this order: {names}"), said
+    assert f"This call sent {len(data)}." in said, said
+    assert raw_call(served.url, "translate", translate_args())[0] == "complete"
+
+
 def test_a_nan_request_beside_eight_learners_fails_alone(served):
     """The issue's storm: a raw NaN temperature sent while 8 learners translate. It is refused by name,
     and all 8 get their translation, in every one of three trials."""

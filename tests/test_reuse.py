@@ -12,7 +12,7 @@ import torch
 
 from modes.data import corpus as corpus_mod
 from modes.serving.proof import WeightsProof
-from tests.conftest import make_tiny_model, scaled, served_app
+from tests.conftest import make_tiny_model, scaled, served_app, wait_until
 
 
 def test_one_hash_answers_every_request_that_finished_before_it(tiny_tokenizer):
@@ -122,6 +122,33 @@ def test_identical_pretraining_is_replayed_and_labelled(served, lang):
         assert anew[-1]["replay"] is None and anew[-1]["val_loss"] == first[-1]["val_loss"]  # trained again: same figures
     progress = [o[0] for o in again_job.outputs()[:-1] if isinstance(o[0], str) and o[0]]
     assert progress and all(p.startswith("♻️") for p in progress), progress  # every progress line says it is a replay
+
+
+def test_an_identical_pretraining_queued_behind_the_first_replays_it(served):
+    """Two learners start the same run at once: the second waits for the slot, and when its turn comes the first
+    has just recorded itself, so it replays that instead of training again. (The first is held at its first step
+    until the second is in line: on any machine they overlap.)"""
+    new_client, demo = served
+    ctx = demo.ctx
+    in_line = threading.Event()
+
+    def hold(ev):  # the first run's steps, until the second is in line
+        if not in_line.is_set():
+            wait_until(lambda: ctx.slot.waiting() == 1, 60, "the second learner's run never queued")
+            in_line.set()
+
+    ctx.hooks["after_step"] = hold
+    try:
+        kw = dict(corpus="shakespeare", size="tiny", steps=12, seed=31, api_name="/pretrain")
+        first = new_client().submit(**kw)
+        while not first.outputs():
+            time.sleep(0.05)
+        second = new_client().submit(**kw)
+        outs = [first.result(timeout=scaled(120))[-1], second.result(timeout=scaled(120))[-1]]
+    finally:
+        ctx.hooks.pop("after_step", None)
+    assert outs[0]["replay"] is None and outs[1]["replay"] is not None, [o["replay"] for o in outs]
+    assert outs[1]["val_bpc"] == outs[0]["val_bpc"]
 
 
 def test_identical_finetune_replays_the_same_adapter(served):

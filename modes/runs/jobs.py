@@ -190,15 +190,20 @@ def run_job(ctx, key: dict | None, compute, stop: StopFlag, est_seconds: float, 
                 time.sleep(LEASE_POLL_S)
             rec = rec or recorded()  # the holder records before it lets go: its recording may be there now
         ticket = None if rec else ctx.slot.join(est_seconds, owner)
-        while ticket is not None and not ctx.slot.turn(ticket, 1.0):
-            if stop.is_set():
-                yield Left()
-                return
-            rec = recorded()  # an identical run ahead of us finished: replay it instead of waiting
+        while ticket is not None:
+            turn = ctx.slot.turn(ticket, 1.0)
+            # An identical run ahead of us finished: replay it instead of training again. Asked once more as our
+            # turn comes, since that run recorded itself just before it left the slot (the usual case).
+            rec = recorded()
             if rec:
                 ctx.slot.leave(ticket)
                 ticket = None
                 break
+            if turn:
+                break
+            if stop.is_set():
+                yield Left()
+                return
             yield Queued(ctx.slot.position(ticket), ctx.slot.wait_estimate(ticket))
         if rec:
             yield Replaying(rec)
